@@ -1,0 +1,355 @@
+"""Stage settings: read once from the stack's configuration, validated all at once, then immutable.
+
+Every setting is declared once in ``SPECS`` (key, type, default, range or choices, description). That one
+table drives parsing, the per-key checks, the ``config:`` schema in ``Pulumi.yaml`` (a test keeps the two
+equal) and the settings table in the README. Cross-field rules live in ``_cross_field_problems``.
+
+A stack file with problems fails with one ``SettingsError`` that lists every problem, each naming the key,
+the value and what is allowed, so an engineer fixes a stack file in one pass instead of one error per
+``pulumi up``. Stage differences are values in ``Pulumi.<stage>.yaml``; no code branches on the stack name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+PROJECT: Final = "sensorflow"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy, retentionInDays).
+LOG_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# Step Functions: a distributed map runs at most 10,000 children at once; a child's input is at most
+# 256 KiB (docs: input-output-itembatcher.html, state-map-distributed.html).
+MAP_CONCURRENCY_LIMIT: Final = 10_000
+MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
+# An Express child runs at most 5 minutes, so the Lambda it waits for must finish well within that.
+EXPRESS_CHILD_SECONDS: Final = 300
+
+_STAGE_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One configuration key: how it is typed, defaulted, bounded and described."""
+
+    key: str
+    type: str  # "string" | "integer" | "boolean" | "array" (the Pulumi.yaml config types)
+    default: Any
+    description: str
+    choices: tuple[Any, ...] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def attr(self) -> str:
+        """The snake_case attribute name on ``Settings``."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.key).lower()
+
+    def allowed(self) -> str:
+        """A human description of the allowed values, for error messages and the README."""
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"an integer from {self.minimum:,} to {self.maximum:,}"
+        if self.minimum is not None:
+            return f"an integer >= {self.minimum:,}"
+        return {"boolean": "true or false", "array": "a list of strings", "integer": "an integer"}.get(
+            self.type, "a string"
+        )
+
+
+SPECS: Final[tuple[Spec, ...]] = (
+    # --- identity and tags
+    Spec("stage", "string", "", "Stage name used in resource names and tags; empty means the stack name."),
+    Spec("owner", "string", "iot-platform", "Team that owns the stage; tagged on every resource as `owner`."),
+    # --- Distributed Map
+    Spec("maxConcurrency", "integer", 10, "Distributed Map MaxConcurrency: child executions running at once.",
+         minimum=1, maximum=MAP_CONCURRENCY_LIMIT),
+    Spec("maxItemsPerBatch", "integer", 500, "ItemBatcher MaxItemsPerBatch: rows per child execution.",
+         minimum=1, maximum=100_000),
+    Spec("maxInputBytesPerBatch", "integer", MAX_INPUT_BYTES_PER_BATCH,
+         "ItemBatcher MaxInputBytesPerBatch: bytes per child input (Step Functions caps it at 262,144).",
+         minimum=1_024, maximum=MAX_INPUT_BYTES_PER_BATCH),
+    Spec("toleratedFailurePercentage", "integer", 0,
+         "Distributed Map ToleratedFailurePercentage: share of failed batches a run tolerates.",
+         minimum=0, maximum=100),
+    # --- detector Lambda
+    Spec("lambdaReservedConcurrency", "integer", 10,
+         "Reserved concurrency of the detector; MaxConcurrency may not exceed it.", minimum=1, maximum=10_000),
+    Spec("lambdaMemoryMb", "integer", 512, "Detector memory in MB (CPU scales with it).",
+         minimum=128, maximum=10_240),
+    Spec("lambdaTimeoutSeconds", "integer", 60,
+         "Detector timeout in seconds; below the 300 s an Express child may run.", minimum=3, maximum=240),
+    Spec("lambdaArchitecture", "string", "arm64", "Detector CPU architecture.", choices=("arm64", "x86_64")),
+    Spec("lambdaRuntime", "string", "python3.12", "Detector runtime.", choices=("python3.12", "python3.13")),
+    Spec("lambdaLogLevel", "string", "INFO", "Detector log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    Spec("deliveryMaxAttempts", "integer", 8,
+         "Firehose PutRecordBatch attempts per batch before the detector fails the batch.",
+         minimum=1, maximum=20),
+    Spec("logRetentionDays", "integer", 14, "Retention of every log group the stage creates.",
+         choices=LOG_RETENTION_DAYS),
+    # --- anomaly thresholds (strict inequalities)
+    Spec("temperatureHighC", "integer", 35, "temperature_spike above this (°C).", minimum=-100, maximum=200),
+    Spec("temperatureLowC", "integer", -10, "temperature_spike below this (°C).", minimum=-100, maximum=200),
+    Spec("humidityHighPct", "integer", 95, "humidity_anomaly above this (%).", minimum=0, maximum=100),
+    Spec("humidityLowPct", "integer", 5, "humidity_anomaly below this (%).", minimum=0, maximum=100),
+    Spec("batteryLowPct", "integer", 20, "low_battery below this (%).", minimum=0, maximum=100),
+    # --- Firehose
+    Spec("firehoseBufferIntervalSeconds", "integer", 300, "Firehose S3 buffer interval in seconds.",
+         minimum=0, maximum=900),
+    Spec("firehoseBufferSizeMb", "integer", 64, "Firehose S3 buffer size in MiB.", minimum=1, maximum=128),
+    Spec("firehoseCompression", "string", "GZIP",
+         "Compression of delivered objects (both are readable by Athena's JSON SerDe).",
+         choices=("GZIP", "UNCOMPRESSED")),
+    # --- Athena
+    Spec("athenaBytesScannedCutoffMb", "integer", 10_240,
+         "Workgroup per-query scan cutoff in MB (Athena's minimum is 10 MB).", minimum=10),
+    Spec("unloadFormat", "string", "PARQUET", "File format the UNLOAD writes and the map reads.",
+         choices=("PARQUET", "JSONL", "CSV")),
+    Spec("unloadCompression", "string", "SNAPPY", "Compression of UNLOAD Parquet files.",
+         choices=("SNAPPY", "ZSTD", "GZIP")),
+    # --- storage
+    Spec("protectDataStores", "boolean", False,
+         "Protect buckets and tables from deletion and keep them when the stack is destroyed."),
+    Spec("rawRetentionDays", "integer", 0, "Days raw readings are kept; 0 keeps them forever.", minimum=0),
+    Spec("analyticsRetentionDays", "integer", 0, "Days analysis records and KPIs are kept; 0 keeps them forever.",
+         minimum=0),
+    Spec("stagingRetentionDays", "integer", 7, "Days UNLOAD output and Athena results are kept.", minimum=1),
+    Spec("noncurrentVersionRetentionDays", "integer", 30,
+         "Days overwritten or deleted object versions are kept in versioned buckets.", minimum=1),
+    # --- observability
+    Spec("ownsAccountAlarms", "boolean", True,
+         "This stack owns the account-wide map-run alarms (one stack per account and Region should)."),
+    Spec("openMapRunThreshold", "integer", 900, "Alarm when ApproximateOpenMapRunCount reaches this (limit 1,000).",
+         minimum=1, maximum=1_000),
+    Spec("alarmEmails", "array", [], "Email addresses subscribed to the stage's alarm topic."),
+    Spec("alarmHttpsEndpoints", "array", [], "HTTPS endpoints (chat or paging webhooks) subscribed to the topic."),
+    Spec("successWindowHours", "integer", 26,
+         "With the schedule on, alarm when no run succeeded within this many hours.", minimum=1, maximum=168),
+    Spec("deliveryFreshnessAlarmSeconds", "integer", 900,
+         "Alarm when Firehose's oldest undelivered record is older than this.", minimum=60),
+    Spec("scheduleEnabled", "boolean", False, "Start the pipeline daily for the previous day."),
+    Spec("scheduleExpression", "string", "cron(30 2 * * ? *)", "EventBridge Scheduler expression (UTC)."),
+    # --- reconciliation
+    Spec("reconcileMaxAttempts", "integer", 5,
+         "Reconciliation checks after the map before the run fails as incomplete.", minimum=1, maximum=50),
+    # --- capacity planning
+    Spec("targetWindowMinutes", "integer", 60, "Wall time a day's run should fit in (capacity planner).",
+         minimum=1),
+    Spec("accountLambdaConcurrency", "integer", 1_000, "The account's Lambda concurrency quota in the Region.",
+         minimum=1),
+    Spec("priceOverrides", "array", [], "Capacity-planner price or quota overrides, each `name=value`."),
+)  # fmt: skip
+
+SPECS_BY_KEY: Final = {spec.key: spec for spec in SPECS}
+
+
+class SettingsError(ValueError):
+    """Every problem found in a stack's configuration, one per line."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            f"{len(problems)} problem(s) in the {PROJECT} configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """A stage's settings; see ``SPECS`` for each field's meaning, default and range."""
+
+    stage: str
+    owner: str
+    max_concurrency: int
+    max_items_per_batch: int
+    max_input_bytes_per_batch: int
+    tolerated_failure_percentage: int
+    lambda_reserved_concurrency: int
+    lambda_memory_mb: int
+    lambda_timeout_seconds: int
+    lambda_architecture: str
+    lambda_runtime: str
+    lambda_log_level: str
+    delivery_max_attempts: int
+    log_retention_days: int
+    temperature_high_c: int
+    temperature_low_c: int
+    humidity_high_pct: int
+    humidity_low_pct: int
+    battery_low_pct: int
+    firehose_buffer_interval_seconds: int
+    firehose_buffer_size_mb: int
+    firehose_compression: str
+    athena_bytes_scanned_cutoff_mb: int
+    unload_format: str
+    unload_compression: str
+    protect_data_stores: bool
+    raw_retention_days: int
+    analytics_retention_days: int
+    staging_retention_days: int
+    noncurrent_version_retention_days: int
+    owns_account_alarms: bool
+    open_map_run_threshold: int
+    alarm_emails: tuple[str, ...]
+    alarm_https_endpoints: tuple[str, ...]
+    success_window_hours: int
+    delivery_freshness_alarm_seconds: int
+    schedule_enabled: bool
+    schedule_expression: str
+    reconcile_max_attempts: int
+    target_window_minutes: int
+    account_lambda_concurrency: int
+    price_overrides: tuple[str, ...]
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable resource of the stage carries (the policy pack checks `stage` and `owner`)."""
+        return {"project": PROJECT, "stage": self.stage, "owner": self.owner}
+
+    @property
+    def thresholds(self) -> dict[str, int]:
+        """Anomaly thresholds as the detector's environment variables expect them."""
+        return {
+            "TEMPERATURE_HIGH": self.temperature_high_c,
+            "TEMPERATURE_LOW": self.temperature_low_c,
+            "HUMIDITY_HIGH": self.humidity_high_pct,
+            "HUMIDITY_LOW": self.humidity_low_pct,
+            "BATTERY_LOW": self.battery_low_pct,
+        }
+
+
+def _parse(spec: Spec, raw: Any) -> tuple[Any, str | None]:
+    """Parse one raw config value (the engine hands every value over as a string) into its type."""
+    value = raw
+    if isinstance(raw, str) and spec.type != "string":
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            return None, f"{spec.key}={raw!r}: expected {spec.allowed()}"
+    if spec.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None, f"{spec.key}={raw!r}: expected {spec.allowed()}"
+        if spec.minimum is not None and value < spec.minimum:
+            return None, f"{spec.key}={value}: below the minimum; allowed: {spec.allowed()}"
+        if spec.maximum is not None and value > spec.maximum:
+            return None, f"{spec.key}={value}: above the maximum; allowed: {spec.allowed()}"
+    elif spec.type == "boolean":
+        if not isinstance(value, bool):
+            return None, f"{spec.key}={raw!r}: expected true or false"
+    elif spec.type == "array":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return None, f"{spec.key}={raw!r}: expected a list of strings"
+        value = tuple(value)
+    elif not isinstance(value, str):
+        return None, f"{spec.key}={raw!r}: expected a string"
+    if spec.choices is not None and value not in spec.choices:
+        return None, f"{spec.key}={value!r}: not allowed; allowed: {spec.allowed()}"
+    return value, None
+
+
+def _cross_field_problems(s: dict[str, Any]) -> list[str]:
+    """Rules that involve more than one key; a rule is skipped when one of its keys is already invalid."""
+    problems = []
+
+    def have(*attrs: str) -> bool:
+        return all(a in s for a in attrs)
+
+    if have("stage") and not _STAGE_RE.match(s["stage"]):
+        problems.append(
+            f"stage={s['stage']!r}: must be 2-15 characters of a-z, 0-9 and '-', starting with a letter "
+            "(it is part of bucket and state machine names)"
+        )
+    if have("max_concurrency", "lambda_reserved_concurrency") and (
+        s["max_concurrency"] > s["lambda_reserved_concurrency"]
+    ):
+        problems.append(
+            f"maxConcurrency={s['max_concurrency']}: above lambdaReservedConcurrency="
+            f"{s['lambda_reserved_concurrency']}; the extra children would only be throttled. "
+            f"Allowed: 1 to {s['lambda_reserved_concurrency']}"
+        )
+    if have("lambda_reserved_concurrency", "account_lambda_concurrency") and (
+        s["lambda_reserved_concurrency"] > s["account_lambda_concurrency"]
+    ):
+        problems.append(
+            f"lambdaReservedConcurrency={s['lambda_reserved_concurrency']}: above accountLambdaConcurrency="
+            f"{s['account_lambda_concurrency']}"
+        )
+    for low, high in (("temperatureLowC", "temperatureHighC"), ("humidityLowPct", "humidityHighPct")):
+        lo_attr, hi_attr = SPECS_BY_KEY[low].attr, SPECS_BY_KEY[high].attr
+        if have(lo_attr, hi_attr) and s[lo_attr] >= s[hi_attr]:
+            problems.append(f"{low}={s[lo_attr]}, {high}={s[hi_attr]}: {low} must be below {high}")
+    for email in s.get("alarm_emails", ()):
+        if not _EMAIL_RE.match(email):
+            problems.append(f"alarmEmails: {email!r} is not an email address")
+    for url in s.get("alarm_https_endpoints", ()):
+        if not url.startswith("https://"):
+            problems.append(f"alarmHttpsEndpoints: {url!r} must start with https://")
+    for item in s.get("price_overrides", ()):
+        name, sep, number = item.partition("=")
+        try:
+            ok = bool(sep and name) and float(number) >= 0
+        except ValueError:
+            ok = False
+        if not ok:
+            problems.append(f"priceOverrides: {item!r} must be name=<non-negative number>")
+    if (
+        have("schedule_enabled", "schedule_expression")
+        and s["schedule_enabled"]
+        and not re.match(r"^(cron|rate)\(.+\)$", s["schedule_expression"])
+    ):
+        problems.append(
+            f"scheduleExpression={s['schedule_expression']!r}: must be cron(...) or rate(...) when scheduleEnabled"
+        )
+    return problems
+
+
+def load(config: Mapping[str, Any], *, stack: str) -> Settings:
+    """Build and validate a stage's settings from its config (keys with or without the project prefix).
+
+    Raises ``SettingsError`` listing every problem: unknown keys (with the allowed keys), bad values
+    (with the allowed range or choices) and cross-field conflicts.
+    """
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    for full_key, value in config.items():
+        namespace, _, key = full_key.rpartition(":")
+        if namespace not in ("", PROJECT):
+            continue  # provider settings such as aws:region belong to their providers
+        if key not in SPECS_BY_KEY:
+            problems.append(
+                f"{PROJECT}:{key}: unknown setting; allowed keys: {', '.join(sorted(SPECS_BY_KEY))}"
+            )
+            continue
+        raw[key] = value
+
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        if spec.key in raw:
+            parsed, problem = _parse(spec, raw[spec.key])
+            if problem:
+                problems.append(problem)
+                continue
+            values[spec.attr] = parsed
+        else:
+            values[spec.attr] = tuple(spec.default) if spec.type == "array" else spec.default
+    if values.get("stage") == "":
+        values["stage"] = stack
+    problems.extend(_cross_field_problems(values))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)
+
+
+def from_pulumi() -> Settings:
+    """Read the running stack's settings from the Pulumi configuration (the one place that does)."""
+    import pulumi
+
+    config = {k: v for k, v in pulumi.runtime.get_config_env().items() if k.startswith(f"{PROJECT}:")}
+    return load(config, stack=pulumi.get_stack())

@@ -1,0 +1,55 @@
+"""The analysis record: what the detector delivers for every reading, and the Glue table that reads it.
+
+This module is the single source of truth for both sides: the detector builds records with exactly these
+keys, and the catalog component builds the analytics table's columns from ``ANALYSIS_COLUMNS``; a test
+checks that a record produced by the handler has exactly these keys in this order.
+
+Compatible with the reference sample's record (``deviceid, analysisdate, readingtimestamp, readingscount,
+metrics{...}, anomalies[{type, value, threshold}], anomalycount, healthstatus``), plus what operations
+need: a deterministic ``recordid`` (same reading, same id, so reruns and at-least-once deliveries are
+de-duplicated), the reasons a reading was invalid, its source file, the run that produced it and the UTC
+processing time.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Health verdicts of one reading. "invalid" readings are delivered too, never dropped.
+HEALTHY: Final = "healthy"
+ANOMALIES_DETECTED: Final = "anomalies_detected"
+INVALID: Final = "invalid"
+HEALTH_STATUSES: Final = (HEALTHY, ANOMALIES_DETECTED, INVALID)
+
+# Anomaly types, as in the reference sample.
+TEMPERATURE_SPIKE: Final = "temperature_spike"
+HUMIDITY_ANOMALY: Final = "humidity_anomaly"
+LOW_BATTERY: Final = "low_battery"
+ANOMALY_TYPES: Final = (TEMPERATURE_SPIKE, HUMIDITY_ANOMALY, LOW_BATTERY)
+
+# Fields of a raw reading, as unloaded from the raw table (Athena lower-cases column names).
+READING_FIELDS: Final = ("deviceid", "timestamp", "temperature", "humidity", "batterylevel", "latitude", "longitude")
+
+METRICS_TYPE: Final = (
+    "struct<temperature:double,humidity:double,batterylevel:double,latitude:double,longitude:double>"
+)
+ANOMALIES_TYPE: Final = "array<struct<type:string,value:double,threshold:string>>"
+
+# (column, Glue/Hive type, comment) in record key order.
+ANALYSIS_COLUMNS: Final = (
+    ("recordid", "string", "sha256 of the reading's content: the de-duplication key"),
+    ("deviceid", "string", "device that sent the reading"),
+    ("analysisdate", "string", "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is invalid"),
+    ("readingtimestamp", "string", "the reading's timestamp as it arrived"),
+    ("readingscount", "int", "readings summarised by this record (always 1)"),
+    ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
+    ("anomalies", ANOMALIES_TYPE, "rules the reading broke, with the value and the threshold"),
+    ("anomalycount", "int", "number of anomalies"),
+    ("healthstatus", "string", "healthy | anomalies_detected | invalid"),
+    ("invalidreasons", "array<string>", "why the reading is invalid (empty when valid)"),
+    ("sourcefile", "string", "s3:// URI of the UNLOAD file the reading came from"),
+    ("rundate", "string", "the run's date (YYYY-MM-DD)"),
+    ("runid", "string", "Step Functions execution ARN of the run"),
+    ("processedat", "string", "UTC time the detector processed the reading (ISO 8601)"),
+)
+ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
