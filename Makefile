@@ -42,13 +42,13 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The Lambda package: the detector's sources plus its vendored dependencies (pure Python, so one build
-# serves arm64 and x86_64). The Pulumi component zips exactly this folder.
+# The Lambda package: the detector package (handler `detector.handler.lambda_handler`) plus its vendored
+# dependencies (pure Python, so one build serves arm64 and x86_64). The Pulumi component zips exactly this.
 $(PACKAGE_STAMP): $(VENV_STAMP) $(DETECTOR_SOURCES) functions/detector/requirements.txt
 	rm -rf build/lambda/detector && mkdir -p build/lambda/detector
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --target build/lambda/detector \
 		-r functions/detector/requirements.txt -c constraints.txt
-	cp functions/detector/*.py build/lambda/detector/
+	mkdir -p build/lambda/detector/detector && cp functions/detector/*.py build/lambda/detector/detector/
 	touch $@
 
 setup: $(VENV_STAMP) $(POLICY_STAMP) $(NODE_STAMP) $(PACKAGE_STAMP) ## install every pinned dependency

@@ -157,7 +157,8 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__(
-            f"{len(problems)} problem(s) in the {PROJECT} configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+            f"{len(problems)} problem(s) in the {PROJECT} configuration:\n"
+            + "\n".join(f"  - {p}" for p in problems)
         )
 
 

@@ -68,7 +68,9 @@ class Run:
         found = [r for r in self.of_type(type_) if name_contains in r.name]
         if len(found) != 1:
             names = [r.name for r in self.of_type(type_)]
-            raise AssertionError(f"expected one {type_} matching {name_contains!r}, found {len(found)}: {names}")
+            raise AssertionError(
+                f"expected one {type_} matching {name_contains!r}, found {len(found)}: {names}"
+            )
         return found[0]
 
     def by_urn(self, urn: str) -> Resource:
@@ -100,7 +102,7 @@ def _outputs_for(type_: str, name: str, inputs: dict[str, Any], region: str) -> 
     physical = _physical_name(type_, name, inputs)
     out: dict[str, Any] = dict(inputs)
     rid = physical
-    service = type_.split(":")[1].split("/")[0]
+    service = type_.split(":")[1].split("/", maxsplit=1)[0]
     if type_ == "aws:s3/bucket:Bucket":
         out |= {"bucket": physical, "arn": _arn("s3", physical, region, regional=False, account=False)}
         out["bucketRegionalDomainName"] = f"{physical}.s3.{region}.amazonaws.com"
@@ -144,8 +146,11 @@ def _outputs_for(type_: str, name: str, inputs: dict[str, Any], region: str) -> 
     elif type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
         out |= {"arn": _arn("cloudwatch", f"alarm:{physical}", region)}
     elif type_ == "aws:cloudwatch/dashboard:Dashboard":
-        out |= {"dashboardArn": _arn("cloudwatch", f"dashboard/{inputs.get('dashboardName', physical)}", region,
-                                     regional=False)}
+        out |= {
+            "dashboardArn": _arn(
+                "cloudwatch", f"dashboard/{inputs.get('dashboardName', physical)}", region, regional=False
+            )
+        }
     elif type_ == "aws:scheduler/schedule:Schedule":
         group = inputs.get("groupName") or "default"
         out |= {"arn": _arn("scheduler", f"schedule/{group}/{physical}", region)}
@@ -166,7 +171,12 @@ def _call_result(token: str, args: dict[str, Any], region: str) -> dict[str, Any
             "id": ACCOUNT_ID,
         }
     if token == "aws:index/getPartition:getPartition":
-        return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        return {
+            "partition": "aws",
+            "dnsSuffix": "amazonaws.com",
+            "reverseDnsPrefix": "com.amazonaws",
+            "id": "aws",
+        }
     if token == "aws:index/getRegion:getRegion":
         return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
     raise NotImplementedError(f"the recording mocks have no answer for provider call {token}")
@@ -182,7 +192,9 @@ def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict
     """
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     config: dict[str, Any] = {
-        f"{PROJECT}:{key}": spec["default"] for key, spec in (project.get("config") or {}).items() if "default" in spec
+        f"{PROJECT}:{key}": spec["default"]
+        for key, spec in (project.get("config") or {}).items()
+        if "default" in spec
     }
     stack_file = ROOT / f"Pulumi.{stack}.yaml"
     if stack_file.exists():
@@ -269,7 +281,7 @@ def _recording_monitor(mocks: Any, recording: Run) -> Any:
             super().__init__(mocks)
             self.exports: dict[str, Any] = {}
 
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method's name)
+        def RegisterResource(self, request: Any) -> Any:
             before = len(recording.resources)
             response = super().RegisterResource(request)
             if len(recording.resources) > before:
@@ -277,7 +289,7 @@ def _recording_monitor(mocks: Any, recording: Run) -> Any:
                 recording.resources[-1].parent = request.parent or None
             return response
 
-        def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802
+        def RegisterResourceOutputs(self, request: Any) -> Any:
             outputs = dict(rpc.deserialize_properties(request.outputs))
             if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
                 self.exports = outputs

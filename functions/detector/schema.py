@@ -28,7 +28,15 @@ LOW_BATTERY: Final = "low_battery"
 ANOMALY_TYPES: Final = (TEMPERATURE_SPIKE, HUMIDITY_ANOMALY, LOW_BATTERY)
 
 # Fields of a raw reading, as unloaded from the raw table (Athena lower-cases column names).
-READING_FIELDS: Final = ("deviceid", "timestamp", "temperature", "humidity", "batterylevel", "latitude", "longitude")
+READING_FIELDS: Final = (
+    "deviceid",
+    "timestamp",
+    "temperature",
+    "humidity",
+    "batterylevel",
+    "latitude",
+    "longitude",
+)
 
 METRICS_TYPE: Final = (
     "struct<temperature:double,humidity:double,batterylevel:double,latitude:double,longitude:double>"
@@ -39,7 +47,11 @@ ANOMALIES_TYPE: Final = "array<struct<type:string,value:double,threshold:string>
 ANALYSIS_COLUMNS: Final = (
     ("recordid", "string", "sha256 of the reading's content: the de-duplication key"),
     ("deviceid", "string", "device that sent the reading"),
-    ("analysisdate", "string", "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is invalid"),
+    (
+        "analysisdate",
+        "string",
+        "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is invalid",
+    ),
     ("readingtimestamp", "string", "the reading's timestamp as it arrived"),
     ("readingscount", "int", "readings summarised by this record (always 1)"),
     ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
@@ -53,3 +65,37 @@ ANALYSIS_COLUMNS: Final = (
     ("processedat", "string", "UTC time the detector processed the reading (ISO 8601)"),
 )
 ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
+
+# CloudWatch embedded metrics the detector emits once per invocation (never per row), under one namespace
+# with the single dimension ``service`` = the function's name, so each stage's alarms see only its own.
+METRICS_NAMESPACE: Final = "Sensorflow/Detector"
+METRIC_DIMENSION: Final = "service"
+METRIC_ROWS: Final = "Rows"
+METRIC_VALID_ROWS: Final = "ValidRows"
+METRIC_INVALID_ROWS: Final = "InvalidRows"
+METRIC_ANOMALIES: Final = {  # anomaly type -> metric name
+    TEMPERATURE_SPIKE: "TemperatureSpikes",
+    HUMIDITY_ANOMALY: "HumidityAnomalies",
+    LOW_BATTERY: "LowBatteryReadings",
+}
+METRIC_DELIVERY_RETRIES: Final = "DeliveryRetries"
+METRIC_DELIVERY_FAILURES: Final = "DeliveryFailures"
+
+# The summary the handler returns (and the map's children report): these keys, all integers except
+# ``anomalies`` (anomaly type -> count). rowsIn == valid + invalid, always.
+SUMMARY_KEYS: Final = (
+    "rowsIn", "valid", "invalid", "anomalousRows", "anomalies",
+    "firehoseRecords", "firehoseBytes", "putRecordBatchCalls", "retries",
+)  # fmt: skip
+
+# Environment variables the detector reads (the Pulumi component sets every one of them).
+ENV_STREAM: Final = "DELIVERY_STREAM_NAME"
+ENV_MAX_ATTEMPTS: Final = "DELIVERY_MAX_ATTEMPTS"
+ENV_INPUT_FORMAT: Final = "INPUT_FORMAT"  # PARQUET | JSONL | CSV (in CSV every value arrives as a string)
+ENV_THRESHOLDS: Final = (
+    "TEMPERATURE_HIGH",
+    "TEMPERATURE_LOW",
+    "HUMIDITY_HIGH",
+    "HUMIDITY_LOW",
+    "BATTERY_LOW",
+)
