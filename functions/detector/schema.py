@@ -7,8 +7,11 @@ checks that a record produced by the handler has exactly these keys in this orde
 Compatible with the reference sample's record (``deviceid, analysisdate, readingtimestamp, readingscount,
 metrics{...}, anomalies[{type, value, threshold}], anomalycount, healthstatus``), plus what operations
 need: a deterministic ``recordid`` (same reading, same id, so reruns and at-least-once deliveries are
-de-duplicated), the reasons a reading was invalid, its source file, the run that produced it and the UTC
-processing time.
+de-duplicated), the reasons a reading was invalid, its source file and map item index (together they name
+one processed row of a run, which reconciliation counts), the run that produced it and the UTC processing
+time.
+
+A map item (the ItemSelector's output) is ``{"row": {...}, "source": "s3://...", "index": <int>}``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ ANALYSIS_COLUMNS: Final = (
     ("healthstatus", "string", "healthy | anomalies_detected | invalid"),
     ("invalidreasons", "array<string>", "why the reading is invalid (empty when valid)"),
     ("sourcefile", "string", "s3:// URI of the UNLOAD file the reading came from"),
+    ("sourceindex", "bigint", "the map item's index: with sourcefile, identifies the row within its run"),
     ("rundate", "string", "the run's date (YYYY-MM-DD)"),
     ("runid", "string", "Step Functions execution ARN of the run"),
     ("processedat", "string", "UTC time the detector processed the reading (ISO 8601)"),
