@@ -1,0 +1,167 @@
+"""The stage's alarm topic: an SNS topic encrypted with its own KMS key, and who hears it.
+
+Why a customer managed key with its own policy: SNS server-side encryption needs every publisher to be
+allowed ``kms:GenerateDataKey*`` and ``kms:Decrypt`` on the topic's key. CloudWatch is the publisher here,
+and the AWS managed key ``alias/aws/sns`` cannot be edited to allow it, so alarms on a topic encrypted
+with it fail their action and nobody is paged (docs.aws.amazon.com/sns/latest/dg/sns-key-management.html,
+"Enable compatibility between event sources from AWS services and encrypted topics"; AWS re:Post
+knowledge-center/cloudwatch-configure-alarm-sns).
+
+The topic policy lets ``cloudwatch.amazonaws.com`` publish only for this account and only from this
+stage's own alarms (exact ARNs), and denies any request that is not over TLS. A prod alarm therefore
+cannot publish to a dev topic even if someone wired it there by hand: AWS refuses the publish.
+
+Subscriptions come from the settings (``alarmEmails``, ``alarmHttpsEndpoints``: a chat or paging
+webhook). Email subscriptions stay pending until the recipient confirms them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.naming import Account, Names
+from components.settings import Settings
+
+CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
+
+
+def kms_key_policy(account: Account) -> dict[str, Any]:
+    """Key policy of the topic's key: the account administers it; CloudWatch may use it, for this account.
+
+    In a key policy ``Resource: "*"`` means "this key" (the policy is attached to exactly one key).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                # Without this statement the key becomes unmanageable (KMS default key policy).
+                "Sid": "AccountAdministersKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": account.arn("iam", "root", regional=False)},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchAlarmsEncryptToTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDWATCH_PRINCIPAL},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                # Confused-deputy guard: only CloudWatch acting for this account.
+                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+            },
+        ],
+    }
+
+
+def topic_policy(topic_arn: Any, account: Account, alarm_arns: Sequence[str]) -> dict[str, Any]:
+    """Topic policy: CloudWatch may publish from the listed alarms of this account; TLS only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StageAlarmsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": CLOUDWATCH_PRINCIPAL},
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account.account_id},
+                    "ArnLike": {"aws:SourceArn": list(alarm_arns)},
+                },
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sns:Publish",
+                "Resource": topic_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
+
+
+def subscriptions(settings: Settings) -> list[tuple[str, str]]:
+    """``(protocol, endpoint)`` for every subscriber in the settings, emails first."""
+    return [("email", e) for e in settings.alarm_emails] + [
+        ("https", url) for url in settings.alarm_https_endpoints
+    ]
+
+
+def subscription_suffix(protocol: str, endpoint: str) -> str:
+    """A stable logical-name suffix: reordering the list in a stack file replaces nothing."""
+    return f"{protocol}-{hashlib.sha256(endpoint.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmTopicArgs:
+    """Inputs of ``AlarmTopic``."""
+
+    settings: Settings
+    """The stage's settings: subscribers and tags."""
+    names: Names
+    """Physical names and the account (for the key and topic policies)."""
+    alarm_arns: Sequence[str]
+    """Exact ARNs of the alarms allowed to publish (``alarms.publishing_alarm_arns``)."""
+
+
+class AlarmTopic(pulumi.ComponentResource):
+    """KMS key (rotation on) + alias, encrypted SNS topic, topic policy and subscriptions.
+
+    Outputs: ``key`` (the ``aws.kms.Key``), ``topic`` (the ``aws.sns.Topic``), ``topic_arn``,
+    ``subscriptions`` (the ``aws.sns.TopicSubscription`` list).
+    """
+
+    def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sensorflow:notifications:AlarmTopic", name, None, opts)
+        settings, names = args.settings, args.names
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"Encrypts the {names.resource('alarms')} SNS topic; CloudWatch may use it.",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.json_dumps(kms_key_policy(names.account)),
+            tags=settings.tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name=f"alias/{names.resource('alarms')}",
+            target_key_id=self.key.key_id,
+            opts=child,
+        )
+        self.topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=names.resource("alarms"),
+            display_name=f"sensorflow {settings.stage} alarms",
+            kms_master_key_id=self.key.arn,
+            tags=settings.tags,
+            opts=child,
+        )
+        self.topic_arn: pulumi.Output[str] = self.topic.arn
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.json_dumps(topic_policy(self.topic.arn, names.account, args.alarm_arns)),
+            opts=child,
+        )
+        self.subscriptions = [
+            aws.sns.TopicSubscription(
+                f"{name}-{subscription_suffix(protocol, endpoint)}",
+                topic=self.topic.arn,
+                protocol=protocol,
+                endpoint=endpoint,
+                opts=child,
+            )
+            for protocol, endpoint in subscriptions(settings)
+        ]
+        self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn})
