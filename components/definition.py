@@ -1,0 +1,437 @@
+"""The pipeline's state machine definition, built as data (a pure function of plain values).
+
+JSONata query language throughout (``Arguments``/``Output``/``Assign``; no JSONPath-only field such as
+``Parameters`` or ``*.$``). The workflow:
+
+1. ``PrepareRun`` (Pass): the run date (execution input ``runDate``, default: the day before the
+   execution started, UTC) and a name for this run's folders.
+2. ``CheckRunDate`` (Choice): the run date must be ``YYYY-MM-DD`` — it goes into SQL — else ``InvalidRunDate``.
+3. ``ExportDay``: Athena ``startQueryExecution.sync`` runs the day's UNLOAD into a folder unique to the
+   execution (UNLOAD never overwrites); the manifest location comes from ``Statistics.DataManifestLocation``.
+4. ``DetectAnomalies``: Distributed Map reading that manifest (``ManifestType: ATHENA_DATA``; one item per
+   row), batching rows for EXPRESS children that invoke the detector with Retry on transient Lambda errors.
+   ``ResultWriter`` stores the children's summaries in S3, keeping the state's output small at any scale
+   and giving the map run's ARN.
+5. Reconciliation: wait for Firehose's buffer, read the map run's item counts, count the run's delivered
+   rows with Athena (each processed row once, however often delivered), re-check up to a limit, else fail
+   with ``ReconciliationFailed`` naming the run, the expected and the found counts.
+6. KPIs: empty the day's KPI folder, then UNLOAD the day's KPIs into it, so a rerun replaces the day.
+
+Sources: docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html (ReaderConfig,
+ATHENA_DATA manifests), input-output-itembatcher.html, input-output-resultwriter.html,
+state-map-distributed.html, connect-athena.html, transforming-data.html (JSONata).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from components import queries
+from components.queries import Catalog
+
+MAP_STATE: Final = "DetectAnomalies"
+MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>/<label>:<uuid>
+DETECT_TASK: Final = "Detect"
+ATHENA_CATALOG: Final = "AwsDataCatalog"
+DELIVERY_ERROR: Final = "DeliveryError"  # raised by the detector when Firehose keeps refusing records
+PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
+
+# Prefixes inside the stage's buckets (IAM statements and lifecycle rules use the same constants).
+UNLOAD_PREFIX: Final = "unload/"
+MAP_RESULTS_PREFIX: Final = "map-results/"
+ATHENA_RESULTS_PREFIX: Final = "results/"
+ANALYSIS_PREFIX: Final = "analysis/"
+ERRORS_PREFIX: Final = "errors/"
+KPI_PREFIX: Final = "kpis/"
+RAW_PREFIX: Final = "daily-data/"
+
+# Transient Lambda service errors worth retrying (aws-facts: "Lambda task errors worth Retry").
+LAMBDA_TRANSIENT_ERRORS: Final = (
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+MAP_ERRORS: Final = (
+    "States.ItemReaderFailed",
+    "States.ExceedToleratedFailureThreshold",
+    "States.ResultWriterFailed",
+)
+# CSV written by UNLOAD has no header row: the map is given the column names.
+CSV_HEADERS: Final = tuple(name for name, _ in queries.RAW_COLUMNS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefinitionParams:
+    """Everything the definition depends on, as plain values (the component resolves Outputs first)."""
+
+    partition: str
+    function_arn: str
+    workgroup: str
+    catalog: Catalog
+    unload_bucket: str  # UNLOAD output and the map's ResultWriter output (staging data)
+    analytics_bucket: str  # Firehose destination and KPI files
+    max_concurrency: int
+    max_items_per_batch: int
+    max_input_bytes_per_batch: int
+    tolerated_failure_percentage: int
+    unload_format: str = "PARQUET"
+    unload_compression: str = "SNAPPY"
+    lambda_timeout_seconds: int = 60
+    delivery_wait_seconds: int = 360
+    reconcile_interval_seconds: int = 120
+    reconcile_max_attempts: int = 5
+
+
+def expr(jsonata: str) -> str:
+    """Wrap a JSONata expression the way ASL marks one."""
+    return "{% " + jsonata + " %}"
+
+
+def template_expression(template: str, values: dict[str, str]) -> str:
+    """Turn a SQL template with ``{placeholders}`` into a JSONata string-concatenation expression.
+
+    Literal text becomes JSON string literals (valid JSONata strings, so quotes need no hand-escaping);
+    each placeholder becomes the JSONata expression given for it. Unknown or unused placeholders fail.
+    """
+    names = queries.placeholders(template)
+    missing = sorted(set(names) - values.keys())
+    unused = sorted(values.keys() - set(names))
+    if missing or unused:
+        raise ValueError(f"template placeholders missing values {missing} / values unused {unused}")
+    parts: list[str] = []
+    rest = template
+    for match in list(queries.PLACEHOLDER.finditer(template))[::-1]:
+        head, tail = rest[: match.start()], rest[match.end() :]
+        if tail:
+            parts.append(json.dumps(tail))
+        parts.append("(" + values[match.group(1)] + ")")
+        rest = head
+    if rest:
+        parts.append(json.dumps(rest))
+    return expr(" & ".join(reversed(parts)))
+
+
+def _sql_text(jsonata: str) -> str:
+    """A JSONata expression's value made safe inside a SQL string literal (quotes doubled)."""
+    return f'$replace({jsonata}, "\'", "\'\'")'
+
+
+def reader_config(unload_format: str) -> dict[str, Any]:
+    """The ItemReader's ReaderConfig for the stage's UNLOAD format (ATHENA_DATA manifest)."""
+    config: dict[str, Any] = {"InputType": unload_format, "ManifestType": "ATHENA_DATA"}
+    if unload_format == "CSV":
+        config |= {"CSVHeaderLocation": "GIVEN", "CSVHeaders": list(CSV_HEADERS)}
+    return config
+
+
+def _s3_uri_parts(location: str) -> tuple[str, str]:
+    """JSONata expressions for the bucket and key of an ``s3://bucket/key`` URI expression."""
+    without_scheme = f"$substringAfter({location}, 's3://')"
+    return f"$substringBefore({without_scheme}, '/')", f"$substringAfter({without_scheme}, '/')"
+
+
+def build_definition(p: DefinitionParams) -> dict[str, Any]:
+    """The state machine definition for one stage, as a dict ready for ``json.dumps``."""
+    integration = f"arn:{p.partition}:states:::"
+    run_name = "$replace($states.context.Execution.Name, /[^A-Za-z0-9_.-]/, '_')"
+    default_day = (
+        "$fromMillis($toMillis($states.context.Execution.StartTime) - 86400000, '[Y0001]-[M01]-[D01]')"
+    )
+    since = "$substring($states.context.Execution.StartTime, 0, 10)"
+    manifest_bucket, manifest_key = _s3_uri_parts(
+        "$states.result.QueryExecution.Statistics.DataManifestLocation"
+    )
+    athena_context = {"Database": p.catalog.database, "Catalog": ATHENA_CATALOG}
+    athena_retry = [
+        {
+            "ErrorEquals": ["Athena.TooManyRequestsException"],
+            "IntervalSeconds": 5,
+            "MaxAttempts": 5,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+    def fail_on_error(next_state: str) -> list[dict[str, Any]]:
+        return [{"ErrorEquals": ["States.ALL"], "Next": next_state, "Output": expr("$states.errorOutput")}]
+
+    states: dict[str, Any] = {
+        "PrepareRun": {
+            "Type": "Pass",
+            "Comment": "The run's date (input runDate, default: the day before the execution started, UTC).",
+            "Assign": {
+                "runDate": expr(f"$exists($states.input.runDate) ? $states.input.runDate : {default_day}"),
+                "runName": expr(run_name),
+                "attempt": 0,
+            },
+            "Next": "CheckRunDate",
+        },
+        "CheckRunDate": {
+            "Type": "Choice",
+            "Comment": "The run date goes into SQL: accept only YYYY-MM-DD.",
+            "Choices": [
+                {
+                    "Condition": expr(
+                        "$type($runDate) = 'string' and $contains($runDate, /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/)"
+                    ),
+                    "Next": "ExportDay",
+                }
+            ],
+            "Default": "InvalidRunDate",
+        },
+        "InvalidRunDate": {
+            "Type": "Fail",
+            "Error": "InvalidRunDate",
+            "Cause": expr("'runDate must be YYYY-MM-DD, got ' & $string($runDate)"),
+        },
+        "ExportDay": {
+            "Type": "Task",
+            "Comment": "UNLOAD the day's raw readings into a folder unique to this execution.",
+            "Resource": f"{integration}athena:startQueryExecution.sync",
+            "Arguments": {
+                "QueryString": template_expression(
+                    queries.unload_day(p.catalog, fmt=p.unload_format, compression=p.unload_compression),
+                    {
+                        "run_date": "$runDate",
+                        "location": f"'s3://{p.unload_bucket}/{UNLOAD_PREFIX}' & $runDate & '/' & $runName & '/'",
+                    },
+                ),
+                "WorkGroup": p.workgroup,
+                "QueryExecutionContext": athena_context,
+            },
+            "Assign": {"manifestBucket": expr(manifest_bucket), "manifestKey": expr(manifest_key)},
+            "Retry": athena_retry,
+            "Catch": fail_on_error("ExportFailed"),
+            "Next": MAP_STATE,
+        },
+        MAP_STATE: {
+            "Type": "Map",
+            "Comment": "One item per row of the UNLOAD files; batches of rows go to EXPRESS children.",
+            "ItemReader": {
+                "Resource": f"{integration}s3:getObject",
+                "ReaderConfig": reader_config(p.unload_format),
+                "Arguments": {"Bucket": expr("$manifestBucket"), "Key": expr("$manifestKey")},
+            },
+            "ItemSelector": {
+                "row": expr("$states.context.Map.Item.Value"),
+                "source": expr("$states.context.Map.Item.Source"),
+                "index": expr("$states.context.Map.Item.Index"),
+            },
+            "ItemBatcher": {
+                "MaxItemsPerBatch": p.max_items_per_batch,
+                "MaxInputBytesPerBatch": p.max_input_bytes_per_batch,
+                "BatchInput": {
+                    "executionId": expr("$states.context.Execution.Id"),
+                    "runDate": expr("$runDate"),
+                },
+            },
+            "MaxConcurrency": p.max_concurrency,
+            "ToleratedFailurePercentage": p.tolerated_failure_percentage,
+            "Label": MAP_LABEL,
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                "StartAt": DETECT_TASK,
+                "States": {
+                    DETECT_TASK: {
+                        "Type": "Task",
+                        "Resource": f"{integration}lambda:invoke",
+                        "Arguments": {"FunctionName": p.function_arn, "Payload": expr("$states.input")},
+                        "Output": expr("$states.result.Payload"),
+                        "TimeoutSeconds": p.lambda_timeout_seconds + 10,
+                        "Retry": [
+                            {
+                                "ErrorEquals": list(LAMBDA_TRANSIENT_ERRORS),
+                                "IntervalSeconds": 2,
+                                "MaxAttempts": 6,
+                                "BackoffRate": 2,
+                                "JitterStrategy": "FULL",
+                            },
+                            {
+                                "ErrorEquals": [DELIVERY_ERROR],
+                                "IntervalSeconds": 10,
+                                "MaxAttempts": 2,
+                                "BackoffRate": 3,
+                                "JitterStrategy": "FULL",
+                            },
+                        ],
+                        "End": True,
+                    }
+                },
+            },
+            "ResultWriter": {
+                "Resource": f"{integration}s3:putObject",
+                "Arguments": {
+                    "Bucket": p.unload_bucket,
+                    "Prefix": expr(f"'{MAP_RESULTS_PREFIX}' & $runDate & '/' & $runName"),
+                },
+                "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
+            },
+            "Assign": {"mapRunArn": expr("$states.result.MapRunArn")},
+            "Catch": [
+                {
+                    "ErrorEquals": [*MAP_ERRORS, "States.ALL"],
+                    "Next": "DetectionFailed",
+                    "Output": expr("$states.errorOutput"),
+                }
+            ],
+            "Next": "WaitForDelivery",
+        },
+        "WaitForDelivery": {
+            "Type": "Wait",
+            "Comment": "Firehose delivers to S3 only after its buffer interval.",
+            "Seconds": p.delivery_wait_seconds,
+            "Next": "ReadMapRunCounts",
+        },
+        "ReadMapRunCounts": {
+            "Type": "Task",
+            "Comment": "Rows the map processed successfully: the map run's item counts.",
+            "Resource": f"{integration}aws-sdk:sfn:describeMapRun",
+            "Arguments": {"MapRunArn": expr("$mapRunArn")},
+            "Assign": {
+                "expected": expr("$states.result.ItemCounts.Succeeded"),
+                "failedItems": expr(
+                    "$states.result.ItemCounts.Failed + $states.result.ItemCounts.TimedOut"
+                    " + $states.result.ItemCounts.Aborted"
+                ),
+            },
+            "Retry": [
+                {
+                    "ErrorEquals": ["States.TaskFailed"],
+                    "IntervalSeconds": 2,
+                    "MaxAttempts": 3,
+                    "BackoffRate": 2,
+                }
+            ],
+            "Catch": fail_on_error("ReconciliationFailed"),
+            "Next": "CountDelivered",
+        },
+        "CountDelivered": {
+            "Type": "Task",
+            "Comment": "Rows of this run in the analytics table, each counted once.",
+            "Resource": f"{integration}athena:startQueryExecution.sync",
+            "Arguments": {
+                "QueryString": template_expression(
+                    queries.delivered_rows(p.catalog),
+                    {"run_id": _sql_text("$states.context.Execution.Id"), "since": since},
+                ),
+                "WorkGroup": p.workgroup,
+                "QueryExecutionContext": athena_context,
+            },
+            "Assign": {"countQueryId": expr("$states.result.QueryExecution.QueryExecutionId")},
+            "Retry": athena_retry,
+            "Catch": fail_on_error("ReconciliationFailed"),
+            "Next": "ReadDeliveredCount",
+        },
+        "ReadDeliveredCount": {
+            "Type": "Task",
+            "Resource": f"{integration}athena:getQueryResults",
+            "Arguments": {"QueryExecutionId": expr("$countQueryId"), "MaxResults": 2},
+            "Assign": {
+                # Row 0 is the header; row 1 holds the count.
+                "found": expr("$number($states.result.ResultSet.Rows[1].Data[0].VarCharValue)"),
+                "attempt": expr("$attempt + 1"),
+            },
+            "Retry": athena_retry,
+            "Catch": fail_on_error("ReconciliationFailed"),
+            "Next": "CheckDelivered",
+        },
+        "CheckDelivered": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": expr("$found >= $expected"), "Next": "ListOldKpis"},
+                {"Condition": expr(f"$attempt < {p.reconcile_max_attempts}"), "Next": "WaitBeforeRecount"},
+            ],
+            "Default": "ReconciliationFailed",
+        },
+        "WaitBeforeRecount": {
+            "Type": "Wait",
+            "Seconds": p.reconcile_interval_seconds,
+            "Next": "CountDelivered",
+        },
+        "ReconciliationFailed": {
+            "Type": "Fail",
+            "Error": "ReconciliationFailed",
+            "Cause": expr(
+                "'run ' & $states.context.Execution.Id & ' (' & $runDate & '): expected ' & $string($expected)"
+                " & ' rows, found ' & $string($found) & ' after ' & $string($attempt) & ' checks; '"
+                " & $string($failedItems) & ' items failed in the map run'"
+            ),
+        },
+        "ListOldKpis": {
+            "Type": "Task",
+            "Comment": "A rerun replaces the day's KPIs: find the files a previous run wrote.",
+            "Resource": f"{integration}aws-sdk:s3:listObjectsV2",
+            "Arguments": {
+                "Bucket": p.analytics_bucket,
+                "Prefix": expr(f"'{KPI_PREFIX}dt=' & $runDate & '/'"),
+            },
+            "Assign": {"oldKpis": expr("[$states.result.Contents.{'Key': Key}]")},
+            "Catch": fail_on_error("KpisFailed"),
+            "Next": "HasOldKpis",
+        },
+        "HasOldKpis": {
+            "Type": "Choice",
+            "Choices": [{"Condition": expr("$count($oldKpis) > 0"), "Next": "DeleteOldKpis"}],
+            "Default": "WriteKpis",
+        },
+        "DeleteOldKpis": {
+            "Type": "Task",
+            "Resource": f"{integration}aws-sdk:s3:deleteObjects",
+            "Arguments": {
+                "Bucket": p.analytics_bucket,
+                "Delete": {"Objects": expr("$oldKpis"), "Quiet": True},
+            },
+            "Catch": fail_on_error("KpisFailed"),
+            "Next": "WriteKpis",
+        },
+        "WriteKpis": {
+            "Type": "Task",
+            "Comment": "The day's KPIs per device and fleet-wide, as Parquet in the day's KPI partition.",
+            "Resource": f"{integration}athena:startQueryExecution.sync",
+            "Arguments": {
+                "QueryString": template_expression(
+                    queries.kpis_for_day(p.catalog),
+                    {
+                        "run_date": "$runDate",
+                        "location": f"'s3://{p.analytics_bucket}/{KPI_PREFIX}dt=' & $runDate & '/'",
+                    },
+                ),
+                "WorkGroup": p.workgroup,
+                "QueryExecutionContext": athena_context,
+            },
+            "Retry": athena_retry,
+            "Catch": fail_on_error("KpisFailed"),
+            "Next": "Done",
+        },
+        "Done": {
+            "Type": "Succeed",
+            "Output": {
+                "runDate": expr("$runDate"),
+                "mapRunArn": expr("$mapRunArn"),
+                "rowsProcessed": expr("$expected"),
+                "rowsDelivered": expr("$found"),
+            },
+        },
+        "ExportFailed": {"Type": "Fail", "Error": "ExportFailed", "Cause": expr("$string($states.input)")},
+        "DetectionFailed": {
+            "Type": "Fail",
+            "Error": "DetectionFailed",
+            "Cause": expr("$string($states.input)"),
+        },
+        "KpisFailed": {"Type": "Fail", "Error": "KpisFailed", "Cause": expr("$string($states.input)")},
+    }
+    return {
+        "Comment": "sensorflow: export a day of sensor readings, detect anomalies, reconcile, compute KPIs.",
+        "QueryLanguage": "JSONata",
+        "TimeoutSeconds": PARENT_TIMEOUT_SECONDS,
+        "StartAt": "PrepareRun",
+        "States": states,
+    }
+
+
+def map_state(definition: dict[str, Any]) -> dict[str, Any]:
+    """The Distributed Map state of a definition (tests and the policy pack read it)."""
+    return definition["States"][MAP_STATE]
