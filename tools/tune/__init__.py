@@ -1,0 +1,56 @@
+"""Capacity and cost planner: choose MaxConcurrency, batch sizes and Lambda concurrency from numbers.
+
+``make tune STACK=<stage> ROWS=<n>`` (``python -m tools.tune``) or ``plan_stack(stage, rows)`` compute, for a
+stage's settings and a day of readings, every billed unit of a run (children, transitions, Express
+requests, Lambda GB-seconds, Firehose records/calls/bytes, Athena bytes, S3 requests), the limit that binds
+the parallelism, whether the Firehose quota binds, the wall time and the cost, next to the reference
+sample's design on the same rows, with recommendations and warnings. See docs/tuning.md.
+
+The packing functions (``batch_sizes``, ``pack_records``, ``put_record_batch_calls``, ``count_run``) are
+exact and shared with the local run, so the planner and ``make demo`` count the same way.
+"""
+
+from tools.tune.model import (
+    BatchingError,
+    Capacity,
+    HandlerSpeed,
+    Plan,
+    RunCounts,
+    Workload,
+    batch_envelope_bytes,
+    batch_sizes,
+    billed_bytes,
+    count_run,
+    effective_parallelism,
+    items_per_batch,
+    json_size,
+    pack_records,
+    plan,
+    put_record_batch_calls,
+)
+from tools.tune.prices import PriceOverrideError, Rates
+from tools.tune.prices import load as load_rates
+from tools.tune.stack import plan_stack
+
+__all__ = [
+    "BatchingError",
+    "Capacity",
+    "HandlerSpeed",
+    "Plan",
+    "PriceOverrideError",
+    "Rates",
+    "RunCounts",
+    "Workload",
+    "batch_envelope_bytes",
+    "batch_sizes",
+    "billed_bytes",
+    "count_run",
+    "effective_parallelism",
+    "items_per_batch",
+    "json_size",
+    "load_rates",
+    "pack_records",
+    "plan",
+    "plan_stack",
+    "put_record_batch_calls",
+]

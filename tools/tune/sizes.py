@@ -1,0 +1,100 @@
+"""Representative sizes of what the pipeline moves: a map item, a batch's BatchInput, an analysis record.
+
+The planner needs three byte counts. Measured ones are better (``--item-bytes``/``--record-bytes``, or exact
+per-item sizes from a local run); without them these functions build one realistic example of each for the
+stage, with the stage's real bucket, state machine and ARN shapes from ``components.naming``, and measure
+it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``model.json_size``).
+
+- Map item: the ItemSelector output ``{"row": {...7 fields...}, "source": "s3://...", "index": n}`` (see
+  ``functions/detector/schema.py``). With a CSV UNLOAD every value arrives as a string, so numbers carry
+  quotes. The UNLOAD key layout (``unload/<runDate>/<execution>/<Athena file name>``) is an estimate.
+- BatchInput: ``{"executionId": <execution ARN>, "runDate": "YYYY-MM-DD"}``.
+- Analysis record: one line of ``schema.ANALYSIS_KEYS`` with a typical healthy reading, plus its newline.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from components.naming import Account, Names
+from functions.detector import schema
+from tools.tune.model import json_size
+
+_UUID: Final = "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63"
+_RUN_DATE: Final = "2026-01-15"
+_ROW: Final = {
+    "deviceid": "sensor-000123",
+    "timestamp": "2026-01-15T10:00:00Z",
+    "temperature": 22.53,
+    "humidity": 45.12,
+    "batterylevel": 87.5,
+    "latitude": 40.712776,
+    "longitude": -74.005974,
+}
+
+
+def _names(stage: str, account: Account) -> Names:
+    return Names(stage=stage, account=account)
+
+
+def execution_arn(stage: str, account: Account) -> str:
+    """A parent execution's ARN, as the BatchInput and the analysis record carry it."""
+    names = _names(stage, account)
+    return account.execution_arn(names.state_machine, f":{_UUID}")
+
+
+def source_uri(stage: str, account: Account) -> str:
+    """An UNLOAD data file's URI (Athena names files ``<date>_<time>_<id>_<uuid>``; estimate)."""
+    bucket = _names(stage, account).bucket("staging")
+    return f"s3://{bucket}/unload/{_RUN_DATE}/{_UUID}/20260116_023007_00042_x7k2p_{_UUID}"
+
+
+def example_item(stage: str, account: Account, *, unload_format: str = "PARQUET") -> dict[str, Any]:
+    """A map item as the ItemSelector emits it; CSV turns every value into a string."""
+    row: dict[str, Any] = dict(_ROW)
+    if unload_format == "CSV":
+        row = {key: str(value) for key, value in row.items()}
+    return {"row": row, "source": source_uri(stage, account), "index": 123_456}
+
+
+def example_batch_input(stage: str, account: Account) -> dict[str, str]:
+    return {"executionId": execution_arn(stage, account), "runDate": _RUN_DATE}
+
+
+def example_record(stage: str, account: Account) -> dict[str, Any]:
+    """A typical analysis record (a healthy reading), keys in ``schema.ANALYSIS_KEYS`` order."""
+    values: dict[str, Any] = {
+        "recordid": "9" * 64,  # sha256 hex
+        "deviceid": _ROW["deviceid"],
+        "analysisdate": _RUN_DATE,
+        "readingtimestamp": _ROW["timestamp"],
+        "readingscount": 1,
+        "metrics": {
+            key: _ROW[key] for key in ("temperature", "humidity", "batterylevel", "latitude", "longitude")
+        },
+        "anomalies": [],
+        "anomalycount": 0,
+        "healthstatus": schema.HEALTHY,
+        "invalidreasons": [],
+        "sourcefile": source_uri(stage, account),
+        "sourceindex": 123_456,
+        "rundate": _RUN_DATE,
+        "runid": execution_arn(stage, account),
+        "processedat": "2026-01-16T02:31:07.123456+00:00",
+    }
+    # Keys the schema has that this example does not know get a short string, so the estimate follows
+    # the schema as it grows; keys the schema dropped are left out.
+    return {key: values.get(key, "x" * 16) for key in schema.ANALYSIS_KEYS}
+
+
+def item_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
+    return json_size(example_item(stage, account, unload_format=unload_format))
+
+
+def batch_input_bytes(stage: str, account: Account) -> int:
+    return json_size(example_batch_input(stage, account))
+
+
+def record_bytes(stage: str, account: Account) -> int:
+    """One newline-delimited analysis record, newline included."""
+    return json_size(example_record(stage, account)) + 1

@@ -1,0 +1,93 @@
+"""The planner for a named stack: the stage's settings and prices in, a ``Plan`` out.
+
+``plan_stack("prod", rows=100_000_000)`` is what ``make tune`` runs and what tests call. It assembles the
+stack's configuration as the engine does (``tools.harness.stack_config``), validates it with
+``components.settings.load``, loads prices with the stage's ``priceOverrides`` and any extra overrides,
+measures a representative item and record for the stage unless sizes are given, and runs ``model.plan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from components import settings as settings_module
+from components.naming import Account
+from tools import harness
+from tools.tune import model, prices, sizes
+
+# What-if knobs: planner name -> Capacity field. They bypass the stack validation on purpose, so the
+# planner can show what a refused value (MaxConcurrency 0, above the reserved concurrency) would do.
+WHAT_IF_FIELDS = {
+    "maxConcurrency": "max_concurrency",
+    "maxItemsPerBatch": "max_items_per_batch",
+    "maxInputBytesPerBatch": "max_input_bytes_per_batch",
+    "lambdaReservedConcurrency": "lambda_reserved_concurrency",
+    "accountLambdaConcurrency": "account_lambda_concurrency",
+    "lambdaMemoryMb": "lambda_memory_mb",
+    "targetWindowMinutes": "target_window_minutes",
+}
+
+
+def stage_account(config: Mapping[str, Any]) -> Account:
+    """The stage's account and Region from its stack file (placeholders are fine: only lengths matter)."""
+    accounts = config.get("aws:allowedAccountIds") or [harness.ACCOUNT_ID]
+    return Account(
+        partition="aws",
+        region=str(config.get("aws:region", harness.DEFAULT_REGION)),
+        account_id=str(accounts[0]),
+    )
+
+
+def plan_stack(
+    stack: str,
+    rows: int,
+    *,
+    item_bytes: float | None = None,
+    record_bytes: float | None = None,
+    item_sizes: Sequence[int] | None = None,
+    record_sizes: Sequence[int] | None = None,
+    ms_per_batch: float | None = None,
+    price_overrides: Sequence[str] = (),
+    what_if: Mapping[str, int] | None = None,
+    overlapping_runs: int = 1,
+    benchmark: Path | None = model.BENCHMARK_PATH,
+) -> model.Plan:
+    """Plan one day of ``rows`` readings for ``stack`` (``dev``, ``prod``).
+
+    ``item_sizes``/``record_sizes`` (one per row, as a local run measures them) give exact counts;
+    ``item_bytes``/``record_bytes`` are measured averages; neither: a representative example per stage.
+    """
+    config = harness.stack_config(stack)
+    settings = settings_module.load(config, stack=stack)
+    capacity = model.Capacity.from_settings(settings)
+    unknown = sorted(set(what_if or {}) - set(WHAT_IF_FIELDS))
+    if unknown:
+        raise ValueError(
+            f"unknown what-if setting(s) {', '.join(unknown)}; allowed: {', '.join(WHAT_IF_FIELDS)}"
+        )
+    capacity = replace(capacity, **{WHAT_IF_FIELDS[key]: value for key, value in (what_if or {}).items()})
+
+    rates = prices.load(price_overrides, stage_overrides=settings.price_overrides)
+    account = stage_account(config)
+    source = "measured" if item_bytes is not None else "estimated from a representative item"
+    if item_sizes is not None:
+        rows = len(item_sizes)
+        item_bytes = sum(item_sizes) / rows if rows else 1
+        source = "exact per-item sizes"
+    if record_sizes is not None and rows:
+        record_bytes = sum(record_sizes) / rows
+    workload = model.Workload(
+        rows=rows,
+        item_bytes=item_bytes
+        or sizes.item_bytes(capacity.stage, account, unload_format=capacity.unload_format),
+        record_bytes=record_bytes or sizes.record_bytes(capacity.stage, account),
+        batch_input_bytes=sizes.batch_input_bytes(capacity.stage, account),
+        item_sizes=tuple(item_sizes) if item_sizes is not None else None,
+        record_sizes=tuple(record_sizes) if record_sizes is not None else None,
+        sizes_source=source,
+    )
+    speed = model.handler_speed(rates, ms_per_batch=ms_per_batch, benchmark=benchmark)
+    return model.plan(capacity, workload, speed=speed, rates=rates, overlapping_runs=overlapping_runs)
