@@ -349,8 +349,15 @@ def load(config: Mapping[str, Any], *, stack: str) -> Settings:
 
 
 def from_pulumi() -> Settings:
-    """Read the running stack's settings from the Pulumi configuration (the one place that does)."""
-    import pulumi
+    """Read the running stack's settings from the Pulumi configuration (the one place that does).
 
-    config = {k: v for k, v in pulumi.runtime.get_config_env().items() if k.startswith(f"{PROJECT}:")}
+    Every key under the project's namespace is read, not only the declared ones, so a misspelt key in a
+    stack file is reported instead of silently ignored. The language host hands the program its config
+    both as ``PULUMI_CONFIG`` and through ``set_all_config``; both are merged.
+    """
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    everything = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
+    config = {k: v for k, v in everything.items() if k.startswith(f"{PROJECT}:")}
     return load(config, stack=pulumi.get_stack())

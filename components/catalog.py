@@ -1,0 +1,221 @@
+"""Catalog: the Glue database and tables, the stage's Athena workgroup and the operators' named queries.
+
+Tables are partitioned by day through partition projection (no crawler, no MSCK REPAIR, nothing that
+hard-codes a year): the raw table on the arrival-day folder, the analysis table on the Firehose prefix
+``analysis/dt=<day>/``, the KPI table on ``kpis/dt=<day>/``. Docs: athena/latest/ug/partition-projection.html.
+
+The analysis table's columns come from ``functions/detector/schema.py``, the module the detector builds
+its records from, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from components import definition, queries
+from components.naming import Names
+from components.settings import Settings
+from functions.detector import schema
+
+# Projection ranges relative to now: a day outside the range simply has no partition.
+PROJECTION_RANGE: Final = "NOW-10YEARS,NOW+1DAYS"
+CSV_SERDE: Final = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+JSON_SERDE: Final = "org.openx.data.jsonserde.JsonSerDe"
+PARQUET_SERDE: Final = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+TEXT_INPUT: Final = "org.apache.hadoop.mapred.TextInputFormat"
+TEXT_OUTPUT: Final = "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat"
+PARQUET_INPUT: Final = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT: Final = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+
+def catalog_names(names: Names) -> queries.Catalog:
+    """The stage's Glue identifiers (lower case, underscores: no quoting surprises in SQL)."""
+    return queries.Catalog(
+        database=names.glue("db"),
+        raw_table="raw_readings",
+        analysis_table="analysis_records",
+        kpi_table="device_kpis",
+    )
+
+
+def projection(location_template: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+    """Table parameters for a `dt` date partition projected onto ``location_template``."""
+    return {
+        "projection.enabled": "true",
+        "projection.dt.type": "date",
+        "projection.dt.format": "yyyy-MM-dd",
+        "projection.dt.range": PROJECTION_RANGE,
+        "projection.dt.interval": "1",
+        "projection.dt.interval.unit": "DAYS",
+        "storage.location.template": location_template,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogArgs:
+    settings: Settings
+    names: Names
+    raw_bucket: pulumi.Input[str]
+    analytics_bucket: pulumi.Input[str]
+    athena_bucket: pulumi.Input[str]
+
+
+class Catalog(pulumi.ComponentResource):
+    """Glue database and tables, Athena workgroup, named queries.
+
+    Outputs: ``ids`` (the ``queries.Catalog`` identifiers), ``database``, ``raw_table``,
+    ``analysis_table``, ``kpi_table``, ``workgroup``, ``named_queries``.
+    """
+
+    def __init__(self, name: str, args: CatalogArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sensorflow:catalog:Catalog", name, None, opts)
+        settings = args.settings
+        protect = settings.protect_data_stores
+        child = pulumi.ResourceOptions(parent=self)
+        kept = pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect)
+        self.ids = catalog_names(args.names)
+
+        self.database = aws.glue.CatalogDatabase(
+            f"{name}-database",
+            name=self.ids.database,
+            description=f"sensorflow {settings.stage}: raw readings, analysis records and daily KPIs",
+            tags=settings.tags,
+            opts=kept,
+        )
+
+        def s3(bucket: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat("s3://", bucket, "/", prefix)
+
+        raw_prefix = definition.RAW_PREFIX
+        self.raw_table = aws.glue.CatalogTable(
+            f"{name}-raw-readings",
+            name=self.ids.raw_table,
+            database_name=self.database.name,
+            description="Raw readings as delivered: CSV with a header, one folder per arrival day.",
+            table_type="EXTERNAL_TABLE",
+            parameters={
+                "classification": "csv",
+                "skip.header.line.count": "1",
+                **projection(pulumi.Output.concat(s3(args.raw_bucket, raw_prefix), "${dt}/")),
+            },
+            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=s3(args.raw_bucket, raw_prefix),
+                input_format=TEXT_INPUT,
+                output_format=TEXT_OUTPUT,
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=CSV_SERDE,
+                    parameters={"field.delim": ",", "serialization.format": ","},
+                ),
+                columns=[
+                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t)
+                    for n, t in queries.RAW_COLUMNS
+                ],
+            ),
+            opts=kept,
+        )
+
+        analysis_prefix = definition.ANALYSIS_PREFIX
+        self.analysis_table = aws.glue.CatalogTable(
+            f"{name}-analysis-records",
+            name=self.ids.analysis_table,
+            database_name=self.database.name,
+            description="One analysis record per reading, as Firehose delivered them (JSON lines).",
+            table_type="EXTERNAL_TABLE",
+            parameters={
+                "classification": "json",
+                **projection(pulumi.Output.concat(s3(args.analytics_bucket, analysis_prefix), "dt=${dt}/")),
+            },
+            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=s3(args.analytics_bucket, analysis_prefix),
+                input_format=TEXT_INPUT,
+                output_format=TEXT_OUTPUT,
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=JSON_SERDE
+                ),
+                columns=[
+                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t, comment=c)
+                    for n, t, c in schema.ANALYSIS_COLUMNS
+                ],
+            ),
+            opts=kept,
+        )
+
+        kpi_prefix = definition.KPI_PREFIX
+        self.kpi_table = aws.glue.CatalogTable(
+            f"{name}-device-kpis",
+            name=self.ids.kpi_table,
+            database_name=self.database.name,
+            description="Daily KPIs per device plus one fleet-wide row (deviceid '*'); a rerun replaces its day.",
+            table_type="EXTERNAL_TABLE",
+            parameters={
+                "classification": "parquet",
+                **projection(pulumi.Output.concat(s3(args.analytics_bucket, kpi_prefix), "dt=${dt}/")),
+            },
+            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
+            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                location=s3(args.analytics_bucket, kpi_prefix),
+                input_format=PARQUET_INPUT,
+                output_format=PARQUET_OUTPUT,
+                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                    serialization_library=PARQUET_SERDE
+                ),
+                columns=[
+                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t, comment=c)
+                    for n, t, c in queries.KPI_COLUMNS
+                ],
+            ),
+            opts=kept,
+        )
+
+        self.workgroup = aws.athena.Workgroup(
+            f"{name}-workgroup",
+            name=args.names.resource("analytics"),
+            description=f"sensorflow {settings.stage}: pipeline and operator queries",
+            state="ENABLED",
+            force_destroy=not protect,
+            configuration=aws.athena.WorkgroupConfigurationArgs(
+                # Enforced: a client cannot redirect results elsewhere or lift the scan cutoff.
+                enforce_workgroup_configuration=True,
+                publish_cloudwatch_metrics_enabled=True,
+                bytes_scanned_cutoff_per_query=settings.athena_bytes_scanned_cutoff_mb * 1024 * 1024,
+                engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
+                    selected_engine_version="Athena engine version 3"
+                ),
+                result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
+                    output_location=s3(args.athena_bucket, definition.ATHENA_RESULTS_PREFIX),
+                    encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
+                        encryption_option="SSE_S3"
+                    ),
+                ),
+            ),
+            tags=settings.tags,
+            opts=child,
+        )
+
+        self.named_queries = {
+            key: aws.athena.NamedQuery(
+                f"{name}-{key}",
+                name=f"{settings.stage}: {key}",
+                description=description,
+                database=self.database.name,
+                workgroup=self.workgroup.name,
+                query=sql,
+                opts=child,
+            )
+            for key, (description, sql) in queries.named_queries(self.ids).items()
+        }
+        self.register_outputs(
+            {
+                "database": self.database.name,
+                "rawTable": self.raw_table.name,
+                "analysisTable": self.analysis_table.name,
+                "kpiTable": self.kpi_table.name,
+                "workgroup": self.workgroup.name,
+            }
+        )

@@ -1,0 +1,126 @@
+"""Delivery: a Firehose Direct PUT stream into the analytics bucket, partitioned by arrival day.
+
+Objects land under ``analysis/dt=<yyyy-MM-dd>/`` (UTC), which the analysis table projects as its ``dt``
+partition; failed deliveries under ``errors/<error type>/dt=<day>/`` (a custom prefix requires an error
+prefix: docs firehose/latest/dev/s3-prefixes.html). Encrypted at rest with an AWS-owned key; delivery
+errors logged to a log group this component creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.definition import ANALYSIS_PREFIX, ERRORS_PREFIX
+from components.naming import Names
+from components.settings import Settings
+
+PREFIX: Final = ANALYSIS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"
+ERROR_PREFIX: Final = ERRORS_PREFIX + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+LOG_STREAM: Final = "DestinationDelivery"
+
+
+def delivery_role_policy(*, bucket_arn: iam.Arn, log_group_arn: iam.Arn) -> dict:
+    """What Firehose needs to write to S3 and log its errors (docs firehose/latest/dev/controlling-access.html)."""
+    return iam.document(
+        [
+            iam.statement(
+                "WriteAnalysisObjects",
+                [
+                    "s3:AbortMultipartUpload",
+                    "s3:GetObject",
+                    "s3:PutObject",
+                ],
+                [iam.join(bucket_arn, f"/{ANALYSIS_PREFIX}*"), iam.join(bucket_arn, f"/{ERRORS_PREFIX}*")],
+            ),
+            iam.statement(
+                "LocateBucket",
+                ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                [bucket_arn],
+            ),
+            iam.statement(
+                "LogDeliveryErrors",
+                ["logs:PutLogEvents"],
+                [iam.join(log_group_arn, f":log-stream:{LOG_STREAM}")],
+            ),
+        ]
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryArgs:
+    settings: Settings
+    names: Names
+    bucket_arn: pulumi.Input[str]
+
+
+class Delivery(pulumi.ComponentResource):
+    """The analysis records' delivery stream.
+
+    Outputs: ``stream`` (its ``name`` and ``arn``), ``role``, ``log_group``.
+    """
+
+    def __init__(self, name: str, args: DeliveryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sensorflow:delivery:Delivery", name, None, opts)
+        settings, names = args.settings, args.names
+        child = pulumi.ResourceOptions(parent=self)
+        stream_name = names.resource("analysis")
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/kinesisfirehose/{stream_name}",
+            retention_in_days=settings.log_retention_days,
+            tags=settings.tags,
+            opts=child,
+        )
+        log_stream = aws.cloudwatch.LogStream(
+            f"{name}-log-stream", name=LOG_STREAM, log_group_name=self.log_group.name, opts=child
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=names.resource("firehose"),
+            description="Firehose delivery of analysis records to S3",
+            assume_role_policy=pulumi.Output.json_dumps(
+                iam.trust_policy("firehose.amazonaws.com", source_account=names.account.account_id)
+            ),
+            tags=settings.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.name,
+            policy=pulumi.Output.json_dumps(
+                delivery_role_policy(bucket_arn=args.bucket_arn, log_group_arn=self.log_group.arn)
+            ),
+            opts=child,
+        )
+        self.stream = aws.kinesis.FirehoseDeliveryStream(
+            f"{name}-stream",
+            name=stream_name,
+            destination="extended_s3",
+            server_side_encryption=aws.kinesis.FirehoseDeliveryStreamServerSideEncryptionArgs(
+                enabled=True, key_type="AWS_OWNED_CMK"
+            ),
+            extended_s3_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
+                bucket_arn=args.bucket_arn,
+                role_arn=self.role.arn,
+                prefix=PREFIX,
+                error_output_prefix=ERROR_PREFIX,
+                buffering_interval=settings.firehose_buffer_interval_seconds,
+                buffering_size=settings.firehose_buffer_size_mb,
+                compression_format=settings.firehose_compression,
+                cloudwatch_logging_options=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptionsArgs(
+                    enabled=True,
+                    log_group_name=self.log_group.name,
+                    log_stream_name=log_stream.name,
+                ),
+            ),
+            tags=settings.tags,
+            # The role's policy must exist before Firehose validates its access to the bucket.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.register_outputs({"streamName": self.stream.name, "streamArn": self.stream.arn})

@@ -1,0 +1,129 @@
+"""The detector function: the Lambda the Distributed Map's children invoke, with its role and log group.
+
+Its code is ``build/lambda/detector`` (``make package``: the ``functions/detector`` package plus its
+vendored dependencies), zipped by Pulumi. The role may write its own log group and put records to the
+one delivery stream, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+from components import iam
+from components.naming import Names
+from components.settings import Settings
+from functions.detector import schema
+
+PACKAGE_DIR: Final = Path(__file__).resolve().parent.parent / "build" / "lambda" / "detector"
+HANDLER: Final = "detector.handler.lambda_handler"
+
+
+def detector_role_policy(*, log_group_arn: iam.Arn, stream_arn: iam.Arn) -> dict:
+    """Logs to its own group, records to its own stream. Embedded metrics travel in the logs, so no
+    cloudwatch:PutMetricData is needed."""
+    return iam.document(
+        [
+            iam.statement(
+                "WriteOwnLogs",
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [iam.join(log_group_arn, ":log-stream:*")],
+            ),
+            iam.statement("DeliverAnalysisRecords", ["firehose:PutRecordBatch"], [stream_arn]),
+        ]
+    )
+
+
+def environment(settings: Settings, *, function_name: str, stream_name: pulumi.Input[str]) -> dict:
+    """The detector's environment: every variable ``functions/detector`` reads."""
+    return {
+        schema.ENV_STREAM: stream_name,
+        schema.ENV_MAX_ATTEMPTS: str(settings.delivery_max_attempts),
+        schema.ENV_INPUT_FORMAT: settings.unload_format,
+        **{key: str(value) for key, value in settings.thresholds.items()},
+        "POWERTOOLS_SERVICE_NAME": function_name,
+        "POWERTOOLS_METRICS_NAMESPACE": schema.METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": settings.lambda_log_level,
+        "STAGE": settings.stage,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectorArgs:
+    settings: Settings
+    names: Names
+    stream_name: pulumi.Input[str]
+    stream_arn: pulumi.Input[str]
+    package_dir: Path = PACKAGE_DIR
+
+
+class Detector(pulumi.ComponentResource):
+    """The anomaly detector Lambda.
+
+    Outputs: ``function`` (``name``, ``arn``), ``role``, ``log_group``, ``function_name`` (plain str).
+    """
+
+    def __init__(self, name: str, args: DetectorArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sensorflow:detector:Detector", name, None, opts)
+        settings, names = args.settings, args.names
+        if not (args.package_dir / "detector" / "handler.py").is_file():
+            raise FileNotFoundError(
+                f"Lambda package not built: {args.package_dir / 'detector' / 'handler.py'} is missing; "
+                "run `make package` first"
+            )
+        child = pulumi.ResourceOptions(parent=self)
+        self.function_name = names.resource("detector")
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{self.function_name}",
+            retention_in_days=settings.log_retention_days,
+            tags=settings.tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=names.resource("detector"),
+            description="The anomaly detector Lambda",
+            assume_role_policy=pulumi.Output.json_dumps(
+                iam.trust_policy("lambda.amazonaws.com", source_account=names.account.account_id)
+            ),
+            tags=settings.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.name,
+            policy=pulumi.Output.json_dumps(
+                detector_role_policy(log_group_arn=self.log_group.arn, stream_arn=args.stream_arn)
+            ),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=self.function_name,
+            description=f"sensorflow {settings.stage}: flag anomalies in batches of readings, deliver to Firehose",
+            role=self.role.arn,
+            runtime=settings.lambda_runtime,
+            architectures=[settings.lambda_architecture],
+            handler=HANDLER,
+            code=pulumi.FileArchive(str(args.package_dir)),
+            memory_size=settings.lambda_memory_mb,
+            timeout=settings.lambda_timeout_seconds,
+            reserved_concurrent_executions=settings.lambda_reserved_concurrency,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables=environment(
+                    settings, function_name=self.function_name, stream_name=args.stream_name
+                )
+            ),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON", log_group=self.log_group.name
+            ),
+            tags=settings.tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_group]),
+        )
+        self.register_outputs({"functionName": self.function.name, "functionArn": self.function.arn})

@@ -1,0 +1,113 @@
+"""IAM documents built as data, with exact ARNs derived from the resources they govern.
+
+Each builder returns a policy document (a dict whose leaves may be ``pulumi.Output``s); components
+serialise it with ``pulumi.Output.json_dumps``. Tests call the same builders with plain strings and lint
+the result with parliament and with ``wildcard_problems``.
+
+The few actions that accept nothing but ``"Resource": "*"`` live in ``RESOURCE_STAR_ACTIONS``, the one
+allowlist: nothing else may use a wildcard resource (the policy pack enforces the same list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import pulumi
+
+# Actions that only accept Resource "*" (Service Authorization Reference: no resource types listed).
+# X-Ray tracing for Step Functions (docs: step-functions/latest/dg/xray-iam.html); CloudWatch Logs vended
+# log delivery used by Step Functions logging (cw-logs.html#cloudwatch-iam-policy); PutMetricData, scoped
+# by a cloudwatch:namespace condition wherever it is granted.
+RESOURCE_STAR_ACTIONS: Final = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+        "logs:CreateLogDelivery",
+        "logs:GetLogDelivery",
+        "logs:UpdateLogDelivery",
+        "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries",
+        "logs:PutResourcePolicy",
+        "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+        "cloudwatch:PutMetricData",
+    }
+)
+
+Arn = str | pulumi.Output[str]
+
+
+def join(arn: Arn, suffix: str) -> Arn:
+    """``arn + suffix`` for a plain string or an Output (object ARNs under a bucket, log streams...)."""
+    if isinstance(arn, pulumi.Output):
+        return pulumi.Output.concat(arn, suffix)
+    return arn + suffix
+
+
+def statement(
+    sid: str,
+    actions: Sequence[str],
+    resources: Sequence[Arn],
+    *,
+    conditions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Allow statement. Actions are sorted so documents diff cleanly between stages."""
+    if not actions or not resources:
+        raise ValueError(f"statement {sid}: needs at least one action and one resource")
+    stmt: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(actions),
+        "Resource": list(resources),
+    }
+    if conditions:
+        stmt["Condition"] = dict(conditions)
+    return stmt
+
+
+def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def trust_policy(service: str, *, source_account: str, source_arn: Arn | None = None) -> dict[str, Any]:
+    """Trust one AWS service principal, only on behalf of this account (and resource, when given), which
+    closes the confused-deputy hole (docs: IAM User Guide, "The confused deputy problem")."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    if source_arn is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    return document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": service},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }
+        ]
+    )
+
+
+def wildcard_problems(doc: Mapping[str, Any]) -> list[str]:
+    """Wildcards the platform never allows: ``*``/``service:*`` actions, ``Resource: "*"`` outside the
+    allowlist, ``NotAction``/``NotResource``. Returns one message per problem (empty when clean)."""
+    problems = []
+    for stmt in doc.get("Statement", []):
+        sid = stmt.get("Sid", "<no Sid>")
+        for key in ("NotAction", "NotResource"):
+            if key in stmt:
+                problems.append(f"{sid}: uses {key}")
+        actions = stmt.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else list(actions)
+        resources = stmt.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else list(resources)
+        for action in actions:
+            if action == "*" or action.endswith(":*"):
+                problems.append(f"{sid}: wildcard action {action}")
+        if "*" in resources:
+            outside = sorted(a for a in actions if a not in RESOURCE_STAR_ACTIONS)
+            if outside:
+                problems.append(f"{sid}: Resource '*' for {outside}, which accept exact ARNs")
+    return problems

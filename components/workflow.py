@@ -1,0 +1,281 @@
+"""Workflow: the pipeline's state machine, its role and its log group.
+
+The definition is ``components.definition.build_definition`` (pure data) fed with this stage's settings
+and the names and ARNs of the other components, serialised with ``Output.json_dumps``. The role's policy is
+``state_machine_policy``: each statement exists because a state of the definition needs it, with exact
+ARNs. The state machine's own ARN appears in its role's policy (the Distributed Map starts child
+executions of it), so it is built from the explicit name rather than read from the resource (a cycle).
+Docs: step-functions/latest/dg/iam-policies-eg-dist-map.html, connect-athena.html.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components import definition, iam
+from components.definition import DefinitionParams
+from components.naming import Account, Names
+from components.queries import Catalog
+from components.settings import Settings
+
+# Firehose flushes within its buffer interval; give it a minute more before counting.
+DELIVERY_MARGIN_SECONDS = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolicyInputs:
+    """The ARNs and names the state machine's role is scoped to."""
+
+    account: Account
+    state_machine_name: str
+    function_arn: iam.Arn
+    workgroup_arn: iam.Arn
+    catalog: Catalog
+    raw_bucket_arn: iam.Arn
+    unload_bucket_arn: iam.Arn
+    athena_bucket_arn: iam.Arn
+    analytics_bucket_arn: iam.Arn
+    label: str = definition.MAP_LABEL
+
+
+def state_machine_policy(p: PolicyInputs) -> dict:
+    """Least privilege for every state of the definition (plus logging and tracing)."""
+    a = p.account
+    children = a.execution_arn(p.state_machine_name, f"/{p.label}:*")
+    objects = iam.join
+    glue_resources = [
+        a.arn("glue", "catalog"),
+        a.arn("glue", f"database/{p.catalog.database}"),
+        *(
+            a.arn("glue", f"table/{p.catalog.database}/{table}")
+            for table in (p.catalog.raw_table, p.catalog.analysis_table, p.catalog.kpi_table)
+        ),
+    ]
+    write_actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
+    return iam.document(
+        [
+            iam.statement("InvokeDetector", ["lambda:InvokeFunction"], [p.function_arn]),
+            iam.statement(
+                "StartMapChildren", ["states:StartExecution"], [a.state_machine_arn(p.state_machine_name)]
+            ),
+            iam.statement(
+                "ManageMapChildren",
+                ["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
+                [children],
+            ),
+            iam.statement(
+                "ReadMapRunCounts",
+                ["states:DescribeMapRun"],
+                [a.arn("states", f"mapRun:{p.state_machine_name}/{p.label}:*")],
+            ),
+            iam.statement(
+                "RunAthenaQueries",
+                [
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:GetWorkGroup",
+                    "athena:StartQueryExecution",
+                    "athena:StopQueryExecution",
+                ],
+                [p.workgroup_arn],
+            ),
+            iam.statement(
+                "ReadDataCatalog", ["athena:GetDataCatalog"], [a.arn("athena", "datacatalog/AwsDataCatalog")]
+            ),
+            iam.statement(
+                "ReadTables",
+                ["glue:GetDatabase", "glue:GetPartition", "glue:GetPartitions", "glue:GetTable"],
+                glue_resources,
+            ),
+            iam.statement(
+                "ListStageBuckets",
+                ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+                [p.raw_bucket_arn, p.unload_bucket_arn, p.athena_bucket_arn, p.analytics_bucket_arn],
+            ),
+            iam.statement(
+                "ReadRawReadings", ["s3:GetObject"], [objects(p.raw_bucket_arn, f"/{definition.RAW_PREFIX}*")]
+            ),
+            iam.statement(
+                "WriteUnloadAndMapResults",
+                write_actions,
+                [
+                    objects(p.unload_bucket_arn, f"/{definition.UNLOAD_PREFIX}*"),
+                    objects(p.unload_bucket_arn, f"/{definition.MAP_RESULTS_PREFIX}*"),
+                ],
+            ),
+            iam.statement(
+                "WriteQueryResults",
+                write_actions,
+                [objects(p.athena_bucket_arn, f"/{definition.ATHENA_RESULTS_PREFIX}*")],
+            ),
+            iam.statement(
+                "ReadAnalysisRecords",
+                ["s3:GetObject"],
+                [objects(p.analytics_bucket_arn, f"/{definition.ANALYSIS_PREFIX}*")],
+            ),
+            iam.statement(
+                "ReplaceDailyKpis",
+                [*write_actions, "s3:DeleteObject"],
+                [objects(p.analytics_bucket_arn, f"/{definition.KPI_PREFIX}*")],
+            ),
+            # Allowlisted: these actions accept only Resource "*" (components.iam.RESOURCE_STAR_ACTIONS).
+            iam.statement(
+                "DeliverExecutionLogs",
+                [
+                    "logs:CreateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeResourcePolicies",
+                    "logs:GetLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:UpdateLogDelivery",
+                ],
+                ["*"],
+            ),
+            iam.statement(
+                "SendTraces",
+                [
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                    "xray:PutTelemetryRecords",
+                    "xray:PutTraceSegments",
+                ],
+                ["*"],
+            ),
+        ]
+    )
+
+
+def definition_params(
+    settings: Settings,
+    *,
+    partition: str,
+    catalog: Catalog,
+    function_arn: str,
+    workgroup: str,
+    unload_bucket: str,
+    analytics_bucket: str,
+) -> DefinitionParams:
+    """The definition's parameters for a stage, from its settings and its resources' names."""
+    return DefinitionParams(
+        partition=partition,
+        function_arn=function_arn,
+        workgroup=workgroup,
+        catalog=catalog,
+        unload_bucket=unload_bucket,
+        analytics_bucket=analytics_bucket,
+        max_concurrency=settings.max_concurrency,
+        max_items_per_batch=settings.max_items_per_batch,
+        max_input_bytes_per_batch=settings.max_input_bytes_per_batch,
+        tolerated_failure_percentage=settings.tolerated_failure_percentage,
+        unload_format=settings.unload_format,
+        unload_compression=settings.unload_compression,
+        lambda_timeout_seconds=settings.lambda_timeout_seconds,
+        delivery_wait_seconds=settings.firehose_buffer_interval_seconds + DELIVERY_MARGIN_SECONDS,
+        reconcile_interval_seconds=max(60, settings.firehose_buffer_interval_seconds),
+        reconcile_max_attempts=settings.reconcile_max_attempts,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowArgs:
+    settings: Settings
+    names: Names
+    catalog: Catalog
+    function_arn: pulumi.Input[str]
+    workgroup_name: pulumi.Input[str]
+    workgroup_arn: pulumi.Input[str]
+    raw_bucket: aws.s3.Bucket
+    unload_bucket: aws.s3.Bucket
+    athena_bucket: aws.s3.Bucket
+    analytics_bucket: aws.s3.Bucket
+
+
+class Workflow(pulumi.ComponentResource):
+    """The state machine.
+
+    Outputs: ``state_machine`` (``arn``, ``name``), ``state_machine_name`` (plain str), ``role``,
+    ``log_group``.
+    """
+
+    def __init__(self, name: str, args: WorkflowArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("sensorflow:workflow:Workflow", name, None, opts)
+        settings, names = args.settings, args.names
+        child = pulumi.ResourceOptions(parent=self)
+        self.state_machine_name = names.state_machine
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small (docs: cw-logs.html).
+            name=f"/aws/vendedlogs/states/{self.state_machine_name}",
+            retention_in_days=settings.log_retention_days,
+            tags=settings.tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            name=names.resource("pipeline"),
+            description="The pipeline state machine",
+            assume_role_policy=pulumi.Output.json_dumps(
+                iam.trust_policy(
+                    "states.amazonaws.com",
+                    source_account=names.account.account_id,
+                    source_arn=names.account.state_machine_arn(self.state_machine_name),
+                )
+            ),
+            tags=settings.tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.name,
+            policy=pulumi.Output.json_dumps(
+                state_machine_policy(
+                    PolicyInputs(
+                        account=names.account,
+                        state_machine_name=self.state_machine_name,
+                        function_arn=pulumi.Output.from_input(args.function_arn),
+                        workgroup_arn=pulumi.Output.from_input(args.workgroup_arn),
+                        catalog=args.catalog,
+                        raw_bucket_arn=args.raw_bucket.arn,
+                        unload_bucket_arn=args.unload_bucket.arn,
+                        athena_bucket_arn=args.athena_bucket.arn,
+                        analytics_bucket_arn=args.analytics_bucket.arn,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        rendered = pulumi.Output.all(
+            function_arn=args.function_arn,
+            workgroup=args.workgroup_name,
+            unload_bucket=args.unload_bucket.bucket,
+            analytics_bucket=args.analytics_bucket.bucket,
+        ).apply(
+            lambda v: definition.build_definition(
+                definition_params(settings, partition=names.account.partition, catalog=args.catalog, **v)
+            )
+        )
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-state-machine",
+            name=self.state_machine_name,
+            type="STANDARD",
+            role_arn=self.role.arn,
+            definition=pulumi.Output.json_dumps(rendered),
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ERROR",
+                include_execution_data=False,
+                log_destination=pulumi.Output.concat(self.log_group.arn, ":*"),
+            ),
+            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
+            tags=settings.tags,
+            # Step Functions validates the role's permissions when the state machine is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        self.register_outputs(
+            {"stateMachineArn": self.state_machine.arn, "stateMachineName": self.state_machine.name}
+        )
