@@ -38,21 +38,30 @@ MIB: Final = 1024**2
 _ITEMS_ENVELOPE_BYTES: Final = len('{"Items":[]}')
 _BATCH_INPUT_KEY_BYTES: Final = len(',"BatchInput":')
 
-# The parent workflow's states in the order a successful run enters them: (state, type, transitions).
+# The parent workflow's states on the path a successful first run of a day takes (no old KPIs to delete,
+# delivery reconciled at the first check), as built by ``components.definition.build_definition``; a test
+# walks the real definition and keeps this table equal to it. (state, type, transitions)
 # Step Functions bills a Standard workflow per state transition, and a Distributed Map state one more
 # transition per child execution it starts (counted separately as ``batches``).
 # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-transitions.html
 PARENT_STATES: Final = (
-    ("Prepare", "Pass", 1),
-    ("ValidateRunDate", "Choice", 1),
-    ("Unload", "Task athena:startQueryExecution.sync", 1),
-    ("ProcessRows", "Map (DISTRIBUTED, EXPRESS children)", 1),
-    ("Reconcile", "Task athena:startQueryExecution.sync", 1),  # per reconciliation attempt
-    ("CheckReconciled", "Choice", 1),  # per reconciliation attempt
-    ("Kpis", "Task athena:startQueryExecution.sync", 1),
+    ("PrepareRun", "Pass", 1),
+    ("CheckRunDate", "Choice", 1),
+    ("ExportDay", "Task athena:startQueryExecution.sync", 1),
+    ("DetectAnomalies", "Map (DISTRIBUTED, EXPRESS children)", 1),
+    ("WaitForDelivery", "Wait", 1),
+    ("ReadMapRunCounts", "Task aws-sdk:sfn:describeMapRun", 1),
+    ("CountDelivered", "Task athena:startQueryExecution.sync", 1),  # per reconciliation attempt
+    ("ReadDeliveredCount", "Task athena:getQueryResults", 1),  # per reconciliation attempt
+    ("CheckDelivered", "Choice", 1),  # per reconciliation attempt
+    ("ListOldKpis", "Task aws-sdk:s3:listObjectsV2", 1),
+    ("HasOldKpis", "Choice", 1),
+    ("WriteKpis", "Task athena:startQueryExecution.sync", 1),
     ("Done", "Succeed", 1),
 )
-_PER_RECONCILE_ATTEMPT: Final = ("Reconcile", "CheckReconciled")
+_PER_RECONCILE_ATTEMPT: Final = ("CountDelivered", "ReadDeliveredCount", "CheckDelivered")
+# A further reconciliation attempt also passes WaitBeforeRecount.
+_EXTRA_ATTEMPT_TRANSITIONS: Final = 1
 
 # The reference sample: an Athena UNLOAD task, then a Distributed Map whose STANDARD children each run two
 # task states (Lambda invoke, then firehose:putRecord of one record).
@@ -280,12 +289,20 @@ class Capacity:
     firehose_compression: str
     target_window_minutes: int
     unload_format: str
+    delivery_wait_seconds: int = 0  # the WaitForDelivery state after the map
     reconcile_attempts: int = 1  # a run that reconciles at the first check
 
     @classmethod
     def from_settings(cls, settings: Any) -> Capacity:
-        names = {f for f in cls.__dataclass_fields__ if f != "reconcile_attempts"}
-        return cls(**{name: getattr(settings, name) for name in names})
+        """The planner's view of a stage's ``Settings``; the delivery wait as the workflow derives it."""
+        from components.workflow import DELIVERY_MARGIN_SECONDS
+
+        derived = {"delivery_wait_seconds", "reconcile_attempts"}
+        names = {f for f in cls.__dataclass_fields__ if f not in derived}
+        return cls(
+            **{name: getattr(settings, name) for name in names},
+            delivery_wait_seconds=settings.firehose_buffer_interval_seconds + DELIVERY_MARGIN_SECONDS,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,7 +447,7 @@ class WallTime:
     map_start: float
     map_compute: float  # waves of children at the effective parallelism
     map_firehose: float  # the run's Firehose traffic at the stream's quota
-    after_map: float  # reconciliation and KPI queries
+    after_map: float  # waiting for Firehose's buffer, reconciliation and KPI queries
 
     @property
     def map(self) -> float:
@@ -573,6 +590,14 @@ def ratios(ours: DesignResult, reference: DesignResult) -> dict[str, float | Non
     return out
 
 
+def parent_transitions(reconcile_attempts: int = 1) -> int:
+    """State transitions of the parent workflow itself (children started are counted on top)."""
+    fixed = sum(n for name, _type, n in PARENT_STATES if name not in _PER_RECONCILE_ATTEMPT)
+    per_attempt = sum(n for name, _type, n in PARENT_STATES if name in _PER_RECONCILE_ATTEMPT)
+    extra = (reconcile_attempts - 1) * (per_attempt + _EXTRA_ATTEMPT_TRANSITIONS)
+    return fixed + per_attempt + extra
+
+
 def _athena_billed(scanned: float, rates: Rates) -> int:
     """Athena bills whole megabytes, at least 10 MB per query (https://aws.amazon.com/athena/pricing/)."""
     return int(max(rates["athena_min_bytes_per_query"], math.ceil(scanned / MIB) * MIB))
@@ -683,17 +708,17 @@ def _our_design(
         map_start=rates["map_start_seconds"],
         map_compute=math.ceil(batches / parallelism.effective) * child_s,
         map_firehose=load.seconds_at_quota,
-        after_map=after_queries * (query_s + delivered / scan_rate),
+        after_map=capacity.delivery_wait_seconds + after_queries * (query_s + delivered / scan_rate),
     )
 
     files = _unload_files(workload.rows, capacity, rates)
+    # UNLOAD files and manifest, Athena results, ResultWriter files, the KPI folder listing (LIST is
+    # billed as a PUT), Firehose's objects.
     puts = files + 1 + len(scans) * int(rates["athena_result_puts_per_query"])
-    puts += _firehose_objects(sent, wall.map, capacity)
+    puts += int(rates["result_writer_puts"]) + 1 + _firehose_objects(sent, wall.map, capacity)
     gets = files + 1  # ItemReader: every data file plus the manifest
 
-    fixed = sum(n for name, _type, n in PARENT_STATES if name not in _PER_RECONCILE_ATTEMPT)
-    per_attempt = sum(n for name, _type, n in PARENT_STATES if name in _PER_RECONCILE_ATTEMPT)
-    transitions = fixed + per_attempt * capacity.reconcile_attempts + batches
+    transitions = parent_transitions(capacity.reconcile_attempts) + batches
     athena_billed = sum(_athena_billed(scan, rates) for scan in scans)
     lambda_price = rates[f"lambda_{capacity.lambda_architecture}_per_gb_second"]
     costs = {

@@ -119,7 +119,7 @@ def to_markdown(plan: Plan) -> str:
         f"The stream keeps up with ~{ours.firehose.sustainable_parallelism:,.1f} children at once. Wall time: UNLOAD "
         f"{format_duration(wall.unload)}, map start {format_duration(wall.map_start)}, children "
         f"{format_duration(wall.map_compute)} of compute vs {format_duration(wall.map_firehose)} of Firehose "
-        f"traffic at quota (the longer counts), reconciliation and KPIs {format_duration(wall.after_map)}.",
+        f"traffic at quota (the longer counts), delivery wait, reconciliation and KPIs {format_duration(wall.after_map)}.",
         "",
         "## Recommendations",
         "",

@@ -9,13 +9,15 @@ it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``model.js
   ``functions/detector/schema.py``). With a CSV UNLOAD every value arrives as a string, so numbers carry
   quotes. The UNLOAD key layout (``unload/<runDate>/<execution>/<Athena file name>``) is an estimate.
 - BatchInput: ``{"executionId": <execution ARN>, "runDate": "YYYY-MM-DD"}``.
-- Analysis record: one line of ``schema.ANALYSIS_KEYS`` with a typical healthy reading, plus its newline.
+- Analysis record: the detector's own JSON line for that item (``functions/detector/analysis.py``), plus
+  its newline; a schema-shaped example when the detector cannot be imported.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from components.definition import UNLOAD_PREFIX
 from components.naming import Account, Names
 from functions.detector import schema
 from tools.tune.model import json_size
@@ -44,9 +46,10 @@ def execution_arn(stage: str, account: Account) -> str:
 
 
 def source_uri(stage: str, account: Account) -> str:
-    """An UNLOAD data file's URI (Athena names files ``<date>_<time>_<id>_<uuid>``; estimate)."""
-    bucket = _names(stage, account).bucket("staging")
-    return f"s3://{bucket}/unload/{_RUN_DATE}/{_UUID}/20260116_023007_00042_x7k2p_{_UUID}"
+    """An UNLOAD data file's URI: ``unload/<runDate>/<execution name>/`` in the stage's unload bucket
+    (``components.definition``); Athena names the file ``<date>_<time>_<id>_<uuid>`` (estimate)."""
+    bucket = _names(stage, account).bucket("unload")
+    return f"s3://{bucket}/{UNLOAD_PREFIX}{_RUN_DATE}/{_UUID}/20260116_023007_00042_x7k2p_{_UUID}"
 
 
 def example_item(stage: str, account: Account, *, unload_format: str = "PARQUET") -> dict[str, Any]:
@@ -95,6 +98,19 @@ def batch_input_bytes(stage: str, account: Account) -> int:
     return json_size(example_batch_input(stage, account))
 
 
-def record_bytes(stage: str, account: Account) -> int:
-    """One newline-delimited analysis record, newline included."""
-    return json_size(example_record(stage, account)) + 1
+def record_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
+    """One newline-delimited analysis record, newline included: the detector's own line for the
+    example item when the detector is importable, else the schema-shaped example."""
+    try:
+        from datetime import UTC, datetime
+
+        from functions.detector.analysis import Analyzer, batch_context
+        from functions.detector.config import DetectorConfig, InputFormat
+    except ImportError:  # the detector is optional for planning
+        return json_size(example_record(stage, account)) + 1
+    context, _warnings = batch_context(
+        example_batch_input(stage, account), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC)
+    )
+    analyzer = Analyzer(DetectorConfig(input_format=InputFormat(unload_format)), context)
+    line, _anomalies = analyzer.line(example_item(stage, account, unload_format=unload_format))
+    return len(line.encode()) + 1

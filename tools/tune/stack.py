@@ -83,7 +83,8 @@ def plan_stack(
         rows=rows,
         item_bytes=item_bytes
         or sizes.item_bytes(capacity.stage, account, unload_format=capacity.unload_format),
-        record_bytes=record_bytes or sizes.record_bytes(capacity.stage, account),
+        record_bytes=record_bytes
+        or sizes.record_bytes(capacity.stage, account, unload_format=capacity.unload_format),
         batch_input_bytes=sizes.batch_input_bytes(capacity.stage, account),
         item_sizes=tuple(item_sizes) if item_sizes is not None else None,
         record_sizes=tuple(record_sizes) if record_sizes is not None else None,
