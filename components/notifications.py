@@ -143,7 +143,7 @@ class AlarmTopic(pulumi.ComponentResource):
             f"{name}-topic",
             name=names.resource("alarms"),
             display_name=f"sensorflow {settings.stage} alarms",
-            kms_master_key_id=None,
+            kms_master_key_id=self.key.arn,
             tags=settings.tags,
             opts=child,
         )
