@@ -378,8 +378,11 @@ MAP_LIMIT: Final = "Distributed Map limit"
 def effective_parallelism(
     *, max_concurrency: int, reserved: int | None, account: int, map_limit: int = 10_000
 ) -> Parallelism:
-    """The smallest of MaxConcurrency (0 = unlimited = the map limit), reserved, account and map limits."""
-    limits = [(MAX_CONCURRENCY, max_concurrency or map_limit)]
+    """The smallest of MaxConcurrency, reserved, account and map limits.
+
+    MaxConcurrency 0 means unlimited: it is no limit of its own, so the map's 10,000 stands in for it.
+    """
+    limits = [(MAX_CONCURRENCY, max_concurrency)] if max_concurrency else []
     if reserved is not None:
         limits.append((RESERVED, reserved))
     limits += [(ACCOUNT, account), (MAP_LIMIT, map_limit)]

@@ -1,0 +1,1 @@
+"""Tests of the capacity and cost planner (tools/tune)."""

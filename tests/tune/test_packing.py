@@ -1,0 +1,106 @@
+"""The exact packing arithmetic: batches, Firehose records, PutRecordBatch calls, billed bytes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tools.tune import model
+
+
+def test_envelope_bytes_are_the_compact_json_of_an_empty_batch():
+    assert model.batch_envelope_bytes(0) == model.json_size({"Items": []}) == 12
+    batch_input = {"executionId": "arn", "runDate": "2026-01-15"}
+    size = model.json_size(batch_input)
+    assert model.batch_envelope_bytes(size) == model.json_size({"Items": [], "BatchInput": batch_input})
+
+
+def test_batch_bytes_match_the_serialised_batch():
+    # Three 10-byte items cost 12 + 30 + 2 commas = 44 bytes: exactly what json.dumps gives.
+    items = ["12345678"] * 3  # '"12345678"' is 10 bytes
+    assert model.json_size(items[0]) == 10
+    assert model.json_size({"Items": items}) == 44
+    assert model.batch_sizes([10] * 3, max_items=100, max_bytes=44) == [3]
+    assert model.batch_sizes([10] * 3, max_items=100, max_bytes=43) == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("items", "max_items", "max_bytes", "batch_input", "expected"),
+    [
+        ([10] * 3, 2, 10_000, 0, [2, 1]),  # the item limit
+        ([10] * 7, 100, 45, 0, [3, 3, 1]),  # the byte limit: 4 items would be 55 bytes
+        ([10] * 4, 100, 12 + 14 + 20 + 21, 20, [2, 2]),  # BatchInput counts: 46-byte envelope + 21
+        ([30, 10, 10, 30], 100, 12 + 30 + 1 + 10, 0, [2, 2]),  # greedy, in order
+        ([], 10, 1_000, 0, []),
+    ],
+)
+def test_batch_sizes_hand_computed(items, max_items, max_bytes, batch_input, expected):
+    assert (
+        model.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input)
+        == expected
+    )
+
+
+def test_an_item_too_big_for_any_batch_is_named():
+    with pytest.raises(model.BatchingError, match=r"item 1 is 990 bytes.*MaxInputBytesPerBatch=1,000"):
+        model.batch_sizes([10, 990], max_items=5, max_bytes=1_000)
+    with pytest.raises(model.BatchingError, match="at least 1"):
+        model.batch_sizes([10], max_items=0, max_bytes=1_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    item=st.integers(1, 5_000),
+    rows=st.integers(1, 3_000),
+    max_items=st.integers(1, 1_000),
+    max_bytes=st.integers(6_000, 262_144),
+    batch_input=st.integers(0, 400),
+)
+def test_estimate_equals_exact_batching_for_uniform_items(item, rows, max_items, max_bytes, batch_input):
+    exact = model.batch_sizes(
+        [item] * rows, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input
+    )
+    full = model.items_per_batch(
+        item, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input
+    )
+    assert exact, "a run with rows has batches"
+    assert exact[0] == min(full, rows)
+    assert len(exact) == math.ceil(rows / full)
+    assert all(size == full for size in exact[:-1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.integers(1, 2_000), max_size=400), max_items=st.integers(1, 50))
+def test_every_batch_respects_both_limits_and_keeps_every_item(items, max_items):
+    max_bytes = 8_000
+    sizes = model.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=100)
+    assert sum(sizes) == len(items)
+    start = 0
+    for size in sizes:
+        chunk = items[start : start + size]
+        assert 1 <= size <= max_items
+        assert model.batch_envelope_bytes(100) + sum(chunk) + size - 1 <= max_bytes
+        start += size
+
+
+def test_pack_records_hand_computed():
+    # 1,024,000 // 600 = 1,706 lines per record.
+    assert model.pack_records([600] * 2_000) == [1_706 * 600, 294 * 600]
+    assert model.pack_records([]) == []
+    with pytest.raises(model.BatchingError, match="line 0 is 1,024,001 bytes"):
+        model.pack_records([1_024_001])
+
+
+def test_put_record_batch_calls_hand_computed():
+    assert model.put_record_batch_calls([10] * 501) == [500, 1]  # 500 records per call
+    assert model.put_record_batch_calls([1_000_000] * 5) == [4, 1]  # 4 MiB per call
+    assert model.put_record_batch_calls([]) == []
+
+
+def test_billed_bytes_round_each_record_up_to_5_kb():
+    assert model.billed_bytes([1]) == 5_120
+    assert model.billed_bytes([5_120]) == 5_120
+    assert model.billed_bytes([5_121, 100]) == 10_240 + 5_120
