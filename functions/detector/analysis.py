@@ -31,6 +31,7 @@ import hashlib
 import json
 import struct
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -286,6 +287,7 @@ class Analyzer:
         }
         self._template = self._line_template()
         self._sources: dict[Any, tuple[str | None, str]] = {}
+        self.invalid_reasons: Counter[str] = Counter()  # reason -> invalid readings (for the log line)
         self._line = self._make_line()
 
     # ----------------------------------------------------------------------------------------- fast path
@@ -460,6 +462,8 @@ class Analyzer:
 
     def _slow(self, item: Any) -> tuple[str, tuple[str, ...] | None]:
         result = self.analyse(item)
+        if result.anomaly_types is None:
+            self.invalid_reasons.update(result.record["invalidreasons"])
         return _encode_record(result.record), result.anomaly_types
 
     # ------------------------------------------------------------------------------------ reference path

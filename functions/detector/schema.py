@@ -103,3 +103,7 @@ ENV_THRESHOLDS: Final = (
     "HUMIDITY_LOW",
     "BATTERY_LOW",
 )
+
+# The Lambda errorType the detector raises when Firehose keeps refusing records within the retry budget
+# (the class name of ``delivery.DeliveryError``); the state machine's Retry matches this name.
+DELIVERY_ERROR: Final = "DeliveryError"

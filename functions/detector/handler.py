@@ -1,0 +1,284 @@
+"""The detector Lambda: a thin adapter over pure functions.
+
+``lambda_handler(event, context)`` reads its configuration from the environment, runs
+``process_batch`` (analyse every item, pack the lines, deliver them to Firehose) and emits one log line
+and one EMF metrics blob per invocation, never one per row.
+
+Input (Distributed Map with ItemBatcher; docs: input-output-itembatcher.html)::
+
+    {"Items": [{"row": {...}, "source": "s3://...", "index": 0}, ...],
+     "BatchInput": {"executionId": "<execution ARN>", "runDate": "YYYY-MM-DD"}}
+
+A bare row (a dict with the row fields and no ``Items``), a bare item and a list of items are accepted
+too. Bad content never raises: every item comes out as exactly one analysis record.
+
+Injection points for tests and the local runner: ``use_firehose_client(client)``, ``use_sleep(fn)``; the
+pure core is ``process_batch(event, config=..., firehose=..., sleep=...)``. Module state (the Firehose
+client) is per process and re-created after a fork, so the local runner's worker processes never share a
+connection pool.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from . import schema
+from .analysis import Analyzer, batch_context
+from .config import ConfigError, DetectorConfig
+from .delivery import DeliveryError, deliver, pack
+
+__all__ = [
+    "BatchResult",
+    "ConfigError",
+    "DeliveryError",
+    "analyse_event",
+    "lambda_handler",
+    "process_batch",
+    "use_firehose_client",
+    "use_sleep",
+]
+
+DEFAULT_SERVICE: Final = "sensorflow-detector"
+
+# botocore's own retries stay small: the delivery loop owns retries (only failed entries, full jitter,
+# a budget from DELIVERY_MAX_ATTEMPTS). One botocore retry still covers a dropped connection.
+# Docs: boto3 "Retries" guide (total_max_attempts includes the first attempt).
+_BOTO_CONFIG: Final = {
+    "retries": {"mode": "standard", "total_max_attempts": 2},
+    "connect_timeout": 5,
+    "read_timeout": 15,
+}
+
+
+@dataclass
+class BatchResult:
+    """The analysis of one event, before delivery."""
+
+    lines: list[str]
+    valid: int = 0
+    invalid: int = 0
+    anomalous_rows: int = 0
+    anomalies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(schema.ANOMALY_TYPES, 0))
+    invalid_reasons: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_in(self) -> int:
+        """Items received; always ``valid + invalid`` and ``len(lines)``."""
+        return len(self.lines)
+
+
+def split_event(event: Any) -> tuple[list[Any], Any]:
+    """(items, BatchInput) of any event shape; never raises."""
+    if isinstance(event, dict):
+        if "Items" in event:
+            items = event["Items"]
+            if items is None:
+                items = []
+            elif not isinstance(items, list):
+                items = [items]  # one malformed item is still one item, reported invalid if it is bad
+            return items, event.get("BatchInput")
+        return [event], None  # a bare row, or a single item
+    if isinstance(event, list):
+        return event, None
+    if event is None:
+        return [], None
+    return [event], None
+
+
+def analyse_event(event: Any, *, config: DetectorConfig, now: datetime | None = None) -> BatchResult:
+    """Analyse every item of an event into JSON lines (pure: no I/O)."""
+    items, batch_input = split_event(event)
+    context, warnings = batch_context(batch_input, now=now or datetime.now(UTC))
+    analyzer = Analyzer(config, context)
+    line = analyzer.line
+    lines: list[str] = []
+    append = lines.append
+    result = BatchResult(lines=lines, warnings=warnings)
+    invalid = anomalous = 0
+    counts = result.anomalies
+    for item in items:
+        text, types = line(item)
+        append(text)
+        if types is None:
+            invalid += 1
+        elif types:
+            anomalous += 1
+            for kind in types:
+                counts[kind] += 1
+    result.invalid = invalid
+    result.valid = len(lines) - invalid
+    result.anomalous_rows = anomalous
+    result.invalid_reasons = analyzer.invalid_reasons
+    return result
+
+
+def summary_of(result: BatchResult, *, records: int, size: int, calls: int, retries: int) -> dict[str, Any]:
+    """The invocation's return value: exactly ``schema.SUMMARY_KEYS``."""
+    summary = {
+        "rowsIn": result.rows_in,
+        "valid": result.valid,
+        "invalid": result.invalid,
+        "anomalousRows": result.anomalous_rows,
+        "anomalies": dict(result.anomalies),
+        "firehoseRecords": records,
+        "firehoseBytes": size,
+        "putRecordBatchCalls": calls,
+        "retries": retries,
+    }
+    return {key: summary[key] for key in schema.SUMMARY_KEYS}
+
+
+def process_batch(
+    event: Any,
+    *,
+    config: DetectorConfig,
+    firehose: Any,
+    sleep: Callable[[float], None],
+    now: datetime | None = None,
+    rng: Callable[[], float] = random.random,
+    time_left: Callable[[], float] | None = None,
+    on_result: Callable[[BatchResult], None] | None = None,
+) -> dict[str, Any]:
+    """Analyse, pack and deliver one event; return the summary, or raise ``DeliveryError``.
+
+    ``on_result`` sees the analysis before delivery (the handler logs and meters from it).
+    """
+    result = analyse_event(event, config=config, now=now)
+    if on_result is not None:
+        on_result(result)
+    if not result.lines:
+        return summary_of(result, records=0, size=0, calls=0, retries=0)
+    if not config.stream_name:
+        raise ConfigError(f"{schema.ENV_STREAM} is not set: the detector has nowhere to deliver")
+    records = pack(result.lines)
+    report = deliver(
+        records,
+        client=firehose,
+        stream=config.stream_name,
+        max_attempts=config.max_attempts,
+        sleep=sleep,
+        rng=rng,
+        time_left=time_left,
+    )
+    return summary_of(
+        result, records=report.records, size=report.bytes, calls=report.calls, retries=report.retries
+    )
+
+
+# ------------------------------------------------------------------------------------ per-process state
+class _ProcessState:
+    """Per-process state: the lazily created Firehose client (with the pid that created it) and the sleep."""
+
+    def __init__(self) -> None:
+        self.firehose: Any = None
+        self.pid: int | None = None
+        self.injected = False
+        self.sleep: Callable[[float], None] = time.sleep
+
+
+_state = _ProcessState()
+
+
+def use_firehose_client(client: Any) -> None:
+    """Use this Firehose client from now on (tests, the local runner); ``None`` restores the default."""
+    _state.firehose, _state.pid, _state.injected = client, os.getpid(), client is not None
+
+
+def use_sleep(sleep: Callable[[float], None] | None) -> None:
+    """Use this sleep between delivery retries (tests pass a recorder); ``None`` restores ``time.sleep``."""
+    _state.sleep = sleep if sleep is not None else time.sleep
+
+
+def firehose_client() -> Any:
+    """The process's Firehose client, created on first use (boto3 honours ``AWS_ENDPOINT_URL``).
+
+    A client made before a fork is not reused by the child (botocore clients are not fork-safe).
+    """
+    if _state.injected:
+        return _state.firehose
+    if _state.firehose is None or _state.pid != os.getpid():
+        import boto3  # from the Lambda runtime; imported lazily so pure processing needs no AWS SDK
+        from botocore.config import Config
+
+        _state.firehose = boto3.client("firehose", config=Config(**_BOTO_CONFIG))
+        _state.pid = os.getpid()
+    return _state.firehose
+
+
+def _service_name(env: Mapping[str, str]) -> str:
+    return env.get("POWERTOOLS_SERVICE_NAME") or env.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_SERVICE
+
+
+logger = Logger(service=_service_name(os.environ))
+
+
+def _time_left(context: Any) -> Callable[[], float] | None:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    return lambda: remaining() / 1000.0
+
+
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    """Lambda entry point (``detector.handler.lambda_handler``)."""
+    config = DetectorConfig.from_env(os.environ)
+    service = _service_name(os.environ)
+    metrics = Metrics(namespace=schema.METRICS_NAMESPACE, service=service)
+    metrics.clear_metrics()  # nothing left over from an earlier invocation in this process
+    seen: list[BatchResult] = []
+    request_id = getattr(context, "aws_request_id", None)
+    try:
+        summary = process_batch(
+            event,
+            config=config,
+            firehose=firehose_client(),
+            sleep=_state.sleep,
+            time_left=_time_left(context),
+            on_result=seen.append,
+        )
+    except Exception as exc:
+        # Only what did not reach Firehose is metered; row counts wait for the retry that succeeds, so
+        # dashboards do not count a batch twice.
+        if isinstance(exc, DeliveryError):
+            failures, retries = exc.failed_readings, exc.retries
+        else:
+            failures, retries = (seen[0].rows_in if seen else len(split_event(event)[0])), 0
+        metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=failures)
+        metrics.add_metric(name=schema.METRIC_DELIVERY_RETRIES, unit=MetricUnit.Count, value=retries)
+        metrics.flush_metrics()
+        logger.exception(
+            "batch failed",
+            extra={"requestId": request_id, "undeliveredReadings": failures, "error": type(exc).__name__},
+        )
+        raise
+
+    result = seen[0]
+    metrics.add_metric(name=schema.METRIC_ROWS, unit=MetricUnit.Count, value=summary["rowsIn"])
+    metrics.add_metric(name=schema.METRIC_VALID_ROWS, unit=MetricUnit.Count, value=summary["valid"])
+    metrics.add_metric(name=schema.METRIC_INVALID_ROWS, unit=MetricUnit.Count, value=summary["invalid"])
+    for kind, name in schema.METRIC_ANOMALIES.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=summary["anomalies"][kind])
+    metrics.add_metric(name=schema.METRIC_DELIVERY_RETRIES, unit=MetricUnit.Count, value=summary["retries"])
+    metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=0)
+    metrics.flush_metrics()
+    logger.info(
+        "batch processed",
+        extra={
+            "requestId": request_id,
+            "summary": summary,
+            "invalidReasons": dict(result.invalid_reasons.most_common(10)),
+            "warnings": result.warnings,
+        },
+    )
+    return summary
