@@ -128,3 +128,17 @@ def test_publishing_arns_are_exact_alarm_arns_of_this_account():
     assert all(a.startswith("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:sensorflow-") for a in arns)
     assert all("*" not in a for a in arns)
     assert [a.rsplit(":", 1)[1] for a in arns] == [s.name for s in specs]
+
+
+def test_every_alarm_has_a_runbook_section_in_the_operations_guide():
+    from tools.harness import ROOT
+
+    headings = {
+        line.removeprefix("### ").strip()
+        for line in (ROOT / "docs" / "operations.md").read_text().splitlines()
+        if line.startswith("### ")
+    }
+    specs = specs_for("prod", scheduleEnabled=True, ownsAccountAlarms=True)
+    assert specs
+    missing = [s.key for s in specs if s.runbook != f"docs/operations.md#{s.key}" or s.key not in headings]
+    assert missing == []
