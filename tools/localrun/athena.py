@@ -1,0 +1,428 @@
+"""The Athena stand-in: DuckDB reading the stage's Glue tables from the object store.
+
+* Tables come from the rendered Glue tables (``stack.TableSpec``): the raw CSV table (header skipped,
+  every value read as text then ``TRY_CAST`` to its column type, as Athena's LazySimpleSerDe turns an
+  unparseable value into NULL; missing trailing fields are NULL, extra fields ignored, ``\\N`` is NULL,
+  no quoting), the analysis table (newline-delimited JSON, gzip by file extension, unknown keys ignored
+  like the OpenX JSON SerDe) and the KPI table (Parquet). Partition projection is emulated by listing the
+  folders the ``storage.location.template`` names and giving each its literal ``dt``; a filter on ``dt``
+  therefore prunes whole folders, as projection does.
+* SQL is the deployed Trino text transpiled with sqlglot (``read="trino", write="duckdb"``).
+* ``UNLOAD (<select>) TO '<s3 uri>' WITH (...)`` is Athena-only syntax, emulated here: the target prefix
+  must be empty (UNLOAD never overwrites), data files are written under it, and ``<query id>-manifest.csv``
+  (one ``s3://`` URI per line, no header) goes to the workgroup's result location; the result carries
+  ``Statistics.DataManifestLocation``. A SELECT writes ``<query id>.csv`` (with header) there and
+  ``get_query_results`` pages it as Athena's ``ResultSet`` (every value a ``VarCharValue`` string).
+
+Docs: docs.aws.amazon.com/athena/latest/ug/unload.html, querying-finding-output-files.html,
+partition-projection.html, and the Step Functions Athena integration (connect-athena.html).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import sqlglot
+
+from tools.localrun.stack import LocalStack, TableSpec
+from tools.localrun.store import ObjectStore, split_uri
+
+UNLOAD_RE = re.compile(
+    r"^\s*UNLOAD\s*\((?P<select>.*)\)\s*TO\s*'(?P<to>[^']*)'\s*WITH\s*\((?P<with>.*)\)\s*;?\s*$", re.S | re.I
+)
+WITH_ITEM_RE = re.compile(r"^\s*(?P<key>[a-z_]+)\s*=\s*'(?P<value>[^']*)'\s*$", re.I)
+UNLOAD_FORMATS = {"PARQUET", "JSON", "TEXTFILE"}
+UNLOAD_COMPRESSION = {
+    "PARQUET": {"SNAPPY", "ZSTD", "GZIP", "NONE"},
+    "JSON": {"NONE", "GZIP"},
+    "TEXTFILE": {"NONE", "GZIP"},
+}
+HIVE_SCALARS = {
+    "string": "VARCHAR", "varchar": "VARCHAR", "int": "INTEGER", "integer": "INTEGER", "bigint": "BIGINT",
+    "smallint": "SMALLINT", "tinyint": "TINYINT", "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
+    "date": "DATE", "timestamp": "TIMESTAMP",
+}  # fmt: skip
+ROWS_PER_UNLOAD_FILE = 200_000  # Athena writes several files; so does the stand-in, so the map reads many
+
+
+class AthenaError(RuntimeError):
+    """A query Athena would reject or fail; ``code`` is Athena's error category."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(f"{code}: {message}")
+
+
+def hive_to_duckdb(hive: str) -> str:
+    """A Glue/Hive column type as a DuckDB type: ``struct<a:double>`` -> ``STRUCT("a" DOUBLE)``."""
+    text = hive.strip()
+    lower = text.lower()
+    if lower in HIVE_SCALARS:
+        return HIVE_SCALARS[lower]
+    if lower.startswith("array<") and lower.endswith(">"):
+        return hive_to_duckdb(text[6:-1]) + "[]"
+    if lower.startswith("struct<") and lower.endswith(">"):
+        fields, depth, start, body = [], 0, 0, text[7:-1]
+        for i, ch in enumerate(body + ","):
+            if ch == "<":
+                depth += 1
+            elif ch == ">":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                name, _, ftype = body[start:i].partition(":")
+                fields.append(f'"{name.strip()}" {hive_to_duckdb(ftype)}')
+                start = i + 1
+        return "STRUCT(" + ", ".join(fields) + ")"
+    raise AthenaError("HIVE_UNSUPPORTED_TYPE", f"the stand-in cannot map Glue type {hive!r}")
+
+
+def to_duckdb(sql: str) -> str:
+    """Deployed Trino SQL as DuckDB SQL."""
+    try:
+        return sqlglot.transpile(sql, read="trino", write="duckdb")[0]
+    except sqlglot.errors.ParseError as exc:
+        raise AthenaError("SYNTAX_ERROR", f"{exc} in: {sql[:300]}") from exc
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass
+class QueryRecord:
+    """One query the stand-in ran."""
+
+    query_id: str
+    sql: str
+    kind: str  # UNLOAD | SELECT
+    rows: int
+    output_location: str
+    manifest_location: str | None
+    files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class AthenaStandIn:
+    """DuckDB behind the two Athena calls the definition makes (and the report's named queries)."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        store: ObjectStore,
+        *,
+        id_factory: Callable[[], str] | None = None,
+        threads: int = 2,
+        memory_limit: str = "768MB",
+        rows_per_file: int = ROWS_PER_UNLOAD_FILE,
+    ):
+        self.stack = stack
+        self.store = store
+        self.id_factory = id_factory or (lambda: str(uuid.uuid4()))
+        self.rows_per_file = rows_per_file
+        self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        self.con.execute("SET preserve_insertion_order = true")
+        self.queries: dict[str, QueryRecord] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------ catalog
+    def _partitions(self, table: TableSpec) -> list[tuple[str, str]]:
+        """(dt value, folder URI) of every partition folder that exists (partition projection)."""
+        template = table.location_template or (table.location + "${dt}/")
+        if "${dt}" not in template:
+            raise AthenaError("HIVE_METASTORE_ERROR", f"{table.name}: location template without ${{dt}}")
+        before, after = template.split("${dt}", 1)
+        parent_uri, _, name_prefix = before.rpartition("/")
+        bucket, parent_key = split_uri(parent_uri + "/")
+        folder = self.store.path(bucket, parent_key)
+        if not folder.is_dir():
+            return []
+        found = []
+        suffix_dir = after.strip("/")
+        for child in sorted(folder.iterdir()):
+            if not child.is_dir() or not child.name.startswith(name_prefix):
+                continue
+            value = child.name[len(name_prefix) :]
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                continue  # projection type date, format yyyy-MM-dd: anything else is not a partition
+            found.append((value, f"{parent_uri}/{child.name}/{suffix_dir + '/' if suffix_dir else ''}"))
+        return found
+
+    def _files(self, uri: str) -> list[str]:
+        bucket, key = split_uri(uri)
+        return [
+            str(self.store.path(bucket, k))
+            for k, size in self.store.list(bucket, key)
+            if size > 0 and not k.rsplit("/", 1)[-1].startswith((".", "_"))
+        ]
+
+    def _table_sql(self, table: TableSpec) -> str:
+        cols = [(n, hive_to_duckdb(t)) for n, t in table.columns]
+        parts = []
+        for dt, uri in self._partitions(table):
+            files = self._files(uri)
+            if not files:
+                continue
+            file_list = "[" + ", ".join(_lit(f) for f in files) + "]"
+            if table.classification == "csv":
+                spec = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n, _ in cols) + "}"
+                source = (
+                    f"read_csv({file_list}, header={'true' if table.skip_header_lines else 'false'}, "
+                    f"columns={spec}, delim={_lit(table.field_delimiter)}, quote='', escape='', "
+                    "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false)"
+                )
+                select = ", ".join(
+                    f'"{n}"' if t == "VARCHAR" else f'TRY_CAST("{n}" AS {t}) AS "{n}"' for n, t in cols
+                )
+            elif table.classification == "json":
+                spec = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in cols) + "}"
+                source = (
+                    f"read_json({file_list}, format='newline_delimited', columns={spec}, compression='auto')"
+                )
+                select = ", ".join(f'"{n}"' for n, _ in cols)
+            elif table.classification == "parquet":
+                source = f"read_parquet({file_list}, union_by_name=true)"
+                select = ", ".join(f'CAST("{n}" AS {t}) AS "{n}"' for n, t in cols)
+            else:
+                raise AthenaError(
+                    "HIVE_UNSUPPORTED_FORMAT", f"{table.name}: classification {table.classification!r}"
+                )
+            parts.append(f"SELECT {select}, {_lit(dt)} AS dt FROM {source}")
+        if not parts:
+            nulls = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in cols)
+            return f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS dt WHERE false"
+        return " UNION ALL ".join(parts)
+
+    def refresh_catalog(self) -> None:
+        """(Re)define every table as a view over the partitions that exist now."""
+        for table in self.stack.tables.values():
+            self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.database}"')
+            self.con.execute(
+                f'CREATE OR REPLACE VIEW "{table.database}"."{table.name}" AS {self._table_sql(table)}'
+            )
+
+    # ------------------------------------------------------------------------------------------ queries
+    def start_query_execution(
+        self,
+        QueryString: str,
+        WorkGroup: str | None = None,
+        QueryExecutionContext: dict | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Run a query to completion (the ``.sync`` integration) and return ``GetQueryExecution``'s shape."""
+        if extra:
+            raise AthenaError(
+                "InvalidRequestException", f"unsupported StartQueryExecution fields {sorted(extra)}"
+            )
+        expected = self.stack.exports["workgroup"]
+        if WorkGroup != expected:
+            raise AthenaError(
+                "InvalidRequestException",
+                f"WorkGroup {WorkGroup!r} does not exist (the stage's is {expected!r})",
+            )
+        context = QueryExecutionContext or {}
+        database = context.get("Database")
+        if database and database != self.stack.exports["database"]:
+            raise AthenaError("SCHEMA_NOT_FOUND", f"database {database!r} does not exist")
+        with self._lock:
+            return self._run(QueryString, context)
+
+    def _run(self, sql: str, context: dict[str, Any]) -> dict[str, Any]:
+        query_id = self.id_factory()
+        started = datetime.now(UTC)
+        self.refresh_catalog()
+        results_bucket, results_key = split_uri(self.stack.results_location)
+        unload = UNLOAD_RE.match(sql)
+        statistics: dict[str, Any] = {}
+        try:
+            if unload:
+                record = self._unload(query_id, unload, results_bucket, results_key)
+                statistics["DataManifestLocation"] = record.manifest_location
+            else:
+                record = self._select(query_id, sql, results_bucket, results_key)
+        except duckdb.Error as exc:
+            raise AthenaError(
+                "GENERIC_INTERNAL_ERROR", f"query {query_id} failed: {exc}\nSQL: {sql[:500]}"
+            ) from exc
+        record.sql = sql
+        finished = datetime.now(UTC)
+        record.seconds = (finished - started).total_seconds()
+        self.queries[query_id] = record
+        statistics["EngineExecutionTimeInMillis"] = int(record.seconds * 1000)
+        return {
+            "QueryExecution": {
+                "QueryExecutionId": query_id,
+                "Query": sql,
+                "StatementType": "DML",
+                "ResultConfiguration": {"OutputLocation": record.output_location},
+                "QueryExecutionContext": context,
+                "Status": {
+                    "State": "SUCCEEDED",
+                    "SubmissionDateTime": started.isoformat(),
+                    "CompletionDateTime": finished.isoformat(),
+                },
+                "Statistics": statistics,
+                "WorkGroup": self.stack.exports["workgroup"],
+            }
+        }
+
+    def _unload(self, query_id: str, m: re.Match[str], results_bucket: str, results_key: str) -> QueryRecord:
+        props: dict[str, str] = {}
+        for item in _split_top_level(m.group("with")):
+            parsed = WITH_ITEM_RE.match(item)
+            if not parsed:
+                raise AthenaError(
+                    "SYNTAX_ERROR", f"UNLOAD WITH property {item.strip()!r} is not key = 'value'"
+                )
+            props[parsed.group("key").lower()] = parsed.group("value")
+        unknown = sorted(set(props) - {"format", "compression", "field_delimiter"})
+        if unknown:
+            raise AthenaError("NOT_SUPPORTED", f"UNLOAD properties {unknown} are not emulated locally")
+        fmt = props.get("format", "PARQUET").upper()
+        if fmt not in UNLOAD_FORMATS:
+            raise AthenaError("NOT_SUPPORTED", f"UNLOAD format {fmt!r}; emulated: {sorted(UNLOAD_FORMATS)}")
+        compression = props.get("compression", "GZIP").upper()  # GZIP: Athena's documented default
+        if compression not in UNLOAD_COMPRESSION[fmt]:
+            raise AthenaError("NOT_SUPPORTED", f"UNLOAD {fmt} compression {compression!r}")
+        target = m.group("to")
+        bucket, prefix = split_uri(target)
+        if not prefix.endswith("/"):
+            prefix += "/"
+        if self.store.list(bucket, prefix):
+            # Athena refuses to UNLOAD into a location that already holds objects.
+            raise AthenaError(
+                "HIVE_PATH_ALREADY_EXISTS", f"Target directory {target} already exists and is not empty"
+            )
+        table = self.con.execute(to_duckdb(m.group("select"))).fetch_arrow_table()
+        files = []
+        for part, offset in enumerate(range(0, max(table.num_rows, 1), self.rows_per_file)):
+            chunk = table.slice(offset, self.rows_per_file)
+            if chunk.num_rows == 0:
+                break
+            ext = {"PARQUET": "", "JSON": "", "TEXTFILE": ""}[fmt] + (
+                ".gz" if compression == "GZIP" and fmt != "PARQUET" else ""
+            )
+            key = f"{prefix}{query_id}_{part:05d}{ext}"
+            path = self.store.path(bucket, key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.con.register("__unload_chunk", chunk)
+            try:
+                if fmt == "PARQUET":
+                    codec = "uncompressed" if compression == "NONE" else compression.lower()
+                    options = f"FORMAT parquet, COMPRESSION {_lit(codec)}"
+                elif fmt == "JSON":
+                    options = "FORMAT json" + (", COMPRESSION 'gzip'" if compression == "GZIP" else "")
+                else:
+                    delim = props.get("field_delimiter", ",")
+                    options = f"FORMAT csv, HEADER false, DELIMITER {_lit(delim)}, QUOTE '', ESCAPE '', NULLSTR '\\N'"
+                    if compression == "GZIP":
+                        options += ", COMPRESSION 'gzip'"
+                self.con.execute(f"COPY (SELECT * FROM __unload_chunk) TO {_lit(str(path))} ({options})")
+            finally:
+                self.con.unregister("__unload_chunk")
+            files.append(self.store.uri(bucket, key))
+        manifest_key = f"{results_key}{query_id}-manifest.csv"
+        self.store.put(results_bucket, manifest_key, "".join(f + "\n" for f in files).encode())
+        return QueryRecord(
+            query_id=query_id,
+            sql="",
+            kind="UNLOAD",
+            rows=table.num_rows,
+            output_location=self.store.uri(results_bucket, f"{results_key}{query_id}"),
+            manifest_location=self.store.uri(results_bucket, manifest_key),
+            files=files,
+        )
+
+    def _select(
+        self, query_id: str, sql: str, results_bucket: str, results_key: str, params: list | None = None
+    ) -> QueryRecord:
+        cursor = self.con.execute(to_duckdb(sql), params or [])
+        header = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else _athena_text(v) for v in row])
+        key = f"{results_key}{query_id}.csv"
+        self.store.put(results_bucket, key, buffer.getvalue().encode())
+        return QueryRecord(query_id, "", "SELECT", len(rows), self.store.uri(results_bucket, key), None)
+
+    def get_query_results(
+        self, QueryExecutionId: str, MaxResults: int | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """A SELECT's result as Athena pages it: the header row first, then data rows, values as text."""
+        if extra:
+            raise AthenaError(
+                "InvalidRequestException", f"unsupported GetQueryResults fields {sorted(extra)}"
+            )
+        record = self.queries.get(QueryExecutionId)
+        if record is None:
+            raise AthenaError("InvalidRequestException", f"QueryExecution {QueryExecutionId} was not found")
+        if record.kind != "SELECT":
+            raise AthenaError(
+                "InvalidRequestException", f"query {QueryExecutionId} is an UNLOAD: it has no result set"
+            )
+        body = self.store.get(*split_uri(record.output_location)).decode()
+        table = list(csv.reader(io.StringIO(body)))
+        if MaxResults is not None:
+            table = table[: int(MaxResults)]
+        return {
+            "ResultSet": {
+                "Rows": [{"Data": [{"VarCharValue": v} if v != "" else {} for v in row]} for row in table],
+                "ResultSetMetadata": {
+                    "ColumnInfo": [
+                        {"Name": n, "Label": n, "Type": "varchar"} for n in (table[0] if table else [])
+                    ]
+                },
+            },
+            "UpdateCount": 0,
+        }
+
+    # ------------------------------------------------------------------------------------------ reading
+    def query(self, sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        """Run deployed SQL (with ``?`` parameters, as a named query) and return (columns, rows)."""
+        with self._lock:
+            self.refresh_catalog()
+            cursor = self.con.execute(to_duckdb(sql), params or [])
+            return [d[0] for d in cursor.description], cursor.fetchall()
+
+    def sql(self, duck_sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
+        """Run DuckDB SQL over the same views (the report's own summaries)."""
+        with self._lock:
+            self.refresh_catalog()
+            cursor = self.con.execute(duck_sql, params or [])
+            return [d[0] for d in cursor.description], cursor.fetchall()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _athena_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``a = 'x', b = 'y,z'`` on commas outside quotes."""
+    items, current, quoted = [], [], False
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if "".join(current).strip():
+        items.append("".join(current))
+    return items
