@@ -287,6 +287,7 @@ class Analyzer:
         }
         self._template = self._line_template()
         self._sources: dict[Any, tuple[str | None, str]] = {}
+        self._source_json: dict[str, str] = {}
         self.invalid_reasons: Counter[str] = Counter()  # reason -> invalid readings (for the log line)
         self._line = self._make_line()
 
@@ -332,6 +333,8 @@ class Analyzer:
             normalised = normalise_source(raw)
             encoded = encode_basestring_ascii(normalised) if normalised is not None else "null"
             self._sources[raw] = (normalised, encoded)
+            if type(raw) is str:
+                self._source_json[raw] = encoded
             return normalised, encoded
         except TypeError:  # an unhashable "source": not a URI
             return None, "null"
@@ -356,6 +359,7 @@ class Analyzer:
         csv = self._csv
         slow = self._slow
         source_of = self._source
+        sources = self._source_json  # raw "source" text -> its normalised URI as JSON
         anomalies_json = self._anomalies_json
         cache_get = _ts_cache.get
         sha256 = _sha256
@@ -374,7 +378,10 @@ class Analyzer:
                 row = item["row"]
                 if type(row) is not dict:
                     return slow(item)
-                source_json = source_of(item)[1]
+                source = item.get("source")
+                source_json = sources.get(source) if type(source) is str else None
+                if source_json is None:
+                    source_json = source_of(item)[1]
                 index = item.get("index")
                 if type(index) is not int:
                     index = "null"
@@ -393,16 +400,37 @@ class Analyzer:
             la, lo = get("latitude"), get("longitude")
             # Floats (the usual case) need no conversion: the range checks below also reject NaN and
             # the infinities, because every comparison with NaN is false and every range is finite.
-            if type(t) is not float or type(h) is not float or type(b) is not float:
+            if (
+                type(t) is float
+                and type(h) is float
+                and type(b) is float
+                and type(la) is float
+                and type(lo) is float
+            ):
+                pass
+            elif (
+                csv
+                and type(t) is str
+                and type(h) is str
+                and type(b) is str
+                and type(la) is str
+                and type(lo) is str
+            ):
+                # CSV: float() takes what coerce_number takes (blanks around, exponents) except that it
+                # also reads "1_000"; an empty string raises ValueError (missing) and goes the slow way.
+                if "_" in t + h + b + la + lo:
+                    return slow(item)
+                try:
+                    t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
+                except ValueError:
+                    return slow(item)
+            else:
                 t, problem_t = coerce_number(t, csv=csv)
                 h, problem_h = coerce_number(h, csv=csv)
                 b, problem_b = coerce_number(b, csv=csv)
-                if problem_t or problem_h or problem_b:
-                    return slow(item)
-            if type(la) is not float or type(lo) is not float:
                 la, problem_la = coerce_number(la, csv=csv)
                 lo, problem_lo = coerce_number(lo, csv=csv)
-                if problem_la or problem_lo:
+                if problem_t or problem_h or problem_b or problem_la or problem_lo:
                     return slow(item)
             if not (
                 t_min <= t <= t_max

@@ -1,0 +1,260 @@
+"""Detector throughput and Firehose efficiency, measured on realistic batches.
+
+Run: ``python -m benchmarks.bench_detector [--rows 200000] [--repeat 5]``. Prints a Markdown table and
+writes ``build/benchmarks/detector.json``.
+
+What is measured, on one core (the process is single-threaded):
+
+* ``analyse``: pure processing, ``handler.analyse_event`` (validation, rules, id, JSON lines).
+* ``process_batch + stub Firehose``: also packing and the delivery loop against a stub that accepts all.
+* ``lambda_handler + stub Firehose``: also the env config, Powertools log line and EMF blob per batch.
+
+Batches look like the map's: ``{"Items": [{"row", "source", "index"}], "BatchInput": {...}}`` with rows
+as Step Functions hands Parquet rows over (floats; timestamps cast to varchar, distinct per reading so
+the timestamp cache does not flatter the figure), ~2% anomalous and ~0.5% invalid readings. The
+timestamp cache is cleared before every repeat. Figures are the best of ``--repeat`` runs (the least
+disturbed by other processes) and the median.
+
+Firehose efficiency: records and billed KB per 1,000 readings with packing, against the reference
+sample's one record per reading (each billed as at least 5 KB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from functions.detector import analysis, handler
+from functions.detector.config import DetectorConfig, InputFormat
+from functions.detector.delivery import BILLING_INCREMENT_BYTES, billed_bytes, pack
+
+OUTPUT = Path("build/benchmarks/detector.json")
+TARGET_ROWS_PER_SECOND = 200_000
+TARGET_BILLED_KB_PER_READING = 1.0
+EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline/detect:0b7f2c9e-1d2a-4c3b-9e8f-5a6b7c8d9e0f"
+
+
+class AcceptAllFirehose:
+    """A Firehose stub that accepts every record (measures our side only)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_record_batch(self, *, DeliveryStreamName: str, Records: list[dict[str, bytes]]) -> dict[str, Any]:
+        self.calls += 1
+        return {"FailedPutCount": 0, "RequestResponses": [{"RecordId": "r"} for _ in Records]}
+
+
+def make_row(rnd: random.Random, device: int, when: datetime, *, csv: bool) -> dict[str, Any]:
+    """One reading as the map hands it over; ~2% anomalous, ~0.5% invalid."""
+    roll = rnd.random()
+    row: dict[str, Any] = {
+        "deviceid": f"sensor-{device:05d}",
+        "timestamp": when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}",
+        "temperature": round(rnd.gauss(21.0, 4.0), 2),
+        "humidity": round(rnd.uniform(30.0, 70.0), 1),
+        "batterylevel": float(rnd.randint(25, 100)),
+        "latitude": round(47.0 + rnd.uniform(-2.0, 2.0), 6),
+        "longitude": round(8.0 + rnd.uniform(-2.0, 2.0), 6),
+    }
+    if roll < 0.02:
+        row["temperature"] = round(rnd.uniform(36.0, 45.0), 2)
+    elif roll < 0.025:
+        row["humidity"] = None if rnd.random() < 0.5 else 140.0
+    if csv:
+        row = {k: "" if v is None else (v if isinstance(v, str) else repr(v)) for k, v in row.items()}
+    return row
+
+
+def make_batches(rows: int, batch_size: int, *, seed: int = 7, csv: bool = False) -> list[dict[str, Any]]:
+    """Batches of the map's shape, with distinct timestamps through one day."""
+    rnd = random.Random(seed)
+    start = datetime(2024, 6, 1, tzinfo=UTC)
+    step = timedelta(seconds=86_400 / max(rows, 1))
+    items = [
+        {
+            "row": make_row(
+                rnd, i % 2_000, start + step * i + timedelta(milliseconds=rnd.randint(0, 999)), csv=csv
+            ),
+            "source": f"S3://sensorflow-dev-unload/unload/2024-06-01/run/2024060{i % 3}_0000{i % 7}.parquet",
+            "index": i,
+        }
+        for i in range(rows)
+    ]
+    batch_input = {"executionId": EXECUTION_ARN, "runDate": "2024-06-01"}
+    return [
+        {"Items": items[i : i + batch_size], "BatchInput": batch_input} for i in range(0, rows, batch_size)
+    ]
+
+
+def _timed(
+    batches: list[dict[str, Any]], run: Callable[[dict[str, Any]], Any], repeat: int
+) -> dict[str, float]:
+    rows = sum(len(b["Items"]) for b in batches)
+    rates = []
+    for _ in range(repeat):
+        analysis._ts_cache.clear()
+        began = time.perf_counter()
+        for batch in batches:
+            run(batch)
+        rates.append(rows / (time.perf_counter() - began))
+    return {"rows": rows, "best_rows_per_s": max(rates), "median_rows_per_s": statistics.median(rates)}
+
+
+def throughput(rows: int, batch_size: int, repeat: int) -> list[dict[str, Any]]:
+    """Rows/s of each stage, PARQUET and CSV input."""
+    results = []
+    for fmt in (InputFormat.PARQUET, InputFormat.CSV):
+        batches = make_batches(rows, batch_size, csv=fmt is InputFormat.CSV)
+        config = DetectorConfig(input_format=fmt, stream_name="bench")
+        stub = AcceptAllFirehose()
+
+        def pure(batch: dict[str, Any], config: DetectorConfig = config) -> Any:
+            return handler.analyse_event(batch, config=config)
+
+        def with_stub(
+            batch: dict[str, Any], config: DetectorConfig = config, stub: AcceptAllFirehose = stub
+        ) -> Any:
+            return handler.process_batch(batch, config=config, firehose=stub, sleep=time.sleep)
+
+        env = {"DELIVERY_STREAM_NAME": "bench", "INPUT_FORMAT": fmt.value, "POWERTOOLS_SERVICE_NAME": "bench"}
+
+        def full(batch: dict[str, Any]) -> Any:
+            return handler.lambda_handler(batch, None)
+
+        results.append({"stage": "analyse (pure)", "format": fmt.value, **_timed(batches, pure, repeat)})
+        results.append(
+            {
+                "stage": "process_batch + stub Firehose",
+                "format": fmt.value,
+                **_timed(batches, with_stub, repeat),
+            }
+        )
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        handler.use_firehose_client(AcceptAllFirehose())
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the per-batch log line and EMF blob
+                timed = _timed(batches, full, repeat)
+        finally:
+            handler.use_firehose_client(None)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        results.append({"stage": "lambda_handler + stub Firehose", "format": fmt.value, **timed})
+    return results
+
+
+def firehose_efficiency(batch_sizes: tuple[int, ...] = (1, 50, 250, 500, 1_000)) -> list[dict[str, Any]]:
+    """Firehose records and billed KB per 1,000 readings, packed versus one record per reading."""
+    out = []
+    readings = 10_000
+    for size in batch_sizes:
+        batches = make_batches(readings, size, seed=11)
+        config = DetectorConfig(stream_name="bench")
+        records = sizes = 0
+        billed = billed_single = 0
+        for batch in batches:
+            lines = handler.analyse_event(batch, config=config).lines
+            packed = pack(lines)
+            records += len(packed)
+            sizes += sum(len(p.data) for p in packed)
+            billed += billed_bytes(len(p.data) for p in packed)
+            billed_single += billed_bytes(len(line) + 1 for line in lines)
+        per_k = 1_000 / readings
+        out.append(
+            {
+                "batch_size": size,
+                "avg_line_bytes": round(sizes / readings, 1),
+                "records_per_1000": round(records * per_k, 1),
+                "billed_kb_per_1000": round(billed * per_k / 1024, 1),
+                "billed_kb_per_reading": round(billed / readings / 1024, 3),
+                "single_records_per_1000": 1_000,
+                "single_billed_kb_per_1000": round(billed_single * per_k / 1024, 1),
+                "saving_factor": round(billed_single / billed, 1),
+            }
+        )
+    return out
+
+
+def render(report: dict[str, Any]) -> str:
+    """The report as a small Markdown document."""
+    lines = [
+        f"Detector throughput, one core ({report['machine']}), batches of {report['batch_size']} rows, "
+        f"best of {report['repeat']} (median):",
+        "",
+        "| stage | input | rows/s best | rows/s median |",
+        "|---|---|---:|---:|",
+    ]
+    for r in report["throughput"]:
+        lines.append(
+            f"| {r['stage']} | {r['format']} | {r['best_rows_per_s']:,.0f} | {r['median_rows_per_s']:,.0f} |"
+        )
+    lines += [
+        "",
+        f"Firehose per 1,000 readings (records billed in {BILLING_INCREMENT_BYTES // 1024} KB increments):",
+        "",
+        "| rows per batch | line bytes | records | billed KB | billed KB/reading | one record per reading: billed KB | saving |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for e in report["firehose"]:
+        lines.append(
+            f"| {e['batch_size']:,} | {e['avg_line_bytes']:.0f} | {e['records_per_1000']:,.1f} | "
+            f"{e['billed_kb_per_1000']:,.1f} | {e['billed_kb_per_reading']:.3f} | "
+            f"{e['single_billed_kb_per_1000']:,.1f} | {e['saving_factor']}x |"
+        )
+    return "\n".join(lines)
+
+
+def run(rows: int = 200_000, batch_size: int = 500, repeat: int = 5) -> dict[str, Any]:
+    """Measure everything; return the report (also what ``main`` writes as JSON)."""
+    return {
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "batch_size": batch_size,
+        "repeat": repeat,
+        "targets": {
+            "rows_per_s": TARGET_ROWS_PER_SECOND,
+            "billed_kb_per_reading": TARGET_BILLED_KB_PER_READING,
+        },
+        "throughput": throughput(rows, batch_size, repeat),
+        "firehose": firehose_efficiency(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="rows per measurement (default 200,000)")
+    parser.add_argument(
+        "--batch-size", type=int, default=500, help="rows per batch (default 500, as maxItemsPerBatch)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement; the best is reported")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    if args.rows < 1 or args.batch_size < 1 or args.repeat < 1:
+        parser.error("--rows, --batch-size and --repeat must be positive")
+    report = run(rows=args.rows, batch_size=args.batch_size, repeat=args.repeat)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(render(report))
+    print(f"\nwritten: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

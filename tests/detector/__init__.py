@@ -1,0 +1,1 @@
+"""Tests of the detector Lambda (functions/detector)."""

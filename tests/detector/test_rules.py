@@ -1,0 +1,125 @@
+"""The three anomaly rules at and around every boundary, threshold texts, and overrides from env."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from functions.detector import schema
+from functions.detector.analysis import Analyzer, batch_context, format_number
+from functions.detector.config import ConfigError, DetectorConfig, Thresholds
+
+from .helpers import item, row
+
+NOW = datetime(2024, 6, 2, 1, 2, 3, 456000, tzinfo=UTC)
+
+
+def analyse(reading: dict, config: DetectorConfig | None = None) -> dict:
+    context, _ = batch_context({"runDate": "2024-06-01", "executionId": "arn:x"}, now=NOW)
+    analyzer = Analyzer(config or DetectorConfig(), context)
+    record = analyzer.analyse(item(reading)).record
+    line, _types = analyzer.line(item(reading))
+    assert line == analyzer._slow(item(reading))[0], "fast and reference paths disagree"
+    return record
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("temperature", 34.99, None),
+        ("temperature", 35, None),
+        ("temperature", 35.0, None),
+        ("temperature", 35.01, (schema.TEMPERATURE_SPIKE, ">35°C")),
+        ("temperature", -9.99, None),
+        ("temperature", -10, None),
+        ("temperature", -10.01, (schema.TEMPERATURE_SPIKE, "<-10°C")),
+        ("humidity", 94.99, None),
+        ("humidity", 95, None),
+        ("humidity", 95.01, (schema.HUMIDITY_ANOMALY, ">95%")),
+        ("humidity", 5.01, None),
+        ("humidity", 5, None),
+        ("humidity", 4.99, (schema.HUMIDITY_ANOMALY, "<5%")),
+        ("batterylevel", 20.01, None),
+        ("batterylevel", 20, None),
+        ("batterylevel", 19.99, (schema.LOW_BATTERY, "<20%")),
+        ("batterylevel", 0, (schema.LOW_BATTERY, "<20%")),
+    ],
+)
+def test_each_rule_is_a_strict_inequality(field: str, value: float, expected: tuple[str, str] | None) -> None:
+    record = analyse(row(**{field: value}))
+    if expected is None:
+        assert record["anomalies"] == []
+        assert record["healthstatus"] == schema.HEALTHY
+        assert record["anomalycount"] == 0
+    else:
+        kind, threshold = expected
+        assert record["anomalies"] == [{"type": kind, "value": float(value), "threshold": threshold}]
+        assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+        assert record["anomalycount"] == 1
+
+
+def test_a_reading_can_break_all_three_rules_in_the_sample_order() -> None:
+    record = analyse(row(temperature=50.0, humidity=99.5, batterylevel=3.0))
+    assert [a["type"] for a in record["anomalies"]] == list(schema.ANOMALY_TYPES)
+    assert record["anomalycount"] == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(35, "35"), (35.0, "35"), (35.5, "35.5"), (-10, "-10"), (0.25, "0.25")]
+)
+def test_thresholds_are_written_compactly(value: float, text: str) -> None:
+    assert format_number(value) == text
+
+
+def test_thresholds_come_from_the_environment() -> None:
+    config = DetectorConfig.from_env(
+        {"TEMPERATURE_HIGH": "30", "TEMPERATURE_LOW": "-5.5", "HUMIDITY_HIGH": "90", "HUMIDITY_LOW": "10",
+         "BATTERY_LOW": "25"}
+    )  # fmt: skip
+    assert config.thresholds == Thresholds(
+        temperature_high=30, temperature_low=-5.5, humidity_high=90, humidity_low=10, battery_low=25
+    )
+    hot = analyse(row(temperature=30.5, batterylevel=24.0), config)
+    assert hot["anomalies"] == [
+        {"type": schema.TEMPERATURE_SPIKE, "value": 30.5, "threshold": ">30°C"},
+        {"type": schema.LOW_BATTERY, "value": 24.0, "threshold": "<25%"},
+    ]
+    cold = analyse(row(temperature=-6.0, humidity=9.0), config)
+    assert [a["threshold"] for a in cold["anomalies"]] == ["<-5.5°C", "<10%"]
+    assert analyse(row(temperature=30.0), config)["anomalies"] == []  # still strict
+
+
+def test_defaults_match_the_reference_sample() -> None:
+    config = DetectorConfig.from_env({})
+    assert config.thresholds == Thresholds(
+        temperature_high=35, temperature_low=-10, humidity_high=95, humidity_low=5, battery_low=20
+    )
+    assert config.input_format.value == "PARQUET"
+    assert config.max_attempts == 8
+    assert config.stream_name is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TEMPERATURE_HIGH": "hot"}, "TEMPERATURE_HIGH='hot'"),
+        ({"BATTERY_LOW": "nan"}, "BATTERY_LOW='nan'"),
+        ({"HUMIDITY_LOW": "1_0"}, "HUMIDITY_LOW='1_0'"),
+        ({"TEMPERATURE_LOW": "40"}, "TEMPERATURE_LOW=40.0 must be below TEMPERATURE_HIGH=35.0"),
+        ({"HUMIDITY_HIGH": "5"}, "HUMIDITY_LOW=5.0 must be below HUMIDITY_HIGH=5.0"),
+        ({"INPUT_FORMAT": "ORC"}, "INPUT_FORMAT='ORC': expected one of PARQUET, JSONL, CSV"),
+        ({"DELIVERY_MAX_ATTEMPTS": "0"}, "DELIVERY_MAX_ATTEMPTS=0"),
+        ({"DELIVERY_MAX_ATTEMPTS": "three"}, "DELIVERY_MAX_ATTEMPTS='three'"),
+        ({"DELIVERY_MAX_ATTEMPTS": "21"}, "DELIVERY_MAX_ATTEMPTS=21"),
+    ],
+)
+def test_a_bad_environment_fails_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        DetectorConfig.from_env(env)
+    assert message in str(caught.value)
+
+
+def test_input_format_is_case_insensitive() -> None:
+    assert DetectorConfig.from_env({"INPUT_FORMAT": "csv"}).input_format.value == "CSV"
+    assert DetectorConfig.from_env({"INPUT_FORMAT": "jsonl"}).input_format.value == "JSONL"

@@ -1,0 +1,249 @@
+"""Bad input of every kind becomes an invalid record with reasons, never an exception or a lost row."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from functions.detector import schema
+from functions.detector.analysis import Analyzer, batch_context, parse_timestamp
+from functions.detector.config import DetectorConfig, InputFormat
+from functions.detector.handler import analyse_event
+
+from .helpers import EXECUTION_ARN, RUN_DATE, event, item, row
+
+NOW = datetime(2024, 6, 2, 1, 2, 3, 456000, tzinfo=UTC)
+PARQUET = DetectorConfig()
+CSV = DetectorConfig(input_format=InputFormat.CSV)
+
+
+def records(items: list, config: DetectorConfig = PARQUET, **kw) -> list[dict]:
+    result = analyse_event(event(items, **kw), config=config, now=NOW)
+    assert result.rows_in == len(items) == result.valid + result.invalid
+    return [json.loads(line) for line in result.lines]
+
+
+def one(reading, config: DetectorConfig = PARQUET) -> dict:
+    (record,) = records([item(reading)], config)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"temperature": None}, "temperature:missing"),
+        ({"humidity": "45"}, "humidity:not_a_number"),
+        ({"batterylevel": True}, "batterylevel:not_a_number"),
+        ({"latitude": [1]}, "latitude:not_a_number"),
+        ({"longitude": {"v": 1}}, "longitude:not_a_number"),
+        ({"temperature": math.nan}, "temperature:not_finite"),
+        ({"temperature": math.inf}, "temperature:not_finite"),
+        ({"humidity": -math.inf}, "humidity:not_finite"),
+        ({"temperature": 10**400}, "temperature:not_finite"),
+        ({"temperature": -300.0}, "temperature:out_of_range"),
+        ({"humidity": 100.01}, "humidity:out_of_range"),
+        ({"humidity": -0.01}, "humidity:out_of_range"),
+        ({"batterylevel": 101}, "batterylevel:out_of_range"),
+        ({"batterylevel": -1}, "batterylevel:out_of_range"),
+        ({"latitude": 90.5}, "latitude:out_of_range"),
+        ({"latitude": -91}, "latitude:out_of_range"),
+        ({"longitude": 180.01}, "longitude:out_of_range"),
+        ({"longitude": -181}, "longitude:out_of_range"),
+        ({"deviceid": None}, "deviceid:missing"),
+        ({"deviceid": "   "}, "deviceid:missing"),
+        ({"deviceid": 3.5}, "deviceid:not_a_string"),
+        ({"deviceid": False}, "deviceid:not_a_string"),
+        ({"timestamp": None}, "timestamp:missing"),
+        ({"timestamp": ""}, "timestamp:missing"),
+        ({"timestamp": "yesterday"}, "timestamp:malformed"),
+        ({"timestamp": "2024-06-01"}, "timestamp:malformed"),
+        ({"timestamp": "2024-13-01 00:00:00"}, "timestamp:malformed"),
+        ({"timestamp": "2024-W22-6T10:00"}, "timestamp:malformed"),
+        ({"timestamp": 1717246800}, "timestamp:not_a_string"),
+    ],
+)
+def test_each_kind_of_bad_value_is_invalid_with_its_reason(overrides: dict, reason: str) -> None:
+    record = one(row(**overrides))
+    assert record["healthstatus"] == schema.INVALID
+    assert record["invalidreasons"] == [reason]
+    assert record["anomalies"] == []
+    assert record["anomalycount"] == 0
+
+
+def test_missing_fields_are_each_named() -> None:
+    record = one({"deviceid": "d"})
+    assert record["invalidreasons"] == [
+        "timestamp:missing", "temperature:missing", "humidity:missing", "batterylevel:missing",
+        "latitude:missing", "longitude:missing",
+    ]  # fmt: skip
+    assert record["metrics"] == dict.fromkeys(
+        ("temperature", "humidity", "batterylevel", "latitude", "longitude")
+    )
+
+
+def test_invalid_rows_carry_no_anomalies_and_keep_finite_values() -> None:
+    # Humidity is impossible, temperature would be a spike: the verdict is invalid, with no anomalies.
+    record = one(row(humidity=150.0, temperature=50.0))
+    assert record["healthstatus"] == schema.INVALID
+    assert record["anomalies"] == []
+    assert record["metrics"]["humidity"] == 150.0  # kept for diagnosis: a finite number, impossible
+    assert record["metrics"]["temperature"] == 50.0
+    nan = one(row(temperature=math.nan))
+    assert nan["metrics"]["temperature"] is None  # not finite: null (JSON has no NaN)
+
+
+@pytest.mark.parametrize("bad", [None, 42, "a string", [1, 2], True, 3.5])
+def test_non_object_items_and_rows_are_invalid_not_dropped(bad) -> None:
+    for shape in (bad, {"row": bad, "source": "s3://b/k", "index": 9}):
+        (record,) = records([shape])
+        assert record["invalidreasons"] == ["row:not_an_object"]
+        assert record["healthstatus"] == schema.INVALID
+        assert record["analysisdate"] == RUN_DATE
+        assert tuple(record) == schema.ANALYSIS_KEYS
+    (with_source,) = records([{"row": bad, "source": "S3://b/k", "index": 9}])
+    assert (with_source["sourcefile"], with_source["sourceindex"]) == ("s3://b/k", 9)
+
+
+def test_an_empty_batch_and_odd_event_shapes() -> None:
+    assert analyse_event({"Items": [], "BatchInput": {}}, config=PARQUET).lines == []
+    assert analyse_event({"Items": None}, config=PARQUET).lines == []
+    assert analyse_event(None, config=PARQUET).lines == []
+    bare = analyse_event(row(), config=PARQUET, now=NOW)
+    assert bare.valid == 1
+    bare_record = json.loads(bare.lines[0])
+    assert (bare_record["sourcefile"], bare_record["sourceindex"], bare_record["rundate"]) == (
+        None,
+        None,
+        None,
+    )
+    listed = analyse_event([item(row()), item(row(temperature=99.0))], config=PARQUET)
+    assert (listed.valid, listed.anomalous_rows) == (2, 1)
+    single = analyse_event({"Items": "garbage"}, config=PARQUET)
+    assert (single.rows_in, single.invalid) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2024-06-01 13:00:00", "2024-06-01"),
+        ("2024-06-01T13:00:00", "2024-06-01"),
+        ("2024-06-01T13:00:00.123456789", "2024-06-01"),
+        ("2024-06-01 13:00:00.5Z", "2024-06-01"),
+        ("2024-06-01t13:00:00z", "2024-06-01"),
+        (" 2024-06-01 13:00 ", "2024-06-01"),
+        ("2024-06-01T00:30:00+02:00", "2024-05-31"),  # the UTC date, not the local one
+        ("2024-06-01T23:30:00-05:00", "2024-06-02"),
+    ],
+)
+def test_iso_timestamps_are_accepted_and_dated_in_utc(text: str, day: str) -> None:
+    parsed = parse_timestamp(text)
+    assert parsed is not None
+    assert parsed[0] == day
+    assert one(row(timestamp=text))["analysisdate"] == day
+
+
+def test_the_same_instant_in_any_notation_has_the_same_id() -> None:
+    ids = {
+        one(row(timestamp=t))["recordid"]
+        for t in (
+            "2024-06-01 13:00:00",
+            "2024-06-01T13:00:00Z",
+            "2024-06-01T15:00:00+02:00",
+            "2024-06-01T13:00:00.000",
+        )
+    }
+    assert len(ids) == 1
+
+
+def test_an_invalid_timestamp_is_dated_by_the_run() -> None:
+    assert one(row(timestamp="garbage"))["analysisdate"] == RUN_DATE
+    (no_run,) = records([item(row(timestamp="garbage"))], run_date=None)
+    assert no_run["analysisdate"] == "2024-06-02"  # no run date either: the processing date (UTC)
+
+
+def test_batch_input_is_null_safe() -> None:
+    context, warnings = batch_context({"runDate": "01/06/2024", "executionId": 5}, now=NOW)
+    assert (context.rundate, context.runid) == (None, None)
+    assert len(warnings) == 2
+    context, warnings = batch_context(None, now=NOW)
+    assert (context.rundate, context.runid, warnings) == (None, None, [])
+    assert context.processedat == "2024-06-02T01:02:03.456Z"
+
+
+def test_csv_strings_are_parsed_and_give_the_same_record_as_parquet() -> None:
+    parquet = one(row(temperature=21.5, humidity=45, batterylevel=87.0))
+    csv = one(
+        {k: str(v) for k, v in row(temperature="21.5", humidity="45", batterylevel="87.0").items()}, CSV
+    )
+    assert csv == parquet  # same id, same values, same everything
+    assert csv["metrics"]["humidity"] == 45.0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("", "temperature:missing"), ("  ", "temperature:missing"), ("warm", "temperature:not_a_number"),
+     ("1_000", "temperature:not_a_number"), ("NaN", "temperature:not_finite"), ("-inf", "temperature:not_finite"),
+     ("0x10", "temperature:not_a_number")],
+)  # fmt: skip
+def test_csv_non_numeric_strings_are_still_invalid(value: str, reason: str) -> None:
+    assert one(row(temperature=value), CSV)["invalidreasons"] == [reason]
+
+
+def test_csv_accepts_blanks_and_exponents_like_a_csv_reader() -> None:
+    record = one(row(temperature=" 2.15e1 ", humidity="45"), CSV)
+    assert record["healthstatus"] == schema.HEALTHY
+    assert record["metrics"]["temperature"] == 21.5
+
+
+def test_in_parquet_and_jsonl_a_numeric_string_is_invalid() -> None:
+    for config in (PARQUET, DetectorConfig(input_format=InputFormat.JSONL)):
+        assert one(row(temperature="21.5"), config)["invalidreasons"] == ["temperature:not_a_number"]
+
+
+def test_record_ids_are_deterministic_and_content_based() -> None:
+    a = records([item(row(), index=1, source="s3://b/one")])[0]["recordid"]
+    b = records([item(row(), index=7, source="S3://b/two")])[0]["recordid"]
+    assert a == b  # same reading, same id, wherever it came from
+    assert len(a) == 64
+    assert int(a, 16) >= 0
+    assert records([item(row(temperature=21.500001))])[0]["recordid"] != a
+    assert records([item(row(deviceid="sensor-0002"))])[0]["recordid"] != a
+    assert records([item(row(timestamp="2024-06-01 13:00:01"))])[0]["recordid"] != a
+    bad_ids = {one(row(temperature=v))["recordid"] for v in ("x", "y", None, True)}
+    assert len(bad_ids) == 4  # distinct bad readings keep distinct ids
+
+
+def test_source_is_normalised_and_index_kept() -> None:
+    (record,) = records([item(row(), index=12, source="S3://Bucket/Key.parquet")])
+    assert record["sourcefile"] == "s3://Bucket/Key.parquet"
+    assert record["sourceindex"] == 12
+    (odd,) = records([item(row(), index="12", source={"not": "a uri"})])
+    assert (odd["sourcefile"], odd["sourceindex"], odd["healthstatus"]) == (None, None, schema.HEALTHY)
+
+
+def test_run_fields_and_processing_time() -> None:
+    record = one(row())
+    assert (record["rundate"], record["runid"]) == (RUN_DATE, EXECUTION_ARN)
+    assert record["processedat"] == "2024-06-02T01:02:03.456Z"
+    assert record["readingscount"] == 1
+
+
+def test_an_enormous_text_field_is_cut_not_lost() -> None:
+    huge = "x" * 1_100_000
+    (record,) = records([item(row(deviceid=huge))])
+    assert record["healthstatus"] == schema.INVALID
+    assert record["invalidreasons"] == ["row:too_large"]
+    assert record["deviceid"] == "x" * 256
+    assert record["metrics"]["temperature"] == 21.5
+
+
+def test_unicode_and_lone_surrogates_survive_as_ascii_json() -> None:
+    analyzer = Analyzer(PARQUET, batch_context(None, now=NOW)[0])
+    for name in ("capteur-été", "\ud800broken", "传感器"):
+        line, types = analyzer.line(item(row(deviceid=name)))
+        assert line.isascii()
+        assert types == ()
+        assert json.loads(line)["deviceid"] == name
