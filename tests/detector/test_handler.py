@@ -1,0 +1,118 @@
+"""The Lambda entry point: env configuration, one log line and one EMF blob per invocation, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from functions.detector import handler, schema
+from functions.detector.delivery import DeliveryError
+
+from .helpers import FakeFirehose, decode, event, item, row
+
+
+@pytest.fixture
+def lambda_env(monkeypatch):
+    """The environment the Pulumi component sets, and a fake Firehose injected."""
+    monkeypatch.setenv("DELIVERY_STREAM_NAME", "sensorflow-dev-analysis")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sensorflow-dev-detector")
+    monkeypatch.setenv("DELIVERY_MAX_ATTEMPTS", "3")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    firehose = FakeFirehose()
+    handler.use_firehose_client(firehose)
+    handler.use_sleep(lambda _s: None)
+    yield firehose
+    handler.use_firehose_client(None)
+    handler.use_sleep(None)
+
+
+def emf_blobs(text: str) -> list[dict]:
+    blobs = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+class Context:
+    aws_request_id = "req-1"
+    function_name = "sensorflow-dev-detector"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 50_000
+
+
+def test_handler_returns_the_summary_and_emits_one_emf_blob(lambda_env, capsys, caplog) -> None:
+    caplog.set_level("INFO", logger=handler.logger.name)
+    batch = event(
+        [item(row(), index=0), item(row(temperature=40.0), index=1), item(row(humidity="x"), index=2)]
+    )
+    summary = handler.lambda_handler(batch, Context())
+    assert summary == {
+        "rowsIn": 3, "valid": 2, "invalid": 1, "anomalousRows": 1,
+        "anomalies": {"temperature_spike": 1, "humidity_anomaly": 0, "low_battery": 0},
+        "firehoseRecords": 1, "firehoseBytes": summary["firehoseBytes"], "putRecordBatchCalls": 1, "retries": 0,
+    }  # fmt: skip
+    assert len(decode(lambda_env.accepted)) == 3
+    out = capsys.readouterr().out
+    (blob,) = emf_blobs(out)
+    (directive,) = blob["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == schema.METRICS_NAMESPACE
+    assert directive["Dimensions"] == [[schema.METRIC_DIMENSION]]
+    assert blob[schema.METRIC_DIMENSION] == "sensorflow-dev-detector"
+    names = {m["Name"] for m in directive["Metrics"]}
+    expected = {schema.METRIC_ROWS, schema.METRIC_VALID_ROWS, schema.METRIC_INVALID_ROWS,
+                schema.METRIC_DELIVERY_RETRIES, schema.METRIC_DELIVERY_FAILURES, *schema.METRIC_ANOMALIES.values()}  # fmt: skip
+    assert names == expected
+    assert (blob[schema.METRIC_ROWS], blob[schema.METRIC_INVALID_ROWS]) == ([3.0], [1.0])
+    assert blob["TemperatureSpikes"] == [1.0]
+    logs = [r for r in caplog.records if r.name == handler.logger.name]
+    assert [r.getMessage() for r in logs] == ["batch processed"]  # one log line per invocation, none per row
+    assert logs[0].summary == summary
+    assert logs[0].invalidReasons == {"humidity:not_a_number": 1}
+    assert logs[0].requestId == "req-1"
+
+
+def test_a_delivery_failure_raises_and_still_flushes_delivery_failures(lambda_env, capsys) -> None:
+    lambda_env.always_fail = True
+    with pytest.raises(DeliveryError):
+        handler.lambda_handler(event([item(row(), index=i) for i in range(7)]), Context())
+    (blob,) = emf_blobs(capsys.readouterr().out)
+    names = {m["Name"] for m in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert names == {schema.METRIC_DELIVERY_FAILURES, schema.METRIC_DELIVERY_RETRIES}
+    assert blob[schema.METRIC_DELIVERY_FAILURES] == [7.0]
+    assert len(lambda_env.calls) == 3  # DELIVERY_MAX_ATTEMPTS from the environment
+
+
+def test_thresholds_and_input_format_come_from_the_environment(lambda_env, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("TEMPERATURE_HIGH", "25")
+    monkeypatch.setenv("INPUT_FORMAT", "CSV")
+    summary = handler.lambda_handler(event([item(row(temperature="26"))]), None)
+    assert summary["anomalies"]["temperature_spike"] == 1
+    (record,) = decode(lambda_env.accepted)
+    assert record["anomalies"][0]["threshold"] == ">25°C"
+    capsys.readouterr()
+
+
+def test_a_bad_environment_fails_the_invocation(lambda_env, monkeypatch) -> None:
+    monkeypatch.setenv("INPUT_FORMAT", "XML")
+    with pytest.raises(handler.ConfigError, match="INPUT_FORMAT"):
+        handler.lambda_handler(event([item(row())]), None)
+
+
+def test_the_default_client_is_created_once_per_process(monkeypatch) -> None:
+    handler.use_firehose_client(None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
+    first = handler.firehose_client()
+    assert handler.firehose_client() is first
+    assert first.meta.endpoint_url == "http://localhost:4566"  # boto3 honours AWS_ENDPOINT_URL
+    assert first.meta.config.retries["total_max_attempts"] == 2  # the delivery loop owns retries
+    monkeypatch.setattr(handler._state, "pid", os.getpid() + 1)  # as if this process were a fork
+    assert handler.firehose_client() is not first
+    handler.use_firehose_client(None)
