@@ -1,8 +1,9 @@
 """The Athena stand-in: DuckDB reading the stage's Glue tables from the object store.
 
 * Tables come from the rendered Glue tables (``stack.TableSpec``): the raw CSV table (header skipped,
-  every value read as text then ``TRY_CAST`` to its column type, as Athena's LazySimpleSerDe turns an
-  unparseable value into NULL; missing trailing fields are NULL, extra fields ignored, ``\\N`` is NULL,
+  every value read as text then trimmed and ``TRY_CAST`` to its column type, as Athena's LazySimpleSerDe
+  parses numbers (Java's ``Double.parseDouble`` ignores surrounding blanks) and turns an unparseable value
+  into NULL; missing trailing fields are NULL, extra fields ignored, ``\\N`` is NULL,
   no quoting), the analysis table (newline-delimited JSON, gzip by file extension, unknown keys ignored
   like the OpenX JSON SerDe) and the KPI table (Parquet). Partition projection is emulated by listing the
   folders the ``storage.location.template`` names and giving each its literal ``dt``; a filter on ``dt``
@@ -32,6 +33,7 @@ from typing import Any
 
 import duckdb
 import sqlglot
+from sqlglot import exp
 
 from tools.localrun.stack import LocalStack, TableSpec
 from tools.localrun.store import ObjectStore, split_uri
@@ -85,12 +87,29 @@ def hive_to_duckdb(hive: str) -> str:
     raise AthenaError("HIVE_UNSUPPORTED_TYPE", f"the stand-in cannot map Glue type {hive!r}")
 
 
+def _trino_functions(node: exp.Expression) -> exp.Expression:
+    """Trino functions sqlglot leaves as they are but DuckDB lacks, rewritten to DuckDB equivalents."""
+    if (
+        isinstance(node, exp.Anonymous)
+        and str(node.name).upper() == "ANY_MATCH"
+        and len(node.expressions) == 2
+    ):
+        # any_match(array, predicate): true if any element satisfies it; false for an empty array.
+        array, predicate = node.expressions
+        transformed = exp.Anonymous(this="list_transform", expressions=[array, predicate])
+        return exp.Coalesce(
+            this=exp.Anonymous(this="list_bool_or", expressions=[transformed]), expressions=[exp.false()]
+        )
+    return node
+
+
 def to_duckdb(sql: str) -> str:
     """Deployed Trino SQL as DuckDB SQL."""
     try:
-        return sqlglot.transpile(sql, read="trino", write="duckdb")[0]
+        tree = sqlglot.parse_one(sql, read="trino")
     except sqlglot.errors.ParseError as exc:
         raise AthenaError("SYNTAX_ERROR", f"{exc} in: {sql[:300]}") from exc
+    return tree.transform(_trino_functions).sql(dialect="duckdb")
 
 
 def _lit(value: str) -> str:
@@ -130,6 +149,9 @@ class AthenaStandIn:
         self.rows_per_file = rows_per_file
         self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
         self.con.execute("SET preserve_insertion_order = true")
+        # DuckDB's type_pushdown turns TRY_CAST over a CSV column into a strict typed read that fails on
+        # the first unparseable value; the raw table must turn such a value into NULL instead.
+        self.con.execute("SET disabled_optimizers = 'type_pushdown'")
         self.queries: dict[str, QueryRecord] = {}
         self._lock = threading.Lock()
 
@@ -180,7 +202,7 @@ class AthenaStandIn:
                     "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false)"
                 )
                 select = ", ".join(
-                    f'"{n}"' if t == "VARCHAR" else f'TRY_CAST("{n}" AS {t}) AS "{n}"' for n, t in cols
+                    f'"{n}"' if t == "VARCHAR" else f'TRY_CAST(trim("{n}") AS {t}) AS "{n}"' for n, t in cols
                 )
             elif table.classification == "json":
                 spec = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in cols) + "}"
@@ -301,7 +323,7 @@ class AthenaStandIn:
             raise AthenaError(
                 "HIVE_PATH_ALREADY_EXISTS", f"Target directory {target} already exists and is not empty"
             )
-        table = self.con.execute(to_duckdb(m.group("select"))).fetch_arrow_table()
+        table = self.con.sql(to_duckdb(m.group("select"))).to_arrow_table()
         files = []
         for part, offset in enumerate(range(0, max(table.num_rows, 1), self.rows_per_file)):
             chunk = table.slice(offset, self.rows_per_file)

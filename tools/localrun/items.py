@@ -1,0 +1,161 @@
+"""Rows of the UNLOAD files as the Distributed Map's ItemReader hands them out, and their JSON sizes.
+
+* PARQUET: one item per row, a JSON object keyed by column name; strings, numbers, booleans and nulls map
+  to their JSON equivalents. How Step Functions maps other Parquet types is not documented (aws-facts),
+  so a column of any other type stops the map with ``States.ItemReaderFailed`` naming it: cast it in
+  the UNLOAD, as the definition's query does for the timestamp.
+* CSV (``CSVHeaderLocation: GIVEN``): every value is a string, keys from ``CSVHeaders``; ``FIRST_ROW``
+  takes the keys from the first line.
+* JSONL: one JSON object per line.
+
+Item sizes are compact UTF-8 JSON, the convention ``tools.tune.model.json_size`` defines (so the local
+run and the capacity planner batch identically). For Parquet and CSV they are computed column-wise
+(the JSON text of a number is its shortest repr; a string's is its UTF-8 bytes plus quotes, escapes
+computed exactly for the rare strings that need them) and a property test keeps them equal to
+``json_size`` of the items themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+class ItemReaderError(RuntimeError):
+    """A data file the ItemReader cannot read (``States.ItemReaderFailed``)."""
+
+
+def _json_len(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def read_table(path: Path, input_type: str, headers: list[str] | None, header_location: str | None) -> Any:
+    """A data file as an Arrow table (PARQUET, CSV) or a list of parsed objects (JSONL)."""
+    try:
+        if input_type == "PARQUET":
+            table = pq.read_table(path)
+            for field in table.schema:
+                if not (
+                    pa.types.is_string(field.type)
+                    or pa.types.is_large_string(field.type)
+                    or pa.types.is_floating(field.type)
+                    or pa.types.is_integer(field.type)
+                    or pa.types.is_boolean(field.type)
+                    or pa.types.is_null(field.type)
+                ):
+                    raise ItemReaderError(
+                        f"{path.name}: column {field.name!r} has Parquet type {field.type}; cast it to varchar "
+                        "in the UNLOAD (how Step Functions maps it to JSON is not documented)"
+                    )
+            return table
+        if input_type == "CSV":
+            first_row = header_location == "FIRST_ROW"
+            names = None if first_row else list(headers or [])
+            read = pacsv.ReadOptions(column_names=names, autogenerate_column_names=False)
+            with path.open("rb") as f:
+                probe = f.readline()
+            if not probe:
+                return pa.table({n: pa.array([], pa.string()) for n in names or []})
+            width = len(probe.rstrip(b"\r\n").split(b","))
+            names_for_types = names or probe.rstrip(b"\r\n").decode().split(",")
+            convert = pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names_for_types, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            )
+            if names is not None and width != len(names):
+                raise ItemReaderError(f"{path.name}: {width} fields per row, CSVHeaders names {len(names)}")
+            return pacsv.read_csv(path, read_options=read, convert_options=convert)
+        if input_type == "JSONL":
+            rows = []
+            with path.open(encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise ItemReaderError(f"{path.name} line {number}: not JSON ({exc})") from None
+            return rows
+    except (OSError, pa.ArrowException) as exc:
+        raise ItemReaderError(f"{path}: {exc}") from exc
+    raise ItemReaderError(f"InputType {input_type!r} is not readable locally")
+
+
+def row_count(table: Any) -> int:
+    return table.num_rows if isinstance(table, pa.Table) else len(table)
+
+
+def rows(table: Any, start: int, count: int) -> list[dict[str, Any]]:
+    """Rows ``start``..``start+count`` as JSON-ready dicts."""
+    if isinstance(table, pa.Table):
+        return table.slice(start, count).to_pylist()
+    return table[start : start + count]
+
+
+def _lengths_by_repr(values: np.ndarray) -> np.ndarray:
+    """len(repr(v)) for each value, computing repr once per distinct value."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    uniques, inverse = np.unique(values, return_inverse=True)
+    lengths = np.fromiter((_json_len(v) for v in uniques.tolist()), dtype=np.int64, count=len(uniques))
+    return lengths[inverse.reshape(-1)]
+
+
+def value_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Bytes of each value's compact JSON text."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(array)
+    valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    kind = array.type
+    if pa.types.is_null(kind):
+        return np.full(n, 4, dtype=np.int64)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        sizes = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) + 2
+        escape = pc.match_substring_regex(array, NEEDS_ESCAPE).fill_null(False).to_numpy(zero_copy_only=False)
+        for i in np.flatnonzero(escape):
+            sizes[i] = _json_len(array[int(i)].as_py())
+    elif pa.types.is_floating(kind) or pa.types.is_integer(kind):
+        numbers = array.fill_null(0).to_numpy(zero_copy_only=False)
+        if pa.types.is_floating(kind):
+            numbers = numbers.astype(np.float64)
+        sizes = _lengths_by_repr(numbers)
+    elif pa.types.is_boolean(kind):
+        flags = array.fill_null(False).to_numpy(zero_copy_only=False)
+        sizes = np.where(flags, 4, 5).astype(np.int64)
+    else:
+        raise ItemReaderError(f"no JSON size rule for Arrow type {kind}")
+    return np.where(valid, sizes, 4)
+
+
+def row_sizes(table: Any) -> np.ndarray:
+    """Compact JSON bytes of each row object."""
+    if not isinstance(table, pa.Table):
+        return np.fromiter((_json_len(r) for r in table), dtype=np.int64, count=len(table))
+    n = table.num_rows
+    names = table.column_names
+    if not names:
+        return np.full(n, 2, dtype=np.int64)
+    total = np.full(n, 2 + sum(_json_len(c) + 1 for c in names) + len(names) - 1, dtype=np.int64)
+    for column in table.columns:
+        total += value_sizes(column)
+    return total
+
+
+def index_digits(first: int, count: int) -> np.ndarray:
+    """Characters of each index ``first``..``first+count-1`` written as a JSON number."""
+    indexes = np.arange(first, first + count, dtype=np.int64)
+    digits = np.ones(count, dtype=np.int64)
+    power = 10
+    while count and power <= indexes[-1]:
+        digits += indexes >= power
+        power *= 10
+    return digits

@@ -1,0 +1,283 @@
+"""One stage's pipeline, wired locally: the object store, Athena, Firehose, the executor and the map.
+
+``LocalPipeline`` owns a run folder (``<root>/buckets/<bucket>/...`` is S3, ``<root>/firehose/`` holds
+what Firehose has accepted but not yet delivered) and runs the stage's definition once per day with the
+execution input ``{"runDate": day}``, starting at 02:30 UTC the next day, as the daily schedule would.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tools.localrun import asl
+from tools.localrun.athena import AthenaError, AthenaStandIn
+from tools.localrun.distmap import MapRunner
+from tools.localrun.firehose import FirehoseDelivery, FirehoseStats
+from tools.localrun.stack import LocalStack
+from tools.localrun.store import ObjectStore, StoreError
+from tools.localrun.worker import Faults
+
+RAW_HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude"
+
+
+class InputError(ValueError):
+    """User-supplied raw data the raw table could not read as intended."""
+
+
+@dataclass
+class RunSummary:
+    """What one execution did."""
+
+    run_date: str
+    execution_id: str
+    status: str
+    error: str | None
+    cause: str | None
+    failed_state: str | None
+    output: Any
+    rows: int = 0
+    batches: int = 0
+    child_executions: int = 0
+    workers: int = 0
+    parent_transitions: int = 0
+    child_transitions: int = 0
+    lambda_invocations: int = 0
+    retries: int = 0
+    firehose: FirehoseStats = field(default_factory=FirehoseStats)
+    wall_seconds: float = 0.0
+    map_seconds: float = 0.0
+    simulated_seconds: float = 0.0
+    map_run_arn: str | None = None
+    history: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class LocalPipeline:
+    """A stage's pipeline on this machine."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        root: Path,
+        *,
+        processes: int | None = None,
+        faults: Faults | None = None,
+        progress: bool = False,
+        verify: bool = False,
+        seed: int = 0,
+        rows_per_file: int | None = None,
+    ):
+        self.stack = stack
+        self.root = root
+        self.store = ObjectStore(root / "buckets")
+        ids = random.Random(seed)
+        extra = {"rows_per_file": rows_per_file} if rows_per_file else {}
+        self.athena = AthenaStandIn(
+            stack, self.store, id_factory=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)), **extra
+        )
+        staging = root / "firehose" / stack.firehose.stream_name
+        self.delivery = FirehoseDelivery(
+            stream_name=stack.firehose.stream_name,
+            store=self.store,
+            bucket=stack.firehose.bucket,
+            prefix=stack.firehose.prefix,
+            compression=stack.firehose.compression,
+            buffer_interval_seconds=stack.firehose.buffer_interval_seconds,
+            staging=staging,
+        )
+        self.faults = faults or Faults()
+        self.map_runner = MapRunner(
+            stack=stack,
+            store=self.store,
+            staging=staging,
+            log_dir=root / "logs",
+            processes=processes,
+            faults=self.faults,
+            progress=progress,
+            verify=verify,
+        )
+        self.machine = asl.load(stack.definition, partition=_partition(stack.state_machine_arn))
+        self.rng = random.Random(seed)
+        self.verify = verify
+        self.runs: list[RunSummary] = []
+        self.buckets = {
+            stack.exports[k] for k in ("rawBucket", "unloadBucket", "athenaResultsBucket", "analyticsBucket")
+        }
+
+    # ------------------------------------------------------------------------------------------ raw data
+    def put_raw(self, source: Path) -> list[str]:
+        """Copy ``<source>/daily-data/<day>/*.csv`` (or ``<source>/<day>/*.csv``) into the raw bucket."""
+        base = source / "daily-data" if (source / "daily-data").is_dir() else source
+        days = sorted(p for p in base.iterdir() if p.is_dir() and _is_day(p.name)) if base.is_dir() else []
+        if not days:
+            raise InputError(f"{source}: no <YYYY-MM-DD>/ folders of CSV files found")
+        bucket = self.stack.exports["rawBucket"]
+        for day in days:
+            for csv_file in sorted(day.glob("*.csv")):
+                check_header(csv_file)
+                target = self.store.path(bucket, f"daily-data/{day.name}/{csv_file.name}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(csv_file, target)
+        return [d.name for d in days]
+
+    def put_raw_file(self, csv_file: Path, day: str) -> None:
+        """One user CSV as the arrival day ``day``."""
+        check_header(csv_file)
+        target = self.store.path(self.stack.exports["rawBucket"], f"daily-data/{day}/{csv_file.name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(csv_file, target)
+
+    # ------------------------------------------------------------------------------------------ running
+    def _tasks(self) -> dict[str, Any]:
+        def athena_start(state: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
+            try:
+                return self.athena.start_query_execution(**args)
+            except AthenaError as exc:
+                if exc.code in ("InvalidRequestException", "TooManyRequestsException"):
+                    raise asl.StatesError(f"Athena.{exc.code}", str(exc)) from None
+                raise asl.StatesError("States.TaskFailed", f"state {state.name!r}: {exc}") from None
+            except TypeError as exc:
+                raise asl.StatesError("States.Runtime", f"state {state.name!r}: {exc}") from None
+
+        def athena_results(state: Any, args: dict[str, Any], ctx: dict[str, Any]) -> Any:
+            try:
+                return self.athena.get_query_results(**args)
+            except AthenaError as exc:
+                raise asl.StatesError(f"Athena.{exc.code}", str(exc)) from None
+
+        return {
+            "athena:startQueryExecution.sync": athena_start,
+            "athena:getQueryResults": athena_results,
+            "aws-sdk:sfn:describeMapRun": self.map_runner.describe_map_run,
+            "aws-sdk:s3:listObjectsV2": self._list_objects,
+            "aws-sdk:s3:deleteObjects": self._delete_objects,
+        }
+
+    def _bucket(self, args: dict[str, Any]) -> str:
+        bucket = args.get("Bucket")
+        if bucket not in self.buckets:
+            raise asl.StatesError("S3.NoSuchBucketException", f"bucket {bucket!r} is not one of the stage's")
+        return str(bucket)
+
+    def _list_objects(self, state: Any, args: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+        bucket = self._bucket(args)
+        prefix = str(args.get("Prefix", ""))
+        found = self.store.list(bucket, prefix)[: int(args.get("MaxKeys", 1000))]
+        result: dict[str, Any] = {
+            "Name": bucket, "Prefix": prefix, "KeyCount": len(found), "MaxKeys": 1000, "IsTruncated": False,
+        }  # fmt: skip
+        if found:  # S3 omits Contents when nothing matches
+            result["Contents"] = [{"Key": k, "Size": s, "StorageClass": "STANDARD"} for k, s in found]
+        return result
+
+    def _delete_objects(self, state: Any, args: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+        bucket = self._bucket(args)
+        objects = (args.get("Delete") or {}).get("Objects") or []
+        if len(objects) > 1000:
+            raise asl.StatesError("S3.MalformedXMLException", "DeleteObjects takes at most 1,000 keys")
+        deleted = []
+        for obj in objects:
+            try:
+                self.store.delete(bucket, obj["Key"])
+            except (StoreError, KeyError, TypeError) as exc:
+                raise asl.StatesError("S3.S3Exception", f"DeleteObjects: {exc}") from None
+            deleted.append({"Key": obj["Key"]})
+        return {} if (args.get("Delete") or {}).get("Quiet") else {"Deleted": deleted}
+
+    def execute(
+        self, run_date: str | None, *, name: str | None = None, start: datetime | None = None
+    ) -> RunSummary:
+        """Start one execution (input ``{"runDate": run_date}``) and run it to the end."""
+        if start is None:
+            day = date.fromisoformat(run_date) if run_date and _is_day(run_date) else date.today()
+            start = datetime(day.year, day.month, day.day, 2, 30, tzinfo=UTC) + timedelta(days=1)
+        clock = asl.Clock(start)
+        clock.listeners.append(self.delivery.deliver_due)
+        executor = asl.Executor(
+            self.machine,
+            tasks=self._tasks(),
+            run_map=self.map_runner,
+            clock=clock,
+            state_machine_arn=self.stack.state_machine_arn,
+            rng=self.rng,
+            verify=self.verify,
+        )
+        name = name or f"local-{run_date or 'default'}-{len(self.runs) + 1}"
+        before_runs = set(self.map_runner.runs)
+        before_fh = FirehoseStats(**vars(self.map_runner.firehose))
+        before_child = asl.Counters(
+            transitions=self.map_runner.child_counters.transitions,
+            lambda_invocations=self.map_runner.child_counters.lambda_invocations,
+            retries=self.map_runner.child_counters.retries,
+        )
+        started = time.perf_counter()
+        result = executor.run({"runDate": run_date} if run_date is not None else {}, name=name)
+        wall = time.perf_counter() - started
+        new_runs = [r for arn, r in self.map_runner.runs.items() if arn not in before_runs]
+        child = self.map_runner.child_counters
+        fh_now = self.map_runner.firehose
+        summary = RunSummary(
+            run_date=str(result.variables.get("runDate", run_date)),
+            execution_id=result.execution_id,
+            status=result.status,
+            error=result.error,
+            cause=result.cause,
+            failed_state=result.failed_state,
+            output=result.output,
+            rows=sum(r.items_total for r in new_runs),
+            batches=sum(r.batches for r in new_runs),
+            child_executions=sum(r.children for r in new_runs),
+            workers=max((r.workers for r in new_runs), default=0),
+            parent_transitions=result.counters.transitions,
+            child_transitions=child.transitions - before_child.transitions,
+            lambda_invocations=child.lambda_invocations - before_child.lambda_invocations,
+            retries=result.counters.retries + child.retries - before_child.retries,
+            firehose=FirehoseStats(
+                **{k: getattr(fh_now, k) - getattr(before_fh, k) for k in vars(before_fh)}
+            ),
+            wall_seconds=wall,
+            map_seconds=sum(r.seconds for r in new_runs),
+            simulated_seconds=(result.stop - result.start).total_seconds(),
+            map_run_arn=new_runs[-1].arn if new_runs else None,
+            history=result.counters.history,
+        )
+        self.runs.append(summary)
+        return summary
+
+    def settle(self) -> int:
+        """Let Firehose deliver everything it accepted (as it would, one buffer interval later)."""
+        far = datetime.now(UTC) + timedelta(days=3650)
+        return self.delivery.deliver_due(far)
+
+    def close(self) -> None:
+        self.athena.close()
+
+
+def check_header(csv_file: Path) -> None:
+    """The raw table skips the first line as the header: it must be the raw layout's header."""
+    with csv_file.open("rb") as f:
+        first = f.readline().decode("utf-8", "replace").strip().lstrip("\ufeff")
+    if first.replace(" ", "").lower() != RAW_HEADER:
+        raise InputError(
+            f"{csv_file}: first line is {first[:120]!r}; the raw table expects the header {RAW_HEADER!r} "
+            "(columns in that order, comma-separated, no quotes)"
+        )
+
+
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def _partition(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 1 else "aws"

@@ -1,0 +1,312 @@
+"""The Distributed Map's children, run in worker processes (or in-process when asked).
+
+Each worker is a fresh process (a Lambda cold start): it sets the function's environment from the
+rendered stack, imports the real handler and gives it this process's Firehose stand-in, then runs
+child executions: the ItemProcessor's own states, through the same executor as the parent, with its
+``lambda:invoke`` task calling ``lambda_handler`` in-process. A worker runs one child at a time, so the
+number of workers (at most the map's MaxConcurrency) bounds the children in flight.
+
+Items are built where they are used: a worker reads the rows of a batch from the UNLOAD files itself,
+so the parent never materialises a million dicts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tools.localrun import items as item_io
+from tools.localrun.asl import Clock, Counters, Executor, StatesError, load
+from tools.localrun.expressions import Template
+from tools.localrun.firehose import FirehoseStandIn, FirehoseStats
+
+HANDLER_MODULE = "functions.detector.handler"
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Failures to inject, by batch number (0-based, in map order)."""
+
+    lose_batches: frozenset[int] = frozenset()  # Firehose accepts the batch's records and never writes them
+    duplicate_batches: frozenset[int] = frozenset()  # the batch's child runs twice (Express: at-least-once)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs; plain data so it crosses process boundaries."""
+
+    env: dict[str, str]
+    stream_name: str
+    staging: str
+    log_dir: str  # the function's log output (CloudWatch Logs stands here)
+    compression: str
+    buffer_size_bytes: int
+    arrival: datetime
+    processor: dict[str, Any]  # the ItemProcessor definition
+    partition: str
+    function_arn: str
+    function_name: str
+    lambda_timeout_seconds: int
+    lambda_memory_mb: int
+    child_arn_prefix: str  # arn:...:execution:<state machine>/<label>:
+    state_machine_arn: str
+    files: list[str]  # s3 URIs, as the manifest lists them
+    paths: list[str]  # the local files standing for them
+    input_type: str
+    csv_headers: list[str] | None
+    csv_header_location: str | None
+    selector: dict[str, Any] | None  # ItemSelector (raw), None when absent
+    selector_shape: (
+        list[tuple[str, str, Any]] | None
+    )  # fast shape: (key, Value|Source|Index|literal, literal)
+    map_input: Any
+    map_context: dict[str, Any]
+    variables: dict[str, Any]
+    batch_input: Any  # evaluated BatchInput, or None
+    batched: bool
+    faults: Faults = Faults()
+    fast: bool = True
+    verify: bool = False
+    handler_module: str = HANDLER_MODULE
+
+
+@dataclass
+class ChildOutcome:
+    batch: int
+    items: int
+    status: str  # SUCCEEDED | FAILED
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    execution_arn: str = ""
+
+
+@dataclass
+class UnitResult:
+    """What a worker did for one unit of batches."""
+
+    children: list[ChildOutcome] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    firehose: FirehoseStats = field(default_factory=FirehoseStats)
+    child_executions: int = 0
+    seconds: float = 0.0
+
+
+class LambdaContext:
+    """The attributes of Lambda's context object the handler may read."""
+
+    def __init__(self, config: WorkerConfig):
+        self.function_name = config.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = config.function_arn
+        self.memory_limit_in_mb = config.lambda_memory_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{config.function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + config.lambda_timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _State:
+    """Per-process state: set once by ``init``."""
+
+    config: WorkerConfig
+    handler: Any
+    firehose: FirehoseStandIn
+    machine: Any
+    selector: Template | None
+    tables: dict[int, Any]
+    log: Any
+    in_process: bool
+
+
+_S = _State()
+
+
+def init(config: WorkerConfig, *, in_process: bool = False) -> None:
+    """Cold start: environment, handler import, Firehose client, compiled ItemProcessor.
+
+    A worker process writes the function's logs and metrics (stdout, as in Lambda) to its own file under
+    ``log_dir``, as CloudWatch Logs would keep them; in-process, they are captured per invocation.
+    """
+    Path(config.log_dir).mkdir(parents=True, exist_ok=True)
+    log = open(Path(config.log_dir) / f"detector-{os.getpid()}.log", "a", buffering=1 << 16)  # noqa: SIM115
+    _S.log = log
+    _S.in_process = in_process
+    if not in_process:
+        sys.stdout = log
+    os.environ.update(config.env)
+    module = sys.modules.get(config.handler_module)
+    # A fresh import per map run (in-process mode too): the handler reads its environment at cold start.
+    with contextlib.redirect_stdout(log):
+        handler = importlib.reload(module) if module else importlib.import_module(config.handler_module)
+    firehose = FirehoseStandIn(
+        stream_name=config.stream_name,
+        staging=Path(config.staging),
+        compression=config.compression,
+        buffer_size_bytes=config.buffer_size_bytes,
+        arrival=config.arrival,
+    )
+    install = getattr(handler, "use_firehose_client", None)
+    if install is None:
+        raise RuntimeError(
+            f"{config.handler_module} has no use_firehose_client(client): cannot install Firehose"
+        )
+    install(firehose)
+    _S.config = config
+    _S.handler = handler
+    _S.firehose = firehose
+    _S.machine = load(config.processor, partition=config.partition, where="ItemProcessor")
+    _S.selector = Template(config.selector, "ItemSelector") if config.selector is not None else None
+    _S.tables = {}
+
+
+def _table(file_index: int) -> Any:
+    table = _S.tables.get(file_index)
+    if table is None:
+        c = _S.config
+        if len(_S.tables) >= 2:
+            _S.tables.pop(next(iter(_S.tables)))
+        table = item_io.read_table(
+            Path(c.paths[file_index]), c.input_type, c.csv_headers, c.csv_header_location
+        )
+        _S.tables[file_index] = table
+    return table
+
+
+def item_sizes(file_index: int, first_index: int) -> np.ndarray:
+    """Bytes of every item the file yields (after ItemSelector), as the batcher measures them."""
+    c = _S.config
+    table = _table(file_index)
+    n = item_io.row_count(table)
+    source = c.files[file_index]
+    if c.selector is None:
+        return item_io.row_sizes(table)
+    if c.selector_shape is not None:
+        shape = c.selector_shape
+        total = np.full(
+            n, 2 + sum(item_io._json_len(k) + 1 for k, _, _ in shape) + len(shape) - 1, dtype=np.int64
+        )
+        for _key, kind, literal in shape:
+            if kind == "Value":
+                total += item_io.row_sizes(table)
+            elif kind == "Source":
+                total += item_io._json_len(source)
+            elif kind == "Index":
+                total += item_io.index_digits(first_index, n)
+            else:
+                total += item_io._json_len(literal)
+        return total
+    built = _items(file_index, 0, n, first_index)
+    return np.fromiter((item_io._json_len(i) for i in built), dtype=np.int64, count=n)
+
+
+def _items(file_index: int, start: int, count: int, first_index: int) -> list[Any]:
+    c = _S.config
+    source = c.files[file_index]
+    rows = item_io.rows(_table(file_index), start, count)
+    if c.selector is None:
+        return rows
+    if c.selector_shape is not None:
+        built = []
+        for offset, row in enumerate(rows):
+            values = {"Value": row, "Source": source, "Index": first_index + offset}
+            built.append({key: values.get(kind, literal) for key, kind, literal in c.selector_shape})
+        return built
+    assert _S.selector is not None
+    out = []
+    for offset, row in enumerate(rows):
+        context = dict(
+            c.map_context, Map={"Item": {"Value": row, "Index": first_index + offset, "Source": source}}
+        )
+        bindings = dict(c.variables, states={"input": c.map_input, "context": context})
+        out.append(_S.selector.evaluate(bindings, fast=c.fast, verify=c.verify))
+    return out
+
+
+def _invoke(state: Any, arguments: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    c = _S.config
+    function = arguments.get("FunctionName")
+    if function not in (c.function_arn, c.function_name, f"{c.function_arn}:$LATEST"):
+        raise StatesError("Lambda.ResourceNotFoundException", f"Function not found: {function}")
+    unknown = sorted(set(arguments) - {"FunctionName", "Payload"})
+    if unknown:
+        raise StatesError(
+            "States.Runtime", f"state {state.name!r}: lambda:invoke arguments {unknown} not emulated"
+        )
+    # Lambda receives JSON: hand the handler a decoded copy, as the service would.
+    payload = json.loads(json.dumps(arguments.get("Payload")))
+    started = time.monotonic()
+    try:
+        if _S.in_process:
+            with contextlib.redirect_stdout(_S.log):
+                result = _S.handler.lambda_handler(payload, LambdaContext(c))
+        else:
+            result = _S.handler.lambda_handler(payload, LambdaContext(c))
+    except Exception as exc:  # an unhandled function error: Step Functions names it by its errorType
+        cause = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
+        raise StatesError(type(exc).__name__, cause) from None
+    elapsed = time.monotonic() - started
+    limit = state.raw.get("TimeoutSeconds")
+    if elapsed > c.lambda_timeout_seconds or (limit and elapsed > limit):
+        raise StatesError("States.Timeout", f"the detector ran {elapsed:.1f} s")
+    return {"Payload": json.loads(json.dumps(result)), "StatusCode": 200, "ExecutedVersion": "$LATEST"}
+
+
+def run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]]) -> UnitResult:
+    """Run the children of some batches: each batch is (batch number, [(file, start, count, first index)])."""
+    c = _S.config
+    started = time.perf_counter()
+    out = UnitResult()
+    before = FirehoseStats(**vars(_S.firehose.stats))
+    for batch_no, segments in batches:
+        items: list[Any] = []
+        for file_index, start, count, first in segments:
+            items.extend(_items(file_index, start, count, first))
+        child_input: Any = items[0] if not c.batched else {"Items": items}
+        if c.batched and c.batch_input is not None:
+            child_input["BatchInput"] = c.batch_input
+        runs = 2 if batch_no in c.faults.duplicate_batches else 1
+        for _ in range(runs):
+            _S.firehose.lose = batch_no in c.faults.lose_batches
+            out.children.append(_run_child(batch_no, len(items), child_input, out.counters))
+            out.child_executions += 1
+        _S.firehose.lose = False
+    _S.firehose.flush()
+    _S.log.flush()
+    after = _S.firehose.stats
+    out.firehose = FirehoseStats(**{k: getattr(after, k) - getattr(before, k) for k in vars(before)})
+    out.seconds = time.perf_counter() - started
+    return out
+
+
+def _run_child(batch_no: int, count: int, child_input: Any, counters: Counters) -> ChildOutcome:
+    c = _S.config
+    name = str(uuid.uuid4())
+    arn = c.child_arn_prefix + name
+    executor = Executor(
+        _S.machine,
+        tasks={"lambda:invoke": _invoke},
+        clock=Clock(c.arrival),
+        state_machine_arn=c.state_machine_arn,
+        fast=c.fast,
+        verify=c.verify,
+    )
+    result = executor.run(child_input, name=name, execution_id=arn, record_history=False)
+    counters.add(result.counters)
+    if result.status == "SUCCEEDED":
+        return ChildOutcome(batch_no, count, "SUCCEEDED", output=result.output, execution_arn=arn)
+    return ChildOutcome(batch_no, count, "FAILED", error=result.error, cause=result.cause, execution_arn=arn)
