@@ -27,7 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "sensorflow"
-ACCOUNT_ID = "123456789012"
+ACCOUNT_ID = "123456789012"  # used when the stack file names no allowed account
 DEFAULT_REGION = "eu-west-1"
 
 
@@ -43,6 +43,7 @@ class Resource:
     outputs: dict[str, Any]
     parent: str | None
     custom: bool
+    options: dict[str, Any] = field(default_factory=dict)  # protect, retainOnDelete, dependsOn
 
     @property
     def tags(self) -> dict[str, str]:
@@ -55,6 +56,7 @@ class Run:
 
     stack: str
     config: dict[str, Any]
+    account: str = ACCOUNT_ID
     resources: list[Resource] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
@@ -83,11 +85,21 @@ class Run:
         return [r for r in self.resources if r.parent == parent.urn]
 
 
+def account_of(config: Mapping[str, Any]) -> str:
+    """The account a stack deploys to: the first of ``aws:allowedAccountIds``, else ``ACCOUNT_ID``."""
+    allowed = config.get("aws:allowedAccountIds")
+    if isinstance(allowed, str):
+        allowed = json.loads(allowed)
+    return str(allowed[0]) if allowed else ACCOUNT_ID
+
+
 # --- ARNs as AWS shapes them, per resource type -------------------------------------------------------
 
 
-def _arn(service: str, resource: str, region: str, *, regional: bool = True, account: bool = True) -> str:
-    return f"arn:aws:{service}:{region if regional else ''}:{ACCOUNT_ID if account else ''}:{resource}"
+def _arn(
+    service: str, resource: str, region: str, account_id: str, *, regional: bool = True, account: bool = True
+) -> str:
+    return f"arn:aws:{service}:{region if regional else ''}:{account_id if account else ''}:{resource}"
 
 
 def _physical_name(type_: str, name: str, inputs: Mapping[str, Any]) -> str:
@@ -97,78 +109,90 @@ def _physical_name(type_: str, name: str, inputs: Mapping[str, Any]) -> str:
     return name  # stands in for the engine's auto-name
 
 
-def _outputs_for(type_: str, name: str, inputs: dict[str, Any], region: str) -> tuple[str, dict[str, Any]]:
+def _outputs_for(
+    type_: str, name: str, inputs: dict[str, Any], region: str, account_id: str
+) -> tuple[str, dict[str, Any]]:
     """Invent the id and outputs the AWS provider would return for a created resource."""
     physical = _physical_name(type_, name, inputs)
     out: dict[str, Any] = dict(inputs)
     rid = physical
     service = type_.split(":")[1].split("/", maxsplit=1)[0]
     if type_ == "aws:s3/bucket:Bucket":
-        out |= {"bucket": physical, "arn": _arn("s3", physical, region, regional=False, account=False)}
+        out |= {
+            "bucket": physical,
+            "arn": _arn("s3", physical, region, account_id, regional=False, account=False),
+        }
         out["bucketRegionalDomainName"] = f"{physical}.s3.{region}.amazonaws.com"
     elif type_ == "aws:iam/role:Role":
-        out |= {"name": physical, "arn": _arn("iam", f"role/{physical}", region, regional=False)}
+        out |= {"name": physical, "arn": _arn("iam", f"role/{physical}", region, account_id, regional=False)}
         out["uniqueId"] = f"AROA{abs(hash(physical)) % 10**16:016d}"
     elif type_ == "aws:iam/policy:Policy":
-        out |= {"name": physical, "arn": _arn("iam", f"policy/{physical}", region, regional=False)}
+        out |= {
+            "name": physical,
+            "arn": _arn("iam", f"policy/{physical}", region, account_id, regional=False),
+        }
         rid = out["arn"]
     elif type_ == "aws:lambda/function:Function":
-        arn = _arn("lambda", f"function:{physical}", region)
+        arn = _arn("lambda", f"function:{physical}", region, account_id)
         out |= {"name": physical, "arn": arn, "qualifiedArn": f"{arn}:$LATEST", "version": "$LATEST"}
         out["invokeArn"] = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations"
     elif type_ == "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream":
-        out |= {"name": physical, "arn": _arn("firehose", f"deliverystream/{physical}", region)}
+        out |= {"name": physical, "arn": _arn("firehose", f"deliverystream/{physical}", region, account_id)}
         rid = out["arn"]
     elif type_ == "aws:sfn/stateMachine:StateMachine":
-        out |= {"name": physical, "arn": _arn("states", f"stateMachine:{physical}", region)}
+        out |= {"name": physical, "arn": _arn("states", f"stateMachine:{physical}", region, account_id)}
         rid = out["arn"]
     elif type_ == "aws:sns/topic:Topic":
-        out |= {"name": physical, "arn": _arn("sns", physical, region)}
+        out |= {"name": physical, "arn": _arn("sns", physical, region, account_id)}
         rid = out["arn"]
     elif type_ == "aws:kms/key:Key":
         rid = f"{abs(hash(name)) % 10**12:012d}-mock-key"
-        out |= {"keyId": rid, "arn": _arn("kms", f"key/{rid}", region)}
+        out |= {"keyId": rid, "arn": _arn("kms", f"key/{rid}", region, account_id)}
     elif type_ == "aws:kms/alias:Alias":
-        out |= {"arn": _arn("kms", physical, region)}
+        out |= {"arn": _arn("kms", physical, region, account_id)}
     elif type_ == "aws:cloudwatch/logGroup:LogGroup":
-        out |= {"name": physical, "arn": _arn("logs", f"log-group:{physical}", region)}
+        out |= {"name": physical, "arn": _arn("logs", f"log-group:{physical}", region, account_id)}
     elif type_ == "aws:glue/catalogDatabase:CatalogDatabase":
-        out |= {"name": physical, "arn": _arn("glue", f"database/{physical}", region)}
-        rid = f"{ACCOUNT_ID}:{physical}"
+        out |= {"name": physical, "arn": _arn("glue", f"database/{physical}", region, account_id)}
+        rid = f"{account_id}:{physical}"
     elif type_ == "aws:glue/catalogTable:CatalogTable":
         db = inputs.get("databaseName", "")
-        out |= {"name": physical, "arn": _arn("glue", f"table/{db}/{physical}", region)}
-        rid = f"{ACCOUNT_ID}:{db}:{physical}"
+        out |= {"name": physical, "arn": _arn("glue", f"table/{db}/{physical}", region, account_id)}
+        rid = f"{account_id}:{db}:{physical}"
     elif type_ == "aws:athena/workgroup:Workgroup":
-        out |= {"name": physical, "arn": _arn("athena", f"workgroup/{physical}", region)}
+        out |= {"name": physical, "arn": _arn("athena", f"workgroup/{physical}", region, account_id)}
     elif type_ == "aws:athena/namedQuery:NamedQuery":
         rid = f"{abs(hash(physical)) % 10**12:012d}-named-query"
     elif type_ == "aws:cloudwatch/metricAlarm:MetricAlarm":
-        out |= {"arn": _arn("cloudwatch", f"alarm:{physical}", region)}
+        out |= {"arn": _arn("cloudwatch", f"alarm:{physical}", region, account_id)}
     elif type_ == "aws:cloudwatch/dashboard:Dashboard":
         out |= {
             "dashboardArn": _arn(
-                "cloudwatch", f"dashboard/{inputs.get('dashboardName', physical)}", region, regional=False
+                "cloudwatch",
+                f"dashboard/{inputs.get('dashboardName', physical)}",
+                region,
+                account_id,
+                regional=False,
             )
         }
     elif type_ == "aws:scheduler/schedule:Schedule":
         group = inputs.get("groupName") or "default"
-        out |= {"arn": _arn("scheduler", f"schedule/{group}/{physical}", region)}
+        out |= {"arn": _arn("scheduler", f"schedule/{group}/{physical}", region, account_id)}
     elif type_ == "aws:sns/topicSubscription:TopicSubscription":
         rid = f"{inputs.get('topic', '')}:{abs(hash(name)) % 10**8:08d}"
         out |= {"arn": rid}
     elif "arn" not in out:
-        out["arn"] = _arn(service, physical, region)
+        out["arn"] = _arn(service, physical, region, account_id)
     return rid, out
 
 
-def _call_result(token: str, args: dict[str, Any], region: str) -> dict[str, Any]:
+def _call_result(token: str, args: dict[str, Any], region: str, account_id: str) -> dict[str, Any]:
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
-            "accountId": ACCOUNT_ID,
-            "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/ci",
+            "accountId": account_id,
+            "arn": f"arn:aws:iam::{account_id}:user/ci",
             "userId": "AIDAMOCK",
-            "id": ACCOUNT_ID,
+            "id": account_id,
         }
     if token == "aws:index/getPartition:getPartition":
         return {
@@ -231,13 +255,14 @@ def run(
 
     conf = dict(config) if config is not None else stack_config(stack, overrides)
     region = str(conf.get("aws:region", DEFAULT_REGION))
-    recording = Run(stack=stack, config=conf)
+    account = account_of(conf)
+    recording = Run(stack=stack, config=conf, account=account)
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             inputs = dict(args.inputs)
             if args.custom:
-                rid, outputs = _outputs_for(args.typ, args.name, inputs, region)
+                rid, outputs = _outputs_for(args.typ, args.name, inputs, region, account)
             else:  # a component: the engine gives it no id and only the outputs it registers
                 rid, outputs = "", {}
             recording.resources.append(
@@ -247,7 +272,7 @@ def run(
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
             recording.calls.append((args.token, dict(args.args)))
-            return _call_result(args.token, dict(args.args), region)
+            return _call_result(args.token, dict(args.args), region, account)
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -282,11 +307,19 @@ def _recording_monitor(mocks: Any, recording: Run) -> Any:
             self.exports: dict[str, Any] = {}
 
         def RegisterResource(self, request: Any) -> Any:
-            before = len(recording.resources)
+            # The SDK registers resources from several threads at once: find this request's record by its
+            # (type, name), unique within a stack, never by position.
             response = super().RegisterResource(request)
-            if len(recording.resources) > before:
-                recording.resources[-1].urn = response.urn
-                recording.resources[-1].parent = request.parent or None
+            for resource in recording.resources:
+                if resource.type == request.type and resource.name == request.name and not resource.urn:
+                    resource.urn = response.urn
+                    resource.parent = request.parent or None
+                    resource.options = {
+                        "protect": bool(request.protect),
+                        "retainOnDelete": bool(request.retainOnDelete),
+                        "dependsOn": list(request.dependencies),
+                    }
+                    break
             return response
 
         def RegisterResourceOutputs(self, request: Any) -> Any:
