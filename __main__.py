@@ -9,6 +9,7 @@ from components import naming, settings
 from components.catalog import Catalog, CatalogArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.detector import Detector, DetectorArgs
+from components.observability import Observability, ObservabilityArgs
 from components.storage import Storage, StorageArgs
 from components.workflow import Workflow, WorkflowArgs
 
@@ -48,6 +49,17 @@ workflow = Workflow(
         analytics_bucket=storage.analytics,
     ),
 )
+observability = Observability(
+    "observability",
+    ObservabilityArgs(
+        settings=stage,
+        names=names,
+        state_machine_arn=workflow.state_machine.arn,
+        state_machine_name=workflow.state_machine_name,
+        function_name=detector.function.name,
+        delivery_stream_name=delivery.stream.name,
+    ),
+)
 
 pulumi.export("stage", stage.stage)
 pulumi.export("stateMachineArn", workflow.state_machine.arn)
@@ -62,6 +74,8 @@ pulumi.export("database", catalog.database.name)
 pulumi.export("rawTable", catalog.raw_table.name)
 pulumi.export("analysisTable", catalog.analysis_table.name)
 pulumi.export("kpiTable", catalog.kpi_table.name)
+pulumi.export("alarmTopicArn", observability.topic_arn)
+pulumi.export("dashboardName", observability.dashboard_name)
 pulumi.export(
     "startExecutionCommand",
     pulumi.Output.concat(

@@ -185,9 +185,11 @@ def test_no_success_alarm_spans_the_configured_window_in_hourly_periods():
 # --- account-level alarms and the schedule, by setting ------------------------------------------------
 
 
-def test_stack_files_give_account_alarms_to_prod_only():
-    assert set(alarms_by_key(run_of("prod"))) >= ACCOUNT_KEYS
-    assert not ACCOUNT_KEYS & set(alarms_by_key(run_of("dev")))
+def test_stack_files_give_each_account_its_map_run_alarms_once():
+    """dev and prod deploy to different accounts (aws:allowedAccountIds), so each owns its account's alarms."""
+    assert run_of("dev").account != run_of("prod").account
+    for stack in STACKS:
+        assert set(alarms_by_key(run_of(stack))) >= ACCOUNT_KEYS
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -235,7 +237,7 @@ def test_schedule_on_starts_the_pipeline_daily_with_a_one_action_role(stack):
     assert target["roleArn"] == role.outputs["arn"]
     trust = policy(role, "assumeRolePolicy")["Statement"]
     assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
-    assert trust[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": harness.ACCOUNT_ID}}
+    assert trust[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": run.account}}
     statements = policy(run.one(ROLE_POLICY, "schedule"))["Statement"]
     assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
         ("Allow", "states:StartExecution", sm_arn)
@@ -269,9 +271,9 @@ def test_topic_is_encrypted_with_a_rotating_key_cloudwatch_may_use(stack):
     cw = statement(policy(key), "CloudWatchAlarmsEncryptToTopic")
     assert cw["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert sorted(cw["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
-    assert cw["Condition"]["StringEquals"]["aws:SourceAccount"] == harness.ACCOUNT_ID
+    assert cw["Condition"]["StringEquals"]["aws:SourceAccount"] == run.account
     root = statement(policy(key), "AccountAdministersKey")
-    assert root["Principal"] == {"AWS": f"arn:aws:iam::{harness.ACCOUNT_ID}:root"}
+    assert root["Principal"] == {"AWS": f"arn:aws:iam::{run.account}:root"}
     assert run.one(ALIAS).inputs["name"] == f"alias/sensorflow-{stack}-alarms"
 
 
@@ -286,7 +288,7 @@ def test_topic_policy_admits_exactly_this_stages_alarms(stack):
     alarm_arns = sorted(a.outputs["arn"] for a in run.of_type(ALARM))
     assert alarm_arns
     assert sorted(allow["Condition"]["ArnLike"]["aws:SourceArn"]) == alarm_arns
-    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": harness.ACCOUNT_ID}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": run.account}
     assert statement(doc, "DenyInsecureTransport")["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
