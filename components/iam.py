@@ -91,11 +91,14 @@ def trust_policy(service: str, *, source_account: str, source_arn: Arn | None = 
 
 
 def wildcard_problems(doc: Mapping[str, Any]) -> list[str]:
-    """Wildcards the platform never allows: ``*``/``service:*`` actions, ``Resource: "*"`` outside the
-    allowlist, ``NotAction``/``NotResource``. Returns one message per problem (empty when clean)."""
+    """Wildcards the platform never allows in a grant: ``*``/``service:*`` actions, ``Resource: "*"``
+    outside the allowlist, ``NotAction``/``NotResource``. Deny statements (such as the TLS-only bucket
+    policy's ``s3:*``) are meant to be broad and are not checked. One message per problem."""
     problems = []
     for stmt in doc.get("Statement", []):
         sid = stmt.get("Sid", "<no Sid>")
+        if stmt.get("Effect") == "Deny":
+            continue
         for key in ("NotAction", "NotResource"):
             if key in stmt:
                 problems.append(f"{sid}: uses {key}")

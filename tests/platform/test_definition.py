@@ -1,0 +1,257 @@
+"""The rendered definition: asl-validator, our own checks, and every JSONata expression evaluated."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonata
+import pytest
+
+from components import definition, queries, settings
+from components.naming import Account, Names
+from components.workflow import definition_params
+from tools import aslcheck, harness
+
+EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline:nightly-2026-11-21"
+CONTEXT = {
+    "Execution": {
+        "Id": EXECUTION_ARN,
+        "Name": "nightly-2026-11-21",
+        "StartTime": "2026-11-21T02:30:00.123Z",
+        "Input": {},
+    },
+    "StateMachine": {"Id": "arn:aws:states:eu-west-1:222222222222:stateMachine:sensorflow-dev-pipeline"},
+}
+MANIFEST = "s3://sensorflow-dev-athena-222222222222-eu-west-1/results/4f2c8a1e-1111-2222-3333-444455556666-manifest.csv"
+# What the optimised integrations return, trimmed to the fields the definition reads (API references:
+# Athena GetQueryExecution / GetQueryResults, Step Functions DescribeMapRun, S3 ListObjectsV2).
+RESULTS: dict[str, Any] = {
+    "ExportDay": {
+        "QueryExecution": {
+            "QueryExecutionId": "4f2c8a1e-1111-2222-3333-444455556666",
+            "Status": {"State": "SUCCEEDED"},
+            "Statistics": {"DataManifestLocation": MANIFEST, "DataScannedInBytes": 123456},
+            "ResultConfiguration": {
+                "OutputLocation": MANIFEST.replace("-manifest.csv", ""),
+            },
+        }
+    },
+    definition.MAP_STATE: {
+        "MapRunArn": "arn:aws:states:eu-west-1:222222222222:mapRun:sensorflow-dev-pipeline/detect:8b1c-42",
+        "ResultWriterDetails": {"Bucket": "b", "Key": "map-results/x/manifest.json"},
+    },
+    "ReadMapRunCounts": {
+        "ItemCounts": {
+            "Total": 1000,
+            "Succeeded": 998,
+            "Failed": 1,
+            "TimedOut": 0,
+            "Aborted": 1,
+            "Pending": 0,
+        }
+    },
+    "CountDelivered": {
+        "QueryExecution": {"QueryExecutionId": "count-query-1", "Status": {"State": "SUCCEEDED"}}
+    },
+    "ReadDeliveredCount": {
+        "ResultSet": {
+            "Rows": [{"Data": [{"VarCharValue": "delivered"}]}, {"Data": [{"VarCharValue": "998"}]}]
+        }
+    },
+    "ListOldKpis": {
+        "KeyCount": 2,
+        "Contents": [{"Key": "kpis/dt=2026-11-20/a"}, {"Key": "kpis/dt=2026-11-20/b"}],
+    },
+    definition.DETECT_TASK: {"Payload": {"rowsIn": 3}, "StatusCode": 200},
+}
+VARIABLES = {
+    "runDate": "2026-11-20",
+    "runName": "nightly-2026-11-21",
+    "attempt": 1,
+    "manifestBucket": "sensorflow-dev-athena-222222222222-eu-west-1",
+    "manifestKey": "results/4f2c8a1e-1111-2222-3333-444455556666-manifest.csv",
+    "mapRunArn": RESULTS[definition.MAP_STATE]["MapRunArn"],
+    "expected": 998,
+    "failedItems": 2,
+    "countQueryId": "count-query-1",
+    "found": 998,
+    "oldKpis": [{"Key": "kpis/dt=2026-11-20/a"}],
+}
+ITEM = {
+    "Value": {"deviceid": "device-001", "timestamp": "2026-11-20 10:00:00", "temperature": 21.5},
+    "Source": "s3://sensorflow-dev-unload-222222222222-eu-west-1/unload/2026-11-20/x/20261121_000_part-0.parquet",
+    "Index": 7,
+}
+
+
+def stage_definition(stage: str, **overrides: Any) -> dict[str, Any]:
+    """The definition for a stage, built exactly as the workflow component builds it."""
+    config = harness.stack_config(stage, overrides)
+    s = settings.load(config, stack=stage)
+    names = Names(stage=stage, account=Account("aws", "eu-west-1", harness.account_of(config)))
+    from components.catalog import catalog_names
+
+    params = definition_params(
+        s,
+        partition="aws",
+        catalog=catalog_names(names),
+        function_arn=f"arn:aws:lambda:eu-west-1:222222222222:function:{names.resource('detector')}",
+        workgroup=names.resource("analytics"),
+        unload_bucket=names.bucket("unload"),
+        analytics_bucket=names.bucket("analytics"),
+    )
+    return definition.build_definition(params)
+
+
+def evaluate(source: str, *, state: str, path: str) -> Any:
+    """Evaluate one expression the way Step Functions would at that state."""
+    states_var: dict[str, Any] = {"input": {"runDate": "2026-11-20"}, "context": dict(CONTEXT)}
+    if state in RESULTS and (".Assign." in path or ".Output" in path):
+        states_var["result"] = RESULTS[state]
+    if ".ItemSelector." in path:
+        states_var["context"]["Map"] = {"Item": ITEM}
+    if state.endswith("Failed") or ".Catch" in path:
+        states_var["errorOutput"] = {"Error": "States.TaskFailed", "Cause": "boom"}
+        states_var["input"] = states_var["errorOutput"]
+    if state == definition.DETECT_TASK:
+        states_var["input"] = {"Items": [{"row": ITEM["Value"], "source": ITEM["Source"], "index": 7}]}
+    expression = jsonata.Jsonata(source)
+    frame = expression.create_frame()
+    frame.bind("states", states_var)
+    for name, value in VARIABLES.items():
+        frame.bind(name, value)
+    return expression.evaluate(None, frame)
+
+
+def state_of(path: str) -> str:
+    """The innermost state name in a path like $.States.X.ItemProcessor.States.Y.Arguments."""
+    parts = path.split(".")
+    return [parts[i + 1] for i, part in enumerate(parts[:-1]) if part == "States"][-1]
+
+
+FORMATS = ("PARQUET", "JSONL", "CSV")
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_definition_passes_asl_validator(stage, fmt):
+    assert aslcheck.asl_validator(stage_definition(stage, unloadFormat=fmt)) == []
+
+
+def test_asl_validator_catches_a_broken_definition():
+    broken = stage_definition("dev")
+    broken["States"]["PrepareRun"]["Next"] = "NoSuchState"
+    assert aslcheck.asl_validator(broken)
+
+
+def test_rendered_stack_definition_is_the_one_the_builder_makes(runs):
+    rendered = json.loads(runs["dev"].one("aws:sfn/stateMachine:StateMachine").inputs["definition"])
+    assert rendered == stage_definition("dev")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_no_jsonpath_field_in_the_jsonata_machine(fmt):
+    d = stage_definition("prod", unloadFormat=fmt)
+    assert d["QueryLanguage"] == "JSONata"
+    assert aslcheck.jsonpath_fields(d) == []
+
+
+def test_jsonpath_check_catches_parameters():
+    d = stage_definition("dev")
+    d["States"]["ExportDay"]["Parameters"] = {"QueryString.$": "$.sql"}
+    assert len(aslcheck.jsonpath_fields(d)) == 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_reader_config_follows_the_unload_format(fmt):
+    d = stage_definition("dev", unloadFormat=fmt)
+    headers = [name for name, _ in queries.RAW_COLUMNS]
+    assert aslcheck.reader_config_problems(d, csv_headers=headers) == []
+    config = definition.map_state(d)["ItemReader"]["ReaderConfig"]
+    assert config["InputType"] == fmt
+    assert ("CSVHeaders" in config) == (fmt == "CSV")
+
+
+def test_reader_config_check_catches_a_wrong_manifest_type():
+    d = stage_definition("dev")
+    definition.map_state(d)["ItemReader"]["ReaderConfig"]["ManifestType"] = "CSV"
+    assert aslcheck.reader_config_problems(d)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_jsonata_expression_evaluates(fmt):
+    d = stage_definition("prod", unloadFormat=fmt)
+    found = aslcheck.expressions(d)
+    assert len(found) > 25
+    for path, source in found:
+        value = evaluate(source, state=state_of(path), path=path)
+        assert value is not None, f"{path}: {source} evaluated to nothing"
+
+
+def test_export_day_runs_the_days_unload_into_a_folder_of_its_own():
+    d = stage_definition("dev")
+    sql = evaluate(
+        aslcheck.expressions(d["States"]["ExportDay"]["Arguments"])[0][1],
+        state="ExportDay",
+        path="$.Arguments",
+    )
+    assert sql.startswith('UNLOAD (SELECT deviceid, CAST("timestamp" AS varchar) AS "timestamp"')
+    assert 'FROM "sensorflow_dev_db"."raw_readings" WHERE dt = \'2026-11-20\')' in sql
+    assert (
+        "TO 's3://sensorflow-dev-unload-222222222222-eu-west-1/unload/2026-11-20/nightly-2026-11-21/'" in sql
+    )
+    assert sql.endswith("WITH (format = 'PARQUET', compression = 'SNAPPY')")
+    assert "partitioned_by" not in sql.lower()
+
+
+def test_manifest_bucket_and_key_come_from_the_athena_result():
+    assign = stage_definition("dev")["States"]["ExportDay"]["Assign"]
+    bucket = evaluate(assign["manifestBucket"][3:-3], state="ExportDay", path="$.Assign.manifestBucket")
+    key = evaluate(assign["manifestKey"][3:-3], state="ExportDay", path="$.Assign.manifestKey")
+    assert f"s3://{bucket}/{key}" == MANIFEST
+
+
+def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_date():
+    d = stage_definition("dev")
+    run_date = d["States"]["PrepareRun"]["Assign"]["runDate"][3:-3]
+    states_var = {"input": {}, "context": CONTEXT}
+    expression = jsonata.Jsonata(run_date)
+    frame = expression.create_frame()
+    frame.bind("states", states_var)
+    assert expression.evaluate(None, frame) == "2026-11-20"
+    condition = jsonata.Jsonata(d["States"]["CheckRunDate"]["Choices"][0]["Condition"][3:-3])
+    for value, ok in (
+        ("2026-11-20", True),
+        ("2026-11-20' OR 1=1 --", False),
+        (20261120, False),
+        ("20-11-2026", False),
+    ):
+        frame = condition.create_frame()
+        frame.bind("runDate", value)
+        assert condition.evaluate(None, frame) is ok, value
+
+
+def test_reconciliation_counts_this_runs_rows_and_names_them_when_short():
+    d = stage_definition("dev")["States"]
+    sql = evaluate(
+        d["CountDelivered"]["Arguments"]["QueryString"][3:-3], state="CountDelivered", path="$.Arguments"
+    )
+    assert f"WHERE runid = '{EXECUTION_ARN}' AND dt >= '2026-11-21'" in sql
+    assert "count(DISTINCT concat(sourcefile, '#', CAST(sourceindex AS varchar)))" in sql
+    cause = evaluate(d["ReconciliationFailed"]["Cause"][3:-3], state="Reconcile", path="$.Cause")
+    assert EXECUTION_ARN in cause
+    assert "expected 998 rows, found 998" in cause
+
+
+def test_broken_expression_fails_evaluation():
+    with pytest.raises(Exception):  # noqa: B017, PT011 (the JSONata library raises its own error types)
+        evaluate("$runDate &", state="PrepareRun", path="$.Assign")
+
+
+def test_map_writes_results_compactly_and_catches_map_errors():
+    state = definition.map_state(stage_definition("dev"))
+    assert state["ResultWriter"]["WriterConfig"] == {"Transformation": "COMPACT", "OutputType": "JSONL"}
+    caught = {e for rule in state["Catch"] for e in rule["ErrorEquals"]}
+    assert set(definition.MAP_ERRORS) <= caught
+    assert state["Catch"][0]["Next"] == "DetectionFailed"

@@ -1,0 +1,118 @@
+"""``make synth``: the offline preview. Renders each stage under the recording mocks and writes what a
+reviewer wants to read and diff between stages:
+
+    build/<stage>/resources.txt        the resource tree (type, logical name), as `pulumi preview` lists it
+    build/<stage>/resources.json       every resource with its inputs (camelCase, as the engine sees them)
+    build/<stage>/definition.asl.json  the state machine definition, rendered with the stage's names
+    build/<stage>/iam/<resource>.json  every IAM document: trust and inline policies, bucket/topic/key policies
+    build/<stage>/stack.json           the stack's exports and its typed settings
+
+The local run (``make demo``) executes ``definition.asl.json`` and reads the rest from these files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from components import settings as settings_module
+from tools import harness
+
+BUILD = harness.ROOT / "build"
+STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+# (resource type, input holding a JSON policy document)
+POLICY_INPUTS = (
+    ("aws:iam/role:Role", "assumeRolePolicy"),
+    ("aws:iam/rolePolicy:RolePolicy", "policy"),
+    ("aws:iam/policy:Policy", "policy"),
+    ("aws:s3/bucketPolicy:BucketPolicy", "policy"),
+    ("aws:sns/topicPolicy:TopicPolicy", "policy"),
+    ("aws:kms/key:Key", "policy"),
+)
+
+
+def policy_documents(run: harness.Run) -> dict[str, dict[str, Any]]:
+    """Every IAM document the stage registers, keyed ``<logical name>.<input>``."""
+    documents = {}
+    for type_, key in POLICY_INPUTS:
+        for resource in run.of_type(type_):
+            if resource.inputs.get(key):
+                documents[f"{resource.name}.{key}"] = json.loads(resource.inputs[key])
+    return documents
+
+
+def tree(run: harness.Run) -> str:
+    """The resource tree, children indented under their parent component."""
+    by_parent: dict[str | None, list[harness.Resource]] = {}
+    urns = {r.urn for r in run.resources}
+    for r in run.resources:
+        by_parent.setdefault(r.parent if r.parent in urns else None, []).append(r)
+    lines: list[str] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for r in by_parent.get(parent, []):
+            lines.append(f"{'    ' * depth}{r.type}  {r.name}")
+            walk(r.urn, depth + 1)
+
+    walk(None, 0)
+    return "\n".join(lines)
+
+
+def synth(stack: str, out: Path = BUILD) -> Path:
+    """Render one stage into ``out/<stack>/`` and return that folder."""
+    run = harness.run(stack=stack)
+    stage_settings = settings_module.load(run.config, stack=stack)
+    folder = out / stack
+    (folder / "iam").mkdir(parents=True, exist_ok=True)
+    for stale in (folder / "iam").glob("*.json"):
+        stale.unlink()
+    (folder / "resources.txt").write_text(tree(run) + "\n")
+    (folder / "resources.json").write_text(
+        json.dumps(
+            [{"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs} for r in run.resources],
+            indent=2,
+            sort_keys=True,
+            default=str,
+        )
+        + "\n"
+    )
+    definition = json.loads(run.one(STATE_MACHINE).inputs["definition"])
+    (folder / "definition.asl.json").write_text(json.dumps(definition, indent=2) + "\n")
+    for name, doc in policy_documents(run).items():
+        (folder / "iam" / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    (folder / "stack.json").write_text(
+        json.dumps(
+            {"stack": stack, "exports": run.exports, "settings": dataclasses.asdict(stage_settings)},
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--stack", action="append", required=True, help="stage to render (repeatable)")
+    parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default: build/)")
+    args = parser.parse_args(argv)
+    for stack in args.stack:
+        try:
+            folder = synth(stack, args.out)
+        except settings_module.SettingsError as error:
+            print(f"{stack}: {error}", file=sys.stderr)
+            return 1
+        resources = (folder / "resources.txt").read_text()
+        print(f"== {stack}: {resources.count(chr(10))} resources -> {folder.relative_to(harness.ROOT)}/")
+        print(resources)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
