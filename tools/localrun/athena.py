@@ -149,6 +149,7 @@ class AthenaStandIn:
         self.rows_per_file = rows_per_file
         self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
         self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET TimeZone = 'UTC'")  # Athena works in UTC
         # DuckDB's type_pushdown turns TRY_CAST over a CSV column into a strict typed read that fails on
         # the first unparseable value; the raw table must turn such a value into NULL instead.
         self.con.execute("SET disabled_optimizers = 'type_pushdown'")

@@ -1,0 +1,464 @@
+"""What a local run shows: the delivered records queried as the Athena named queries query them.
+
+* The summary table: rows, valid/invalid readings, anomalies by type and device, child executions, state
+  transitions, Lambda invocations, Firehose calls and billed bytes, wall time, rows per second.
+* ``report.md`` and ``report.html`` with the day's KPI table (written by the definition's own KPI
+  UNLOAD), device health, devices whose battery runs out within a week, invalid readings by reason.
+* ``anomalies.png`` (anomalies per device over the day) and ``battery.png`` (battery level per device
+  over time, and each device's drain from the KPI table).
+* With simulated data, the ground-truth check: every reading delivered exactly once (duplicates from
+  at-least-once delivery are counted once, by source file and item index, as reconciliation counts) and
+  every reading given the verdict its values call for, so every injected anomaly is found.
+
+The SQL is the deployed SQL: the named queries from ``components.queries.named_queries`` and the KPI
+table, transpiled to DuckDB like every other query of the local run.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from components import queries
+from functions.detector import schema
+from tools.localrun.run import LocalPipeline, RunSummary
+
+NUMERIC = ("temperature", "humidity", "batterylevel", "latitude", "longitude")
+
+
+# ---------------------------------------------------------------------------------------- ground truth
+@dataclass
+class GroundTruthCheck:
+    """How the delivered records compare with what the simulator wrote."""
+
+    expected_rows: int
+    delivered_records: int  # every record Firehose wrote for these runs, duplicates included
+    distinct_rows: int  # distinct (sourcefile, sourceindex): processed rows, each once
+    missing: list[tuple] = field(default_factory=list)
+    unexpected: list[tuple] = field(default_factory=list)
+    wrong_verdicts: list[tuple] = field(default_factory=list)
+    injected: int = 0
+    injected_found: int = 0
+    malformed: int = 0
+    malformed_invalid: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.expected_rows > 0
+            and not self.missing
+            and not self.unexpected
+            and not self.wrong_verdicts
+            and self.distinct_rows == self.expected_rows
+            and self.injected_found == self.injected
+            and self.malformed_invalid == self.malformed
+        )
+
+    def describe(self) -> str:
+        if self.ok:
+            return (
+                f"ground truth: all {self.expected_rows:,} readings delivered exactly once "
+                f"({self.delivered_records - self.distinct_rows:,} duplicate deliveries counted once); "
+                f"{self.injected_found}/{self.injected} injected anomalies found; "
+                f"{self.malformed_invalid}/{self.malformed} malformed rows marked invalid"
+            )
+        return (
+            f"ground truth MISMATCH: expected {self.expected_rows:,} readings, {self.distinct_rows:,} distinct "
+            f"delivered; {len(self.missing)} missing (e.g. {self.missing[:2]}), {len(self.unexpected)} unexpected "
+            f"(e.g. {self.unexpected[:2]}), {len(self.wrong_verdicts)} wrong verdicts (e.g. {self.wrong_verdicts[:2]}); "
+            f"injected anomalies found {self.injected_found}/{self.injected}; "
+            f"malformed marked invalid {self.malformed_invalid}/{self.malformed}"
+        )
+
+
+def _key(deviceid: Any, stamp: Any, values: list[Any]) -> tuple:
+    return (deviceid or "", stamp or "", *(None if v is None else float(v) for v in values))
+
+
+def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Every analysis record the given runs delivered (the analysis table, as Athena reads it)."""
+    table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
+    placeholders = ", ".join("?" for _ in run_ids)
+    columns, rows = pipeline.athena.sql(
+        f'SELECT * FROM "{table.database}"."{table.name}" WHERE runid IN ({placeholders})', list(run_ids)
+    )
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[str]) -> GroundTruthCheck:
+    """Compare the simulator's ground truth with what the given runs delivered."""
+    records = delivered_records(pipeline, run_ids)
+    by_row: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        by_row.setdefault((record["sourcefile"], record["sourceindex"]), record)
+    delivered = Counter()
+    verdict: dict[tuple, tuple] = {}
+    for record in by_row.values():
+        metrics = record["metrics"] or {}
+        key = _key(record["deviceid"], record["readingtimestamp"], [metrics.get(n) for n in NUMERIC])
+        delivered[key] += 1
+        types = tuple(sorted(a["type"] for a in record["anomalies"] or []))
+        verdict[key] = (record["healthstatus"], types)
+    expected = Counter()
+    wanted: dict[tuple, tuple] = {}
+    rows = truth.to_pylist()
+    for row in rows:
+        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
+        expected[key] += 1
+        wanted[key] = (row["status"], tuple(sorted(row["anomalies"])))
+    check = GroundTruthCheck(
+        expected_rows=len(rows), delivered_records=len(records), distinct_rows=len(by_row)
+    )
+    check.missing = sorted((expected - delivered).elements(), key=str)
+    check.unexpected = sorted((delivered - expected).elements(), key=str)
+    check.wrong_verdicts = [
+        (k, wanted[k], verdict.get(k)) for k in wanted if verdict.get(k) != wanted[k] and k in verdict
+    ]
+    for row in rows:
+        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
+        if row["injected"]:
+            check.injected += 1
+            got = verdict.get(key)
+            if got and got[0] == schema.ANOMALIES_DETECTED and set(row["anomalies"]) <= set(got[1]):
+                check.injected_found += 1
+        if row["malformed"]:
+            check.malformed += 1
+            got = verdict.get(key)
+            if got and got[0] == schema.INVALID:
+                check.malformed_invalid += 1
+    return check
+
+
+# ---------------------------------------------------------------------------------------------- report
+@dataclass
+class DayFigures:
+    """One run date's figures, from the delivered records and the KPI table."""
+
+    day: str
+    kpis: list[dict[str, Any]]
+    health: list[dict[str, Any]]
+    anomalies: list[dict[str, Any]]  # anomalies-of-a-day rows
+    invalid_reasons: Counter
+    battery_soon: list[dict[str, Any]]
+
+
+def _named(pipeline: LocalPipeline, name: str, params: list[Any]) -> list[dict[str, Any]]:
+    catalog = queries.Catalog(
+        database=pipeline.stack.exports["database"],
+        raw_table=pipeline.stack.exports["rawTable"],
+        analysis_table=pipeline.stack.exports["analysisTable"],
+        kpi_table=pipeline.stack.exports["kpiTable"],
+    )
+    _description, sql = queries.named_queries(catalog)[name]
+    columns, rows = pipeline.athena.query(sql, params)
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def day_figures(pipeline: LocalPipeline, day: str) -> DayFigures:
+    kpi = pipeline.stack.tables[pipeline.stack.exports["kpiTable"]]
+    columns, rows = pipeline.athena.query(
+        f'SELECT * FROM "{kpi.database}"."{kpi.name}" WHERE dt = ? ORDER BY deviceid = \'*\' DESC, deviceid',
+        [day],
+    )
+    invalid = _named(pipeline, "invalid-readings", [day, day])
+    reasons: Counter = Counter()
+    for row in invalid:
+        reasons.update(row["invalidreasons"] or [])
+    return DayFigures(
+        day=day,
+        kpis=[dict(zip(columns, r, strict=True)) for r in rows],
+        health=_named(pipeline, "device-health", [day, day]),
+        anomalies=_named(pipeline, "anomalies-of-a-day", [day, day]),
+        invalid_reasons=reasons,
+        battery_soon=_named(pipeline, "battery-empty-within-days", [day, 7]),
+    )
+
+
+def anomalies_by_device(figures: list[DayFigures]) -> dict[str, Counter]:
+    out: dict[str, Counter] = defaultdict(Counter)
+    for day in figures:
+        for row in day.anomalies:
+            for anomaly in row["anomalies"] or []:
+                out[row["deviceid"]][anomaly["type"]] += 1
+    return dict(sorted(out.items()))
+
+
+def _ts(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
+def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {
+        schema.TEMPERATURE_SPIKE: "tab:red",
+        schema.HUMIDITY_ANOMALY: "tab:blue",
+        schema.LOW_BATTERY: "tab:orange",
+    }
+    points: dict[str, tuple[list, list]] = {k: ([], []) for k in colours}
+    devices = sorted({row["deviceid"] for day in figures for row in day.anomalies if row["deviceid"]})
+    position = {d: i for i, d in enumerate(devices)}
+    for day in figures:
+        for row in day.anomalies:
+            when = _ts(row["readingtimestamp"])
+            if when is None or row["deviceid"] not in position:
+                continue
+            for anomaly in row["anomalies"] or []:
+                xs, ys = points.setdefault(anomaly["type"], ([], []))
+                xs.append(when)
+                ys.append(
+                    position[row["deviceid"]]
+                    + {"temperature_spike": -0.2, "humidity_anomaly": 0, "low_battery": 0.2}.get(
+                        anomaly["type"], 0
+                    )
+                )
+    fig, ax = plt.subplots(figsize=(11, max(3.0, 0.28 * len(devices) + 1.5)))
+    for kind, (xs, ys) in points.items():
+        if xs:
+            ax.scatter(xs, ys, s=10, label=f"{kind} ({len(xs)})", color=colours.get(kind))
+    ax.set_yticks(range(len(devices)))
+    ax.set_yticklabels(devices, fontsize=7 if len(devices) < 60 else 4)
+    ax.set_xlabel("reading time (UTC)")
+    ax.set_title("Anomalies per device over time")
+    if any(xs for xs, _ in points.values()):
+        ax.legend(loc="upper right", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def battery_series(
+    pipeline: LocalPipeline, run_dates: list[str], limit: int = 12
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Hourly mean battery level of the ``limit`` devices that drained most (valid readings only)."""
+    table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
+    marks = ", ".join("?" for _ in run_dates)
+    _cols, rows = pipeline.athena.sql(
+        f"""
+        WITH r AS (
+            SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtimestamp AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
+                   metrics.batterylevel AS battery
+            FROM "{table.database}"."{table.name}"
+            WHERE healthstatus <> 'invalid' AND rundate IN ({marks}) AND deviceid IS NOT NULL
+        ), top AS (
+            SELECT deviceid FROM r GROUP BY deviceid ORDER BY arg_min(battery, hour) - arg_max(battery, hour) DESC, deviceid LIMIT {int(limit)}
+        )
+        SELECT deviceid, hour, avg(battery) FROM r WHERE deviceid IN (SELECT deviceid FROM top) AND hour IS NOT NULL
+        GROUP BY deviceid, hour ORDER BY deviceid, hour
+        """,
+        list(run_dates),
+    )
+    series: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
+    for device, hour, battery in rows:
+        series[device].append((hour, battery))
+    return dict(series)
+
+
+def plot_battery(
+    series: dict[str, list[tuple[datetime, float]]], figures: list[DayFigures], threshold: float, path: Path
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    for device, points in series.items():
+        left.plot([p[0] for p in points], [p[1] for p in points], label=device, linewidth=1)
+    left.axhline(
+        threshold, color="tab:red", linestyle="--", linewidth=1, label=f"low_battery < {threshold:g}"
+    )
+    left.set_title("Battery level per device (hourly mean; the devices that drained most)")
+    left.set_ylabel("battery %")
+    left.legend(fontsize=6, ncol=2)
+    drains: dict[str, list[float]] = defaultdict(list)
+    for day in figures:
+        for row in day.kpis:
+            if row["deviceid"] != "*" and row.get("batterydrain") is not None:
+                drains[row["deviceid"]].append(row["batterydrain"])
+    worst = sorted(drains.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))[:25]
+    right.barh([d for d, _ in worst][::-1], [sum(v) / len(v) for _, v in worst][::-1], color="tab:orange")
+    right.set_title("Battery drain per day (KPI table, points)")
+    right.tick_params(axis="y", labelsize=6)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:,.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_rows(runs: list[RunSummary], figures: list[DayFigures]) -> list[tuple[str, str]]:
+    """The run's headline figures, as (label, value)."""
+    fleet = [row for day in figures for row in day.kpis if row["deviceid"] == "*"]
+    rows = sum(r.rows for r in runs)
+    wall = sum(r.wall_seconds for r in runs)
+    by_type = Counter()
+    for day in fleet:
+        by_type[schema.TEMPERATURE_SPIKE] += day["temperaturespikes"] or 0
+        by_type[schema.HUMIDITY_ANOMALY] += day["humidityanomalies"] or 0
+        by_type[schema.LOW_BATTERY] += day["lowbatteryreadings"] or 0
+    return [
+        ("executions", ", ".join(f"{r.run_date}: {r.status}" for r in runs)),
+        ("rows (map items)", f"{rows:,}"),
+        (
+            "valid / invalid readings",
+            f"{sum(d['validreadings'] or 0 for d in fleet):,} / {sum(d['invalidreadings'] or 0 for d in fleet):,}",
+        ),
+        ("anomalous readings", f"{sum(d['anomalousreadings'] or 0 for d in fleet):,}"),
+        ("anomalies by type", ", ".join(f"{k} {v:,}" for k, v in by_type.items())),
+        (
+            "child executions (batches)",
+            f"{sum(r.child_executions for r in runs):,} ({sum(r.batches for r in runs):,})",
+        ),
+        (
+            "state transitions (parent + children)",
+            f"{sum(r.parent_transitions for r in runs):,} + {sum(r.child_transitions for r in runs):,}",
+        ),
+        ("Lambda invocations", f"{sum(r.lambda_invocations for r in runs):,}"),
+        (
+            "Firehose PutRecordBatch calls / records",
+            f"{sum(r.firehose.calls for r in runs):,} / {sum(r.firehose.records for r in runs):,}",
+        ),
+        (
+            "Firehose bytes / billed bytes",
+            f"{sum(r.firehose.bytes for r in runs):,} / {sum(r.firehose.billed_bytes for r in runs):,}",
+        ),
+        ("worker processes", f"{max((r.workers for r in runs), default=0)}"),
+        ("wall time", f"{wall:.2f} s ({rows / wall if wall else 0:,.0f} rows/s end to end)"),
+        (
+            "simulated time",
+            f"{sum(r.simulated_seconds for r in runs):,.0f} s (Waits and retries advance a clock)",
+        ),
+    ]
+
+
+def write_report(
+    pipeline: LocalPipeline,
+    runs: list[RunSummary],
+    out_dir: Path,
+    *,
+    truth_check: GroundTruthCheck | None = None,
+) -> dict[str, Path]:
+    """Write report.md, report.html, anomalies.png and battery.png; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    days = sorted({r.run_date for r in runs if r.status == "SUCCEEDED"})
+    figures = [day_figures(pipeline, d) for d in days]
+    paths = {
+        "markdown": out_dir / "report.md",
+        "html": out_dir / "report.html",
+        "anomalies": out_dir / "anomalies.png",
+        "battery": out_dir / "battery.png",
+    }
+    plot_anomalies(figures, paths["anomalies"])
+    threshold = float(pipeline.stack.lambda_env.get("BATTERY_LOW", 20))
+    plot_battery(battery_series(pipeline, days), figures, threshold, paths["battery"])
+
+    sections: list[tuple[str, str, list[str], list[list[Any]]]] = []
+    sections.append(("Summary", "", ["figure", "value"], [list(r) for r in summary_rows(runs, figures)]))
+    per_device = anomalies_by_device(figures)
+    sections.append((
+        "Anomalies by device and type", "",
+        ["device", *schema.ANOMALY_TYPES, "total"],
+        [[d, *(c[t] for t in schema.ANOMALY_TYPES), sum(c.values())] for d, c in per_device.items()],
+    ))  # fmt: skip
+    for day in figures:
+        kpi_cols = [c for c, _t, _d in queries.KPI_COLUMNS]
+        sections.append(
+            (
+                f"KPIs {day.day}",
+                "The KPI table the definition's WriteKpis UNLOAD wrote.",
+                kpi_cols,
+                [[row.get(c) for c in kpi_cols] for row in day.kpis],
+            )
+        )
+        sections.append((
+            f"Invalid readings {day.day}", "Reasons, from the `invalid-readings` named query.",
+            ["reason", "readings"], [[k, v] for k, v in day.invalid_reasons.most_common()],
+        ))  # fmt: skip
+        sections.append((
+            f"Batteries empty within 7 days ({day.day})", "The `battery-empty-within-days` named query.",
+            ["device", "min battery", "drain per day", "days left"],
+            [[r["deviceid"], r["minbattery"], r["batterydrain"], r["daysleft"]] for r in day.battery_soon],
+        ))  # fmt: skip
+    for run in runs:
+        if run.status != "SUCCEEDED":
+            sections.append(
+                (
+                    f"Execution {run.run_date} FAILED",
+                    f"{run.error}: {run.cause}",
+                    ["state"],
+                    [[run.failed_state]],
+                )
+            )
+    title = f"sensorflow {pipeline.stack.stage}: local run"
+    intro = f"Definition from `{pipeline.stack.source}`; run folder `{pipeline.root}`."
+    if truth_check is not None:
+        intro += "\n\n" + truth_check.describe()
+    md = [f"# {title}", "", intro, "", "![anomalies](anomalies.png)", "", "![battery](battery.png)", ""]
+    for name, note, header, rows in sections:
+        md += [f"## {name}", "", *([note, ""] if note else []), _md_table(header, rows), ""]
+    paths["markdown"].write_text("\n".join(md))
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(intro)}</p>",
+        '<img src="anomalies.png" alt="anomalies">',
+        '<img src="battery.png" alt="battery">',
+    ]
+    for name, note, header, rows in sections:
+        body.append(f"<h2>{html.escape(name)}</h2>")
+        if note:
+            body.append(f"<p>{html.escape(note)}</p>")
+        body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+        body += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows]
+        body.append("</table>")
+    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
+    paths["html"].write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
+    return paths
+
+
+def print_summary(runs: list[RunSummary], pipeline: LocalPipeline) -> str:
+    """The summary table as text (the CLI prints it)."""
+    days = sorted({r.run_date for r in runs if r.status == "SUCCEEDED"})
+    figures = [day_figures(pipeline, d) for d in days]
+    rows = summary_rows(runs, figures)
+    width = max(len(label) for label, _ in rows)
+    lines = [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    per_device = anomalies_by_device(figures)
+    top = sorted(per_device.items(), key=lambda kv: -sum(kv[1].values()))[:10]
+    if top:
+        lines.append(
+            f"  {'top devices by anomalies'.ljust(width)}  "
+            + ", ".join(f"{d} {sum(c.values())}" for d, c in top)
+        )
+    return "\n".join(lines)
