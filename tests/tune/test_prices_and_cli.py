@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from components import settings
+from tools import harness
 from tools.tune import model, plan_stack, prices
 from tools.tune.__main__ import main
 
@@ -59,8 +61,9 @@ def test_plan_stack_reads_each_stage():
     prod = plan_stack("prod", 1_000_000, benchmark=None)
     assert dev.ours.batches == math.ceil(1_000_000 / 250)  # dev's MaxItemsPerBatch binds
     assert prod.ours.batches == math.ceil(1_000_000 / 700)
-    assert dev.ours.parallelism.effective == 5
-    assert set(dev.ours.parallelism.binding) == {model.MAX_CONCURRENCY, model.RESERVED}
+    dev_settings = settings.load(harness.stack_config("dev"), stack="dev")
+    assert dev.ours.parallelism.effective == dev_settings.max_concurrency
+    assert dev.ours.parallelism.binding == (model.MAX_CONCURRENCY,)
     assert prod.ours.parallelism.binding == (model.MAX_CONCURRENCY,)
     assert dev.capacity.delivery_wait_seconds == 60 + 60
     assert prod.reference.cost_per_run > 100 * prod.ours.cost_per_run
@@ -74,7 +77,8 @@ def test_plan_stack_what_if_and_price_overrides():
         price_overrides=["firehose_bytes_per_second=1e10", "firehose_requests_per_second=1e6"],
         benchmark=None,
     )
-    assert plan.ours.parallelism.effective == 250  # reserved concurrency binds once MaxConcurrency is 0
+    reserved = settings.load(harness.stack_config("prod"), stack="prod").lambda_reserved_concurrency
+    assert plan.ours.parallelism.effective == reserved  # reserved concurrency binds once MaxConcurrency is 0
     assert not plan.ours.firehose.binds
     with pytest.raises(ValueError, match="unknown what-if setting"):
         plan_stack("prod", 10, what_if={"maxConcurency": 3})
