@@ -105,7 +105,11 @@ def _lengths_by_repr(values: np.ndarray) -> np.ndarray:
     """len(repr(v)) for each value, computing repr once per distinct value."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    uniques, inverse = np.unique(values, return_inverse=True)
+    # Floats by bit pattern: -0.0 equals 0.0 but is written "-0.0".
+    keys = values.view(np.int64) if values.dtype == np.float64 else values
+    uniques, inverse = np.unique(keys, return_inverse=True)
+    if values.dtype == np.float64:
+        uniques = uniques.view(np.float64)
     lengths = np.fromiter((_json_len(v) for v in uniques.tolist()), dtype=np.int64, count=len(uniques))
     return lengths[inverse.reshape(-1)]
 

@@ -215,8 +215,8 @@ def from_settings(
     stage: str,
     overrides: dict[str, Any] | None = None,
     *,
-    account_id: str = "123456789012",
-    region: str = "eu-west-1",
+    account_id: str | None = None,
+    region: str | None = None,
 ) -> LocalStack:
     """Render a stage in-process from ``Pulumi.<stage>.yaml`` (plus ``overrides``), as the components do.
 
@@ -233,7 +233,11 @@ def from_settings(
     from functions.detector import schema
     from tools import harness
 
-    settings = settings_mod.load(harness.stack_config(stage, overrides), stack=stage)
+    config = harness.stack_config(stage, overrides)
+    settings = settings_mod.load(config, stack=stage)
+    # The account and Region the stack file pins (as the harness deploys each stack to its own account).
+    account_id = account_id or str((config.get("aws:allowedAccountIds") or [harness.ACCOUNT_ID])[0])
+    region = region or str(config.get("aws:region", harness.DEFAULT_REGION))
     names = Names(stage=settings.stage, account=Account("aws", region, account_id))
     catalog = catalog_names(names)
     buckets = {role: names.bucket(role) for role in ("raw", "unload", "athena", "analytics")}

@@ -1,0 +1,58 @@
+"""Item sizes computed column-wise equal the compact JSON size of the items themselves."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tools.localrun import items
+from tools.tune.model import json_size
+
+texts = st.one_of(st.none(), st.text(max_size=12))
+floats = st.one_of(
+    st.none(), st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e6, 1e6).map(lambda x: round(x, 2))
+)
+ints = st.one_of(st.none(), st.integers(-(2**62), 2**62))
+bools = st.one_of(st.none(), st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(texts, floats, ints, bools), min_size=1, max_size=30))
+def test_row_sizes_equal_json_size(rows: list[tuple]) -> None:
+    table = pa.table(
+        {
+            "deviceid": pa.array([r[0] for r in rows], pa.string()),
+            "temperature": pa.array([r[1] for r in rows], pa.float64()),
+            "count": pa.array([r[2] for r in rows], pa.int64()),
+            "flag": pa.array([r[3] for r in rows], pa.bool_()),
+        }
+    )
+    expected = [json_size(row) for row in table.to_pylist()]
+    assert expected
+    assert items.row_sizes(table).tolist() == expected
+
+
+def test_escapes_and_unicode_are_counted_exactly() -> None:
+    values = ['a"b', "back\\slash", "tab\there", "nul\x00", "ünï", "日本", ""]
+    table = pa.table({"s": pa.array(values)})
+    assert items.row_sizes(table).tolist() == [json_size({"s": v}) for v in values]
+
+
+def test_index_digits() -> None:
+    got = items.index_digits(8, 4).tolist()
+    assert got == [len(str(i)) for i in range(8, 12)]
+    assert items.index_digits(0, 1).tolist() == [1]
+    assert items.index_digits(99_999, 2).tolist() == [5, 6]
+
+
+def test_non_json_parquet_type_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"ts": pa.array([datetime.datetime(2025, 1, 1)])}), path)
+    with pytest.raises(items.ItemReaderError, match=r"column 'ts'.*varchar"):
+        items.read_table(path, "PARQUET", None, None)
