@@ -361,3 +361,13 @@ def from_pulumi() -> Settings:
     everything = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
     config = {k: v for k, v in everything.items() if k.startswith(f"{PROJECT}:")}
     return load(config, stack=pulumi.get_stack())
+
+
+def markdown_table() -> str:
+    """The settings table the README shows (a test keeps the README's copy current)."""
+    rows = ["| key | type | default | allowed | description |", "|---|---|---|---|---|"]
+    for spec in SPECS:
+        default = json.dumps(list(spec.default)) if spec.type == "array" else json.dumps(spec.default)
+        allowed = spec.allowed().replace("|", "\\|")
+        rows.append(f"| `{spec.key}` | {spec.type} | `{default}` | {allowed} | {spec.description} |")
+    return "\n".join(rows)

@@ -2,8 +2,10 @@
 
 - Firehose: ``serverSideEncryption {enabled: true, keyType: AWS_OWNED_CMK | CUSTOMER_MANAGED_CMK}``
   (Firehose developer guide, "Data protection / server-side encryption"; applies to Direct PUT streams).
-- SNS: ``kmsMasterKeyId`` set (``alias/aws/sns`` or a customer key). With a customer key, the key policy
-  must let cloudwatch.amazonaws.com use it or alarm notifications are dropped (see aws-facts.md).
+- SNS: ``kmsMasterKeyId`` set to a customer managed key. Not the AWS-managed ``alias/aws/sns``: its key
+  policy cannot be changed to let cloudwatch.amazonaws.com use it, so alarm notifications to such a topic
+  are silently dropped (aws-facts.md; SNS developer guide, sns-key-management.html). The customer key's
+  policy must grant CloudWatch kms:Decrypt and kms:GenerateDataKey*.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ def check_firehose(_type: str, props: Mapping[str, Any], _config: Mapping[str, A
 def check_topic(_type: str, props: Mapping[str, Any], _config: Mapping[str, Any]) -> Iterator[str]:
     key = get(props, "kmsMasterKeyId")
     if not key:
-        yield "kmsMasterKeyId is not set; encrypt the topic (alias/aws/sns or a key CloudWatch may use)."
+        yield "kmsMasterKeyId is not set; encrypt the topic with a customer key CloudWatch may use."
+    elif isinstance(key, str) and key.split(":")[-1] == "alias/aws/sns":
+        yield (
+            "kmsMasterKeyId is the AWS-managed alias/aws/sns, which CloudWatch cannot use: alarm "
+            "notifications would be dropped; use a customer key whose policy grants cloudwatch.amazonaws.com."
+        )
 
 
 POLICIES = [
@@ -51,7 +58,7 @@ POLICIES = [
         types={TOPIC},
         check=check_topic,
         severity=Severity.MEDIUM,
-        remediation="Set kms_master_key_id; for a customer key allow cloudwatch.amazonaws.com "
-        "kms:Decrypt and kms:GenerateDataKey*.",
+        remediation="Set kms_master_key_id to a customer managed key whose policy allows "
+        "cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*.",
     ),
 ]

@@ -227,7 +227,12 @@ def good_stack(stage: str = "prod", *, owns_alarms: bool = True) -> list[tuple[s
         (
             "aws:sns/topic:Topic",
             "alarms",
-            {"name": topic, "arn": topic_arn, "kmsMasterKeyId": "alias/aws/sns", "tags": tags(stage)},
+            {
+                "name": topic,
+                "arn": topic_arn,
+                "kmsMasterKeyId": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{stage}-alarms-key",
+                "tags": tags(stage),
+            },
         ),
         (
             "aws:cloudwatch/metricAlarm:MetricAlarm",

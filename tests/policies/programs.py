@@ -151,7 +151,10 @@ def stage_program(
             tags=tags,
         )
         topic = aws.sns.Topic(
-            "alarms", name=f"sensorflow-{stage}-alarms", kms_master_key_id="alias/aws/sns", tags=tags
+            "alarms",
+            name=f"sensorflow-{stage}-alarms",
+            kms_master_key_id=f"arn:aws:kms:eu-west-1:123456789012:key/{stage}-alarms-key",
+            tags=tags,
         )
         metrics = ["ApproximateOpenMapRunCount", "ApproximateMapRunBacklogSize"] if owns_alarms else []
         for metric in metrics:

@@ -228,6 +228,14 @@ def test_resource_rule(name: str) -> None:
     assert any(expected in message for message in found), found
 
 
+@pytest.mark.parametrize("key", ["alias/aws/sns", "arn:aws:kms:eu-west-1:111111111111:alias/aws/sns"])
+def test_sns_rule_refuses_the_aws_managed_key_cloudwatch_cannot_use(key: str) -> None:
+    found = resource_violations(
+        "sns-encryption-at-rest", "aws:sns/topic:Topic", with_props("alarms", kmsMasterKeyId=key)
+    )
+    assert any("alias/aws/sns" in message for message in found), found
+
+
 @pytest.mark.parametrize("name", sorted(STACK_CASES))
 def test_stack_rule(name: str) -> None:
     good, bad, config, expected = STACK_CASES[name]
