@@ -138,3 +138,12 @@ def test_program_refuses_a_bad_stack_file_before_creating_anything():
     with pytest.raises(settings.SettingsError) as caught:
         harness.run(stack="dev", overrides={"maxConcurrency": 0, "maxInputBytesPerBatch": 300000, "typo": 1})
     assert len(caught.value.problems) == 3
+
+
+def test_readme_settings_table_is_current():
+    readme = (harness.ROOT / "README.md").read_text()
+    start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
+    assert start in readme
+    assert end in readme
+    table = readme[readme.index(start) + len(start) : readme.index(end)]
+    assert table == settings.markdown_table(), "README settings table is stale: regenerate it from SPECS"
