@@ -14,8 +14,8 @@ Each batch is decoded from JSON right before it is processed (untimed), as the L
 Batches look like the map's: ``{"Items": [{"row", "source", "index"}], "BatchInput": {...}}`` with rows
 as Step Functions hands Parquet rows over (floats; timestamps cast to varchar, distinct per reading so
 the timestamp cache does not flatter the figure), ~2% anomalous and ~0.5% invalid readings. The
-timestamp cache is cleared before every repeat. Figures are the best of ``--repeat`` runs (the least
-disturbed by other processes) and the median.
+timestamp cache is cleared before every repeat. "best" adds up each batch's fastest run (timeit's rule:
+on a shared machine noise only ever adds time); the median and best whole runs are shown beside it.
 
 Firehose efficiency: records and billed KB per 1,000 readings with packing, against the reference
 sample's one record per reading (each billed as at least 5 KB).
@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 import platform
 import random
@@ -113,24 +114,27 @@ def _timed(
     rows = sum(len(b["Items"]) for b in batches)
     texts = [json.dumps(b) for b in batches]
     cpu_rates, wall_rates = [], []
+    best = [math.inf] * len(texts)  # per batch, the least disturbed run (noise only ever adds time)
     for text in texts[:20]:  # warm-up, not timed: a warm Lambda container has run before
         run(json.loads(text))
     for _ in range(repeat):
         analysis._ts_cache.clear()
         cpu = wall = 0.0
-        for text in texts:
+        for i, text in enumerate(texts):
             batch = json.loads(text)
             c0, w0 = time.process_time(), time.perf_counter()
             run(batch)
+            w1 = time.perf_counter()
             cpu += time.process_time() - c0
-            wall += time.perf_counter() - w0
+            wall += w1 - w0
+            best[i] = min(best[i], w1 - w0)
         cpu_rates.append(rows / max(cpu, 1e-9))
         wall_rates.append(rows / wall)
     return {
         "rows": rows,
-        "best_rows_per_s": max(cpu_rates),
+        "best_rows_per_s": rows / sum(best),
         "median_rows_per_s": statistics.median(cpu_rates),
-        "best_wall_rows_per_s": max(wall_rates),
+        "best_run_rows_per_s": max(cpu_rates),
     }
 
 
@@ -219,15 +223,16 @@ def render(report: dict[str, Any]) -> str:
     """The report as a small Markdown document."""
     lines = [
         f"Detector throughput, one core ({report['machine']}), batches of {report['batch_size']} rows, "
-        f"rows/s by process CPU time, best of {report['repeat']} runs (median; best by wall clock):",
+        f"{report['repeat']} runs. 'best' sums each batch's fastest run (wall clock; timeit's rule: noise "
+        "only adds time); 'median' and 'best run' are whole runs by process CPU time:",
         "",
-        "| stage | input | rows/s best | rows/s median | rows/s wall best |",
+        "| stage | input | rows/s best | rows/s median run | rows/s best run |",
         "|---|---|---:|---:|---:|",
     ]
     for r in report["throughput"]:
         lines.append(
             f"| {r['stage']} | {r['format']} | {r['best_rows_per_s']:,.0f} | {r['median_rows_per_s']:,.0f} "
-            f"| {r['best_wall_rows_per_s']:,.0f} |"
+            f"| {r['best_run_rows_per_s']:,.0f} |"
         )
     lines += [
         "",
