@@ -30,12 +30,13 @@ from typing import Any, Final
 
 from components import queries
 from components.queries import Catalog
+from functions.detector import schema
 
 MAP_STATE: Final = "DetectAnomalies"
 MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>/<label>:<uuid>
 DETECT_TASK: Final = "Detect"
 ATHENA_CATALOG: Final = "AwsDataCatalog"
-DELIVERY_ERROR: Final = "DeliveryError"  # raised by the detector when Firehose keeps refusing records
+DELIVERY_ERROR: Final = schema.DELIVERY_ERROR  # raised by the detector when Firehose keeps refusing records
 PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
 
 # Prefixes inside the stage's buckets (IAM statements and lifecycle rules use the same constants).
