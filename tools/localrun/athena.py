@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -140,20 +141,30 @@ class AthenaStandIn:
         *,
         id_factory: Callable[[], str] | None = None,
         threads: int = 2,
-        memory_limit: str = "768MB",
+        memory_limit: str = "320MB",
         rows_per_file: int = ROWS_PER_UNLOAD_FILE,
+        cache_json: bool = True,
+        temp_directory: Path | None = None,
+        database: Path | None = None,
     ):
         self.stack = stack
         self.store = store
         self.id_factory = id_factory or (lambda: str(uuid.uuid4()))
         self.rows_per_file = rows_per_file
-        self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        config = {"threads": threads, "memory_limit": memory_limit}
+        if temp_directory is not None:
+            config["temp_directory"] = str(temp_directory)  # lets big sorts spill instead of growing
+        # A database file (when given) lets DuckDB keep the parsed-object cache on disk and within
+        # memory_limit instead of in the process's memory.
+        self.con = duckdb.connect(str(database) if database else ":memory:", config=config)
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute("SET TimeZone = 'UTC'")  # Athena works in UTC
         # DuckDB's type_pushdown turns TRY_CAST over a CSV column into a strict typed read that fails on
         # the first unparseable value; the raw table must turn such a value into NULL instead.
         self.con.execute("SET disabled_optimizers = 'type_pushdown'")
         self.queries: dict[str, QueryRecord] = {}
+        self.cache_json = cache_json
+        self._json_cache: dict[str, dict[str, tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ catalog
@@ -187,8 +198,49 @@ class AthenaStandIn:
             if size > 0 and not k.rsplit("/", 1)[-1].startswith((".", "_"))
         ]
 
+    def _cached_json_sql(self, table: TableSpec, cols: list[tuple[str, str]]) -> str:
+        """The JSON table from a cache of parsed objects: each S3 object is parsed once.
+
+        Objects are immutable (a key is rewritten only as a new object), so a cache keyed by path, size
+        and modification time returns what a fresh scan would; objects that disappeared leave the cache.
+        """
+        cache = f'"__cache"."{table.name}"'
+        if table.name not in self._json_cache:
+            self.con.execute('CREATE SCHEMA IF NOT EXISTS "__cache"')
+            columns = ", ".join(f'"{n}" {t}' for n, t in cols)
+            self.con.execute(f"CREATE OR REPLACE TABLE {cache} ({columns}, dt VARCHAR, __file VARCHAR)")
+            self._json_cache[table.name] = {}
+        known = self._json_cache[table.name]
+        current: dict[str, tuple[str, tuple[int, int]]] = {}
+        for dt, uri in self._partitions(table):
+            for path in self._files(uri):
+                stat = Path(path).stat()
+                current[path] = (dt, (stat.st_size, stat.st_mtime_ns))
+        stale = [p for p, ident in known.items() if p not in current or current[p][1] != ident]
+        if stale:
+            self.con.execute(f"DELETE FROM {cache} WHERE __file IN (SELECT unnest(?))", [stale])
+            for path in stale:
+                known.pop(path)
+        fresh: dict[str, list[str]] = {}
+        for path, (dt, _ident) in current.items():
+            if path not in known:
+                fresh.setdefault(dt, []).append(path)
+        spec = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in cols) + "}"
+        names = ", ".join(f'"{n}"' for n, _ in cols)
+        for dt, paths in fresh.items():
+            file_list = "[" + ", ".join(_lit(f) for f in paths) + "]"
+            self.con.execute(
+                f"INSERT INTO {cache} SELECT {names}, {_lit(dt)}, filename FROM read_json({file_list}, "
+                f"format='newline_delimited', columns={spec}, compression='auto', filename=true)"
+            )
+            for path in paths:
+                known[path] = current[path][1]
+        return f"SELECT {names}, dt FROM {cache}"
+
     def _table_sql(self, table: TableSpec) -> str:
         cols = [(n, hive_to_duckdb(t)) for n, t in table.columns]
+        if table.classification == "json" and self.cache_json:
+            return self._cached_json_sql(table, cols)
         parts = []
         for dt, uri in self._partitions(table):
             files = self._files(uri)

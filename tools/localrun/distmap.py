@@ -29,10 +29,12 @@ import re
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.localrun import items as item_io
 from tools.localrun import worker
 from tools.localrun.asl import (
     ITEM_BATCHER_FIELDS,
@@ -303,6 +305,10 @@ class MapRunner:
     runs: dict[str, MapRunRecord] = field(default_factory=dict)
     firehose: FirehoseStats = field(default_factory=FirehoseStats)
     child_counters: Counters = field(default_factory=Counters)
+    last_worker_seconds: float = 0.0
+    _executor: ProcessPoolExecutor | None = None
+    _executor_workers: int = 0
+    _config: Any = None
 
     def __call__(  # noqa: PLR0917 - the executor's run_map calling convention
         self, state: CompiledState, data: Any, ctx: dict, variables: dict, counters: Counters, executor: Any
@@ -349,6 +355,7 @@ class MapRunner:
             stream_name=self.stack.firehose.stream_name,
             staging=str(self.staging),
             log_dir=str(self.log_dir),
+            key=run_id,
             compression=self.stack.firehose.compression,
             buffer_size_bytes=self.stack.firehose.buffer_size_mb * 1024 * 1024,
             arrival=executor.clock.now,
@@ -376,9 +383,9 @@ class MapRunner:
             fast=self.fast,
             verify=self.verify,
         )
-        cores = os.cpu_count() or 1
-        workers = min(concurrency, cores) if self.processes is None else min(concurrency, self.processes)
+        workers = self._workers(concurrency)
         pool = self._pool(workers, config)
+        self._config = config
         try:
             # 2. item sizes (in parallel, per file), then batches
             counts, sizes = self._sizes(pool, config)
@@ -405,9 +412,12 @@ class MapRunner:
             units = _units(batches, counts, target)
             # 3. children
             outcomes, unit_results = self._run_units(pool, units, total, spec.name)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        except BrokenProcessPool as exc:
+            self.close()
+            raise StatesError(
+                "States.Runtime", f"state {spec.name!r}: a worker process died: {exc}"
+            ) from None
+        self.last_worker_seconds = sum(r.seconds for r in unit_results)
         for result in unit_results:
             self.firehose.add(result.firehose)
             self.child_counters.add(result.counters)
@@ -457,15 +467,47 @@ class MapRunner:
         return result
 
     # -------------------------------------------------------------------------------------------------
+    def prewarm(self, max_concurrency: Any) -> None:
+        """Start the worker processes now (they import the handler while the parent exports the day)."""
+        if self.processes == 0 or not isinstance(max_concurrency, int):
+            return
+        workers = self._workers(max_concurrency or DEFAULT_CONCURRENCY)
+        if workers > 0:
+            self._process_pool(workers)
+
+    def _workers(self, concurrency: int) -> int:
+        cores = os.cpu_count() or 1
+        return min(concurrency, cores) if self.processes is None else min(concurrency, self.processes)
+
+    def _process_pool(self, workers: int) -> ProcessPoolExecutor:
+        if self._executor is not None and self._executor_workers == workers:
+            return self._executor
+        self.close()
+        # spawn: each worker is a clean interpreter (a cold start); no state leaks from the parent.
+        context = multiprocessing.get_context("spawn")
+        env = dict(self.stack.lambda_env)
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=worker.warm,
+            initargs=(env, worker.HANDLER_MODULE, str(self.log_dir)),
+        )
+        self._executor_workers = workers
+        for _ in range(workers):  # start every worker now rather than on first use
+            self._executor.submit(time.sleep, 0)
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor = None
+        self._executor_workers = 0
+
     def _pool(self, workers: int, config: worker.WorkerConfig) -> ProcessPoolExecutor | None:
         if workers <= 0 or self.processes == 0:
             worker.init(config, in_process=True)
             return None
-        # spawn: each worker is a clean interpreter (a cold start); no state leaks from the parent.
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=worker.init, initargs=(config,)
-        )
+        return self._process_pool(workers)
 
     def _sizes(
         self, pool: ProcessPoolExecutor | None, config: worker.WorkerConfig
@@ -483,19 +525,24 @@ class MapRunner:
             # Text files: sizes first (they give the counts), sequentially so indexes are known.
             sizes, first = [], 0
             for i in range(len(config.paths)):
-                s = pool.submit(worker.item_sizes, i, first).result() if pool else worker.item_sizes(i, first)
+                s = (
+                    pool.submit(worker.item_sizes, config, i, first).result()
+                    if pool
+                    else worker.item_sizes(None, i, first)
+                )
                 sizes.append(s)
                 first += len(s)
             return [len(s) for s in sizes], sizes
         firsts = [sum(counts[:i]) for i in range(len(counts))]
         try:
             if pool is None:
-                sizes = [worker.item_sizes(i, f) for i, f in enumerate(firsts)]
+                sizes = [worker.item_sizes(None, i, f) for i, f in enumerate(firsts)]
             else:
                 sizes = [
-                    f.result() for f in [pool.submit(worker.item_sizes, i, f) for i, f in enumerate(firsts)]
+                    f.result()
+                    for f in [pool.submit(worker.item_sizes, config, i, f) for i, f in enumerate(firsts)]
                 ]
-        except Exception as exc:
+        except item_io.ItemReaderError as exc:
             raise StatesError("States.ItemReaderFailed", str(exc)) from None
         return counts, sizes
 
@@ -508,12 +555,12 @@ class MapRunner:
         try:
             if pool is None:
                 for unit in units:
-                    result = worker.run_unit(unit)
+                    result = worker.run_unit(None, unit)
                     results.append(result)
                     outcomes.extend(result.children)
                     bar.update(sum(seg[2] for _, segs in unit for seg in segs))
             else:
-                pending = {pool.submit(worker.run_unit, unit): unit for unit in units}
+                pending = {pool.submit(worker.run_unit, self._config, unit): unit for unit in units}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:

@@ -78,8 +78,13 @@ class LocalPipeline:
         self.store = ObjectStore(root / "buckets")
         ids = random.Random(seed)
         extra = {"rows_per_file": rows_per_file} if rows_per_file else {}
+        (root / "athena").mkdir(parents=True, exist_ok=True)
         self.athena = AthenaStandIn(
-            stack, self.store, id_factory=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)), **extra
+            stack,
+            self.store,
+            id_factory=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+            temp_directory=root / "athena" / "tmp",
+            **extra,
         )
         staging = root / "firehose" / stack.firehose.stream_name
         self.delivery = FirehoseDelivery(
@@ -103,6 +108,9 @@ class LocalPipeline:
             verify=verify,
         )
         self.machine = asl.load(stack.definition, partition=_partition(stack.state_machine_arn))
+        for state in self.machine.states.values():
+            if state.type == "Map":
+                self.map_runner.prewarm(state.extra["map"].max_concurrency)
         self.rng = random.Random(seed)
         self.verify = verify
         self.runs: list[RunSummary] = []
@@ -256,6 +264,7 @@ class LocalPipeline:
         return self.delivery.deliver_due(far)
 
     def close(self) -> None:
+        self.map_runner.close()
         self.athena.close()
 
 

@@ -13,6 +13,7 @@ so the parent never materialises a million dicts.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from tools.localrun import items as item_io
 from tools.localrun.asl import Clock, Counters, Executor, StatesError, load
@@ -50,6 +52,7 @@ class WorkerConfig:
     stream_name: str
     staging: str
     log_dir: str  # the function's log output (CloudWatch Logs stands here)
+    key: str  # the map run this configuration belongs to
     compression: str
     buffer_size_bytes: int
     arrival: datetime
@@ -131,28 +134,49 @@ class _State:
     tables: dict[int, Any]
     log: Any
     in_process: bool
+    key: str | None
 
 
 _S = _State()
 
 
-def init(config: WorkerConfig, *, in_process: bool = False) -> None:
-    """Cold start: environment, handler import, Firehose client, compiled ItemProcessor.
+def warm(env: dict[str, str], handler_module: str, log_dir: str, *, in_process: bool = False) -> None:
+    """Cold start of a worker: the function's environment, its log file, the handler import.
 
     A worker process writes the function's logs and metrics (stdout, as in Lambda) to its own file under
-    ``log_dir``, as CloudWatch Logs would keep them; in-process, they are captured per invocation.
+    ``log_dir``, as CloudWatch Logs keeps them; in-process they are captured per invocation. Workers are
+    started while the parent is still exporting the day, like warm Lambda environments, and serve every
+    map run of the pipeline.
     """
-    Path(config.log_dir).mkdir(parents=True, exist_ok=True)
-    log = open(Path(config.log_dir) / f"detector-{os.getpid()}.log", "a", buffering=1 << 16)  # noqa: SIM115
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(NotImplementedError, AttributeError):  # give freed Arrow memory back promptly
+        pa.jemalloc_set_decay_ms(0)
+    log = open(Path(log_dir) / f"detector-{os.getpid()}.log", "a", buffering=1 << 16)  # noqa: SIM115
     _S.log = log
     _S.in_process = in_process
+    _S.key = None
     if not in_process:
         sys.stdout = log
-    os.environ.update(config.env)
-    module = sys.modules.get(config.handler_module)
-    # A fresh import per map run (in-process mode too): the handler reads its environment at cold start.
+    os.environ.update(env)
+    module = sys.modules.get(handler_module)
+    # In-process, a fresh import per map run: the handler reads its environment at cold start, and tests
+    # run stages with different settings in one process.
     with contextlib.redirect_stdout(log):
-        handler = importlib.reload(module) if module else importlib.import_module(config.handler_module)
+        _S.handler = (
+            importlib.reload(module) if module and in_process else importlib.import_module(handler_module)
+        )
+
+
+def init(config: WorkerConfig, *, in_process: bool = False) -> None:
+    """Warm (in-process: cold-start) and configure for one map run."""
+    warm(config.env, config.handler_module, config.log_dir, in_process=in_process)
+    _configure(config)
+
+
+def _configure(config: WorkerConfig) -> None:
+    """Per map run: the Firehose client, the compiled ItemProcessor and ItemSelector, no cached files."""
+    if getattr(_S, "firehose", None) is not None:
+        _S.firehose.flush()
     firehose = FirehoseStandIn(
         stream_name=config.stream_name,
         staging=Path(config.staging),
@@ -160,25 +184,30 @@ def init(config: WorkerConfig, *, in_process: bool = False) -> None:
         buffer_size_bytes=config.buffer_size_bytes,
         arrival=config.arrival,
     )
-    install = getattr(handler, "use_firehose_client", None)
+    install = getattr(_S.handler, "use_firehose_client", None)
     if install is None:
         raise RuntimeError(
             f"{config.handler_module} has no use_firehose_client(client): cannot install Firehose"
         )
     install(firehose)
     _S.config = config
-    _S.handler = handler
     _S.firehose = firehose
     _S.machine = load(config.processor, partition=config.partition, where="ItemProcessor")
     _S.selector = Template(config.selector, "ItemSelector") if config.selector is not None else None
     _S.tables = {}
+    _S.key = config.key
+
+
+def _ensure(config: WorkerConfig | None) -> None:
+    if config is not None and getattr(_S, "key", None) != config.key:
+        _configure(config)
 
 
 def _table(file_index: int) -> Any:
     table = _S.tables.get(file_index)
     if table is None:
         c = _S.config
-        if len(_S.tables) >= 2:
+        if _S.tables:  # one file at a time: units walk the files in order
             _S.tables.pop(next(iter(_S.tables)))
         table = item_io.read_table(
             Path(c.paths[file_index]), c.input_type, c.csv_headers, c.csv_header_location
@@ -187,8 +216,9 @@ def _table(file_index: int) -> Any:
     return table
 
 
-def item_sizes(file_index: int, first_index: int) -> np.ndarray:
+def item_sizes(config: WorkerConfig | None, file_index: int, first_index: int) -> np.ndarray:
     """Bytes of every item the file yields (after ItemSelector), as the batcher measures them."""
+    _ensure(config)
     c = _S.config
     table = _table(file_index)
     n = item_io.row_count(table)
@@ -247,8 +277,11 @@ def _invoke(state: Any, arguments: dict[str, Any], ctx: dict[str, Any]) -> dict[
         raise StatesError(
             "States.Runtime", f"state {state.name!r}: lambda:invoke arguments {unknown} not emulated"
         )
-    # Lambda receives JSON: hand the handler a decoded copy, as the service would.
-    payload = json.loads(json.dumps(arguments.get("Payload")))
+    # Lambda hands the function a decoded copy of the JSON payload. The items of a child are built fresh
+    # from the data file for this invocation (JSON types only: str, float, int, bool, None, dict, list)
+    # and its BatchInput is copied per child, so the handler gets an unshared, JSON-shaped payload
+    # without the cost of an encode/decode round trip per row.
+    payload = arguments.get("Payload")
     started = time.monotonic()
     try:
         if _S.in_process:
@@ -266,10 +299,22 @@ def _invoke(state: Any, arguments: dict[str, Any], ctx: dict[str, Any]) -> dict[
     return {"Payload": json.loads(json.dumps(result)), "StatusCode": 200, "ExecutedVersion": "$LATEST"}
 
 
-def run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]]) -> UnitResult:
+def run_unit(
+    config: WorkerConfig | None, batches: list[tuple[int, list[tuple[int, int, int, int]]]]
+) -> UnitResult:
     """Run the children of some batches: each batch is (batch number, [(file, start, count, first index)])."""
-    c = _S.config
+    _ensure(config)
     started = time.perf_counter()
+    # Items and lines are acyclic: the cyclic collector would only rescan the growing heap of a batch.
+    gc.disable()
+    try:
+        return _run_unit(batches, started)
+    finally:
+        gc.enable()
+
+
+def _run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]], started: float) -> UnitResult:
+    c = _S.config
     out = UnitResult()
     before = FirehoseStats(**vars(_S.firehose.stats))
     for batch_no, segments in batches:
@@ -278,7 +323,7 @@ def run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]]) -> Unit
             items.extend(_items(file_index, start, count, first))
         child_input: Any = items[0] if not c.batched else {"Items": items}
         if c.batched and c.batch_input is not None:
-            child_input["BatchInput"] = c.batch_input
+            child_input["BatchInput"] = json.loads(json.dumps(c.batch_input))
         runs = 2 if batch_no in c.faults.duplicate_batches else 1
         for _ in range(runs):
             _S.firehose.lose = batch_no in c.faults.lose_batches

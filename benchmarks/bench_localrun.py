@@ -1,0 +1,178 @@
+"""Local pipeline throughput: one execution of a stage's definition over a million readings.
+
+Run: ``python -m benchmarks.bench_localrun [--rows 1000000] [--stack prod]``. Prints a Markdown table and
+writes ``build/benchmarks/localrun.json``.
+
+The readings are simulated first (not timed: that is test data, not pipeline). Timed, end to end, is one
+execution as ``make demo`` runs it: the UNLOAD in DuckDB, the Distributed Map (item sizes, batching,
+children in worker processes running the real handler, Firehose writing gzip objects), the waits
+(simulated), reconciliation's count and the KPI UNLOAD over the delivered records. Rows per second is
+readings / wall time of that execution.
+
+Peak memory is the peak resident set of the process tree during the execution: a sampler thread reads
+``VmRSS`` of this process and every descendant from ``/proc`` every 20 ms and keeps the largest sum.
+The simulator runs in its own process beforehand and the ground-truth check after, so neither counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from tools.localrun import report, stack
+from tools.localrun.run import LocalPipeline
+
+OUTPUT = Path("build/benchmarks/localrun.json")
+TARGET_ROWS_PER_SECOND = 100_000
+TARGET_PEAK_MIB = 1024
+
+
+def _tree_rss_mib(root_pid: int) -> float:
+    """Resident set of a process and all its descendants, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
+    total, stack_ = 0, [root_pid]
+    while stack_:
+        pid = stack_.pop()
+        total += rss.get(pid, 0)
+        stack_.extend(children.get(pid, []))
+    return total / 1024
+
+
+class PeakSampler(threading.Thread):
+    """Samples the process tree's RSS until stopped; ``peak_mib`` is the largest sum seen."""
+
+    def __init__(self, interval: float = 0.02):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.peak_mib = 0.0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.peak_mib = max(self.peak_mib, _tree_rss_mib(os.getpid()))
+            time.sleep(self.interval)
+
+    def stop(self) -> float:
+        self._stop_event.set()
+        self.join()
+        return self.peak_mib
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_localrun", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="readings (rounded to whole device-days)")
+    parser.add_argument("--stack", default="prod")
+    parser.add_argument("--interval", type=int, default=60, help="seconds between a device's readings")
+    parser.add_argument("--keep", type=Path, help="keep the run folder here instead of a temporary one")
+    args = parser.parse_args(argv)
+
+    per_device = 86_400 // args.interval
+    devices = max(1, round(args.rows / per_device))
+    local = stack.load(args.stack)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-localrun-"))
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        started = time.perf_counter()
+        command = [
+            sys.executable,
+            "-m",
+            "tools.simulate",
+            "--devices",
+            str(devices),
+            "--interval",
+            str(args.interval),
+        ]
+        subprocess.run(
+            [*command, "--seed", "1", "--out", str(root / "simulated")], check=True, capture_output=True
+        )
+        simulate_seconds = time.perf_counter() - started
+        sampler = PeakSampler()
+        sampler.start()
+        pipeline = LocalPipeline(local, root / "run", progress=sys.stderr.isatty())
+        pipeline.put_raw(root / "simulated")
+        day = sorted(p.name for p in (root / "simulated" / "daily-data").iterdir())[0]
+        run = pipeline.execute(day)
+        peak_mib = sampler.stop()
+        if run.status != "SUCCEEDED":
+            print(f"run failed: {run.error}: {run.cause}", file=sys.stderr)
+            return 1
+        truth = pq.read_table(root / "simulated" / "ground-truth.parquet")
+        check = report.check_ground_truth(pipeline, truth, [run.execution_id])
+        pipeline.close()
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    result = {
+        "stack": args.stack,
+        "source": local.source,
+        "rows": run.rows,
+        "devices": devices,
+        "wall_seconds": round(run.wall_seconds, 3),
+        "rows_per_second": round(run.rows / run.wall_seconds),
+        "map_seconds": round(run.map_seconds, 3),
+        "batches": run.batches,
+        "child_executions": run.child_executions,
+        "workers": run.workers,
+        "state_transitions": run.parent_transitions + run.child_transitions,
+        "lambda_invocations": run.lambda_invocations,
+        "firehose_calls": run.firehose.calls,
+        "firehose_bytes": run.firehose.bytes,
+        "firehose_billed_bytes": run.firehose.billed_bytes,
+        "peak_rss_mib_tree": round(peak_mib, 1),
+        "simulate_seconds": round(simulate_seconds, 2),
+        "ground_truth_ok": check.ok,
+        "target_rows_per_second": TARGET_ROWS_PER_SECOND,
+        "target_peak_mib": TARGET_PEAK_MIB,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(json.dumps(result, indent=2) + "\n")
+    ok = result["rows_per_second"] >= TARGET_ROWS_PER_SECOND and peak_mib < TARGET_PEAK_MIB and check.ok
+    print("| measure | value | target |\n|---|---|---|")
+    print(
+        f"| readings ({args.stack}, {result['workers']} workers, {os.cpu_count()} cores) | {run.rows:,} | 1,000,000 |"
+    )
+    print(f"| end-to-end wall time | {run.wall_seconds:.2f} s | |")
+    print(f"| throughput | {result['rows_per_second']:,} rows/s | >= {TARGET_ROWS_PER_SECOND:,} |")
+    print(f"| of which the map | {run.map_seconds:.2f} s | |")
+    print(
+        f"| child executions / Lambda invocations | {run.child_executions:,} / {run.lambda_invocations:,} | |"
+    )
+    print(f"| Firehose calls / billed bytes | {run.firehose.calls:,} / {run.firehose.billed_bytes:,} | |")
+    print(
+        f"| peak RSS (parent + {run.workers} x largest worker) | {peak_mib:,.0f} MiB | < {TARGET_PEAK_MIB:,} |"
+    )
+    print(f"| ground truth (every row once, every verdict right) | {'ok' if check.ok else 'MISMATCH'} | ok |")
+    print(f"\nwrote {OUTPUT}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
