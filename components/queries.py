@@ -131,46 +131,67 @@ def kpis_for_day(
 ) -> str:
     """Daily KPIs per device plus one fleet-wide row (deviceid '*'), written by UNLOAD as Parquet.
 
+    One scan of the day's records: per-device aggregates first, then ``GROUPING SETS ((deviceid), ())``
+    keeps each device's row and rolls them up into the fleet row (sums of counts, extremes of extremes,
+    averages weighted by readings, and the mean of the devices' battery drains — a drain across devices
+    would mean nothing). First and last battery levels are ordered by timestamp, then record id, so ties
+    resolve the same way on every run.
+
     Placeholders: run_date, location (the day's KPI folder, emptied first so a rerun replaces the day).
     """
     records = _latest_records(catalog, "rundate = '{run_date}' AND dt >= '{run_date}'")
-    aggregates = (
-        "count(*) AS readings, "
+    valid = "FILTER (WHERE healthstatus <> 'invalid')"
+    order = "concat(readingtimestamp, '#', recordid)"
+    per_device = (
+        "SELECT deviceid, count(*) AS readings, "
         "count_if(healthstatus <> 'invalid') AS validreadings, "
         "count_if(healthstatus = 'invalid') AS invalidreadings, "
         "count_if(healthstatus = 'anomalies_detected') AS anomalousreadings, "
         f"{_anomaly_count(schema.TEMPERATURE_SPIKE)} AS temperaturespikes, "
         f"{_anomaly_count(schema.HUMIDITY_ANOMALY)} AS humidityanomalies, "
         f"{_anomaly_count(schema.LOW_BATTERY)} AS lowbatteryreadings, "
-        "min(metrics.temperature) FILTER (WHERE healthstatus <> 'invalid') AS mintemperature, "
-        "max(metrics.temperature) FILTER (WHERE healthstatus <> 'invalid') AS maxtemperature, "
-        "avg(metrics.temperature) FILTER (WHERE healthstatus <> 'invalid') AS avgtemperature, "
-        "min(metrics.humidity) FILTER (WHERE healthstatus <> 'invalid') AS minhumidity, "
-        "max(metrics.humidity) FILTER (WHERE healthstatus <> 'invalid') AS maxhumidity, "
-        "avg(metrics.humidity) FILTER (WHERE healthstatus <> 'invalid') AS avghumidity, "
-        "min(metrics.batterylevel) FILTER (WHERE healthstatus <> 'invalid') AS minbattery, "
-        "min_by(metrics.batterylevel, readingtimestamp) FILTER (WHERE healthstatus <> 'invalid') AS firstbattery, "
-        "max_by(metrics.batterylevel, readingtimestamp) FILTER (WHERE healthstatus <> 'invalid') AS lastbattery, "
-        "min(readingtimestamp) FILTER (WHERE healthstatus <> 'invalid') AS firstreading, "
-        "max(readingtimestamp) FILTER (WHERE healthstatus <> 'invalid') AS lastreading"
+        f"min(metrics.temperature) {valid} AS mintemperature, "
+        f"max(metrics.temperature) {valid} AS maxtemperature, "
+        f"sum(metrics.temperature) {valid} AS sumtemperature, "
+        f"count(metrics.temperature) {valid} AS ntemperature, "
+        f"min(metrics.humidity) {valid} AS minhumidity, "
+        f"max(metrics.humidity) {valid} AS maxhumidity, "
+        f"sum(metrics.humidity) {valid} AS sumhumidity, "
+        f"count(metrics.humidity) {valid} AS nhumidity, "
+        f"min(metrics.batterylevel) {valid} AS minbattery, "
+        f"min_by(metrics.batterylevel, {order}) {valid} - max_by(metrics.batterylevel, {order}) {valid} "
+        "AS batterydrain, "
+        f"min(readingtimestamp) {valid} AS firstreading, "
+        f"max(readingtimestamp) {valid} AS lastreading "
+        f"FROM ({records}) GROUP BY deviceid"
     )
-    verdict = (
-        "CASE WHEN validreadings = 0 THEN 'no_data' "
-        f"WHEN CAST(anomalousreadings AS double) / validreadings >= {critical_anomaly_rate} THEN 'critical' "
-        f"WHEN CAST(anomalousreadings AS double) / validreadings >= {watch_anomaly_rate} "
-        "OR invalidreadings > 0 THEN 'watch' ELSE 'ok' END AS health"
+    rolled_up = (
+        "SELECT CASE WHEN grouping(deviceid) = 1 THEN '*' ELSE deviceid END AS deviceid, "
+        "sum(readings) AS readings, sum(validreadings) AS validreadings, "
+        "sum(invalidreadings) AS invalidreadings, sum(anomalousreadings) AS anomalousreadings, "
+        "sum(temperaturespikes) AS temperaturespikes, sum(humidityanomalies) AS humidityanomalies, "
+        "sum(lowbatteryreadings) AS lowbatteryreadings, "
+        "min(mintemperature) AS mintemperature, max(maxtemperature) AS maxtemperature, "
+        "sum(sumtemperature) / nullif(sum(ntemperature), 0) AS avgtemperature, "
+        "min(minhumidity) AS minhumidity, max(maxhumidity) AS maxhumidity, "
+        "sum(sumhumidity) / nullif(sum(nhumidity), 0) AS avghumidity, "
+        "min(minbattery) AS minbattery, avg(batterydrain) AS batterydrain, "
+        "min(firstreading) AS firstreading, max(lastreading) AS lastreading "
+        f"FROM ({per_device}) GROUP BY GROUPING SETS ((deviceid), ())"
     )
+    rate = "CAST(anomalousreadings AS double) / validreadings"
     projection = (
         "deviceid, readings, validreadings, invalidreadings, anomalousreadings, temperaturespikes, "
-        "humidityanomalies, lowbatteryreadings, "
-        "CASE WHEN validreadings = 0 THEN NULL ELSE CAST(anomalousreadings AS double) / validreadings END "
+        f"humidityanomalies, lowbatteryreadings, CASE WHEN validreadings = 0 THEN NULL ELSE {rate} END "
         "AS anomalyrate, mintemperature, maxtemperature, avgtemperature, minhumidity, maxhumidity, avghumidity, "
-        f"minbattery, firstbattery - lastbattery AS batterydrain, firstreading, lastreading, {verdict}"
+        "minbattery, batterydrain, firstreading, lastreading, "
+        "CASE WHEN validreadings = 0 THEN 'no_data' "
+        f"WHEN {rate} >= {critical_anomaly_rate} THEN 'critical' "
+        f"WHEN {rate} >= {watch_anomaly_rate} OR invalidreadings > 0 THEN 'watch' ELSE 'ok' END AS health"
     )
     # Subqueries rather than WITH: UNLOAD's grammar is documented as UNLOAD (SELECT ...).
     return (
-        f"UNLOAD (SELECT {projection} FROM (SELECT deviceid, {aggregates} FROM ({records}) GROUP BY deviceid) "
-        f"UNION ALL SELECT {projection} FROM (SELECT '*' AS deviceid, {aggregates} FROM ({records}))) "
+        f"UNLOAD (SELECT {projection} FROM ({rolled_up})) "
         "TO '{location}' WITH (format = 'PARQUET', compression = 'SNAPPY')"
     )
 
@@ -191,7 +212,7 @@ def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
             "Parameters: day, day (YYYY-MM-DD).",
             "SELECT deviceid, count(*) AS readings, count_if(healthstatus = 'anomalies_detected') AS anomalous, "
             "count_if(healthstatus = 'invalid') AS invalid, "
-            "max_by(metrics.batterylevel, readingtimestamp) AS lastbattery "
+            "max_by(metrics.batterylevel, concat(readingtimestamp, '#', recordid)) AS lastbattery "
             f"FROM ({latest}) GROUP BY deviceid ORDER BY anomalous DESC, invalid DESC",
         ),
         "invalid-readings": (

@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{stack}: {error}", file=sys.stderr)
             return 1
         resources = (folder / "resources.txt").read_text()
-        print(f"== {stack}: {resources.count(chr(10))} resources -> {folder.relative_to(harness.ROOT)}/")
+        shown = folder.relative_to(harness.ROOT) if folder.is_relative_to(harness.ROOT) else folder
+        print(f"== {stack}: {resources.count(chr(10))} resources -> {shown}/")
         print(resources)
     return 0
 
