@@ -90,87 +90,87 @@ class Catalog(pulumi.ComponentResource):
         def s3(bucket: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
             return pulumi.Output.concat("s3://", bucket, "/", prefix)
 
-        raw_prefix = definition.RAW_PREFIX
-        self.raw_table = aws.glue.CatalogTable(
-            f"{name}-raw-readings",
-            name=self.ids.raw_table,
-            database_name=self.database.name,
+        def table(
+            role: str,
+            *,
+            table_name: str,
+            description: str,
+            bucket: pulumi.Input[str],
+            prefix: str,
+            partition_folder: str,
+            classification: str,
+            formats: tuple[str, str],
+            serde: aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs,
+            columns: list[aws.glue.CatalogTableStorageDescriptorColumnArgs],
+            parameters: dict[str, str] | None = None,
+        ) -> aws.glue.CatalogTable:
+            """An external table over ``s3://bucket/prefix``, partitioned by day through projection."""
+            location = s3(bucket, prefix)
+            return aws.glue.CatalogTable(
+                f"{name}-{role}",
+                name=table_name,
+                database_name=self.database.name,
+                description=description,
+                table_type="EXTERNAL_TABLE",
+                parameters={
+                    "classification": classification,
+                    **(parameters or {}),
+                    **projection(pulumi.Output.concat(location, partition_folder)),
+                },
+                partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
+                storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
+                    location=location,
+                    input_format=formats[0],
+                    output_format=formats[1],
+                    ser_de_info=serde,
+                    columns=columns,
+                ),
+                opts=kept,
+            )
+
+        def column(
+            name: str, type_: str, comment: str | None = None
+        ) -> aws.glue.CatalogTableStorageDescriptorColumnArgs:
+            return aws.glue.CatalogTableStorageDescriptorColumnArgs(name=name, type=type_, comment=comment)
+
+        self.raw_table = table(
+            "raw-readings",
+            table_name=self.ids.raw_table,
             description="Raw readings as delivered: CSV with a header, one folder per arrival day.",
-            table_type="EXTERNAL_TABLE",
-            parameters={
-                "classification": "csv",
-                "skip.header.line.count": "1",
-                **projection(pulumi.Output.concat(s3(args.raw_bucket, raw_prefix), "${dt}/")),
-            },
-            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
-            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                location=s3(args.raw_bucket, raw_prefix),
-                input_format=TEXT_INPUT,
-                output_format=TEXT_OUTPUT,
-                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
-                    serialization_library=CSV_SERDE,
-                    parameters={"field.delim": ",", "serialization.format": ","},
-                ),
-                columns=[
-                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t)
-                    for n, t in queries.RAW_COLUMNS
-                ],
+            bucket=args.raw_bucket,
+            prefix=definition.RAW_PREFIX,
+            partition_folder="${dt}/",
+            classification="csv",
+            parameters={"skip.header.line.count": "1"},
+            formats=(TEXT_INPUT, TEXT_OUTPUT),
+            serde=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
+                serialization_library=CSV_SERDE, parameters={"field.delim": ",", "serialization.format": ","}
             ),
-            opts=kept,
+            columns=[column(n, t) for n, t in queries.RAW_COLUMNS],
         )
-
-        analysis_prefix = definition.ANALYSIS_PREFIX
-        self.analysis_table = aws.glue.CatalogTable(
-            f"{name}-analysis-records",
-            name=self.ids.analysis_table,
-            database_name=self.database.name,
+        self.analysis_table = table(
+            "analysis-records",
+            table_name=self.ids.analysis_table,
             description="One analysis record per reading, as Firehose delivered them (JSON lines).",
-            table_type="EXTERNAL_TABLE",
-            parameters={
-                "classification": "json",
-                **projection(pulumi.Output.concat(s3(args.analytics_bucket, analysis_prefix), "dt=${dt}/")),
-            },
-            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
-            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                location=s3(args.analytics_bucket, analysis_prefix),
-                input_format=TEXT_INPUT,
-                output_format=TEXT_OUTPUT,
-                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
-                    serialization_library=JSON_SERDE
-                ),
-                columns=[
-                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t, comment=c)
-                    for n, t, c in schema.ANALYSIS_COLUMNS
-                ],
-            ),
-            opts=kept,
+            bucket=args.analytics_bucket,
+            prefix=definition.ANALYSIS_PREFIX,
+            partition_folder="dt=${dt}/",
+            classification="json",
+            formats=(TEXT_INPUT, TEXT_OUTPUT),
+            serde=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(serialization_library=JSON_SERDE),
+            columns=[column(*c) for c in schema.ANALYSIS_COLUMNS],
         )
-
-        kpi_prefix = definition.KPI_PREFIX
-        self.kpi_table = aws.glue.CatalogTable(
-            f"{name}-device-kpis",
-            name=self.ids.kpi_table,
-            database_name=self.database.name,
+        self.kpi_table = table(
+            "device-kpis",
+            table_name=self.ids.kpi_table,
             description="Daily KPIs per device plus one fleet-wide row (deviceid '*'); a rerun replaces its day.",
-            table_type="EXTERNAL_TABLE",
-            parameters={
-                "classification": "parquet",
-                **projection(pulumi.Output.concat(s3(args.analytics_bucket, kpi_prefix), "dt=${dt}/")),
-            },
-            partition_keys=[aws.glue.CatalogTablePartitionKeyArgs(name="dt", type="string")],
-            storage_descriptor=aws.glue.CatalogTableStorageDescriptorArgs(
-                location=s3(args.analytics_bucket, kpi_prefix),
-                input_format=PARQUET_INPUT,
-                output_format=PARQUET_OUTPUT,
-                ser_de_info=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(
-                    serialization_library=PARQUET_SERDE
-                ),
-                columns=[
-                    aws.glue.CatalogTableStorageDescriptorColumnArgs(name=n, type=t, comment=c)
-                    for n, t, c in queries.KPI_COLUMNS
-                ],
-            ),
-            opts=kept,
+            bucket=args.analytics_bucket,
+            prefix=definition.KPI_PREFIX,
+            partition_folder="dt=${dt}/",
+            classification="parquet",
+            formats=(PARQUET_INPUT, PARQUET_OUTPUT),
+            serde=aws.glue.CatalogTableStorageDescriptorSerDeInfoArgs(serialization_library=PARQUET_SERDE),
+            columns=[column(*c) for c in queries.KPI_COLUMNS],
         )
 
         self.workgroup = aws.athena.Workgroup(

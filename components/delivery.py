@@ -80,23 +80,15 @@ class Delivery(pulumi.ComponentResource):
         log_stream = aws.cloudwatch.LogStream(
             f"{name}-log-stream", name=LOG_STREAM, log_group_name=self.log_group.name, opts=child
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
+        self.role, policy = iam.service_role(
+            name,
+            parent=self,
             name=names.resource("firehose"),
+            service="firehose.amazonaws.com",
+            source_account=names.account.account_id,
             description="Firehose delivery of analysis records to S3",
-            assume_role_policy=pulumi.Output.json_dumps(
-                iam.trust_policy("firehose.amazonaws.com", source_account=names.account.account_id)
-            ),
+            policy=delivery_role_policy(bucket_arn=args.bucket_arn, log_group_arn=self.log_group.arn),
             tags=settings.tags,
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.name,
-            policy=pulumi.Output.json_dumps(
-                delivery_role_policy(bucket_arn=args.bucket_arn, log_group_arn=self.log_group.arn)
-            ),
-            opts=child,
         )
         self.stream = aws.kinesis.FirehoseDeliveryStream(
             f"{name}-stream",

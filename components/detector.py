@@ -85,23 +85,15 @@ class Detector(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
+        self.role, policy = iam.service_role(
+            name,
+            parent=self,
             name=names.resource("detector"),
+            service="lambda.amazonaws.com",
+            source_account=names.account.account_id,
             description="The anomaly detector Lambda",
-            assume_role_policy=pulumi.Output.json_dumps(
-                iam.trust_policy("lambda.amazonaws.com", source_account=names.account.account_id)
-            ),
+            policy=detector_role_policy(log_group_arn=self.log_group.arn, stream_arn=args.stream_arn),
             tags=settings.tags,
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.name,
-            policy=pulumi.Output.json_dumps(
-                detector_role_policy(log_group_arn=self.log_group.arn, stream_arn=args.stream_arn)
-            ),
-            opts=child,
         )
         self.function = aws.lambda_.Function(
             f"{name}-function",

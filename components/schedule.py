@@ -20,7 +20,8 @@ from typing import Any, Final
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import Account, Names
+from components import iam
+from components.naming import Names
 from components.settings import Settings
 
 SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
@@ -31,34 +32,9 @@ RETRY_MAX_ATTEMPTS: Final = 10
 RETRY_MAX_EVENT_AGE_SECONDS: Final = 6 * 3_600
 
 
-def scheduler_trust_policy(account: Account) -> dict[str, Any]:
-    """Only EventBridge Scheduler, acting for this account, may assume the role."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": SCHEDULER_PRINCIPAL},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
-            }
-        ],
-    }
-
-
 def scheduler_role_policy(state_machine_arn: Any) -> dict[str, Any]:
     """The role's only permission: start executions of this stage's state machine."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "StartPipeline",
-                "Effect": "Allow",
-                "Action": "states:StartExecution",
-                "Resource": state_machine_arn,
-            }
-        ],
-    }
+    return iam.document([iam.statement("StartPipeline", ["states:StartExecution"], [state_machine_arn])])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,22 +59,15 @@ class DailySchedule(pulumi.ComponentResource):
     def __init__(self, name: str, args: DailyScheduleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:schedule:DailySchedule", name, None, opts)
         settings, names = args.settings, args.names
-        child = pulumi.ResourceOptions(parent=self)
-
-        self.role = aws.iam.Role(
-            f"{name}-role",
+        self.role, policy = iam.service_role(
+            name,
+            parent=self,
             name=names.resource("scheduler"),
+            service=SCHEDULER_PRINCIPAL,
+            source_account=names.account.account_id,
             description="EventBridge Scheduler: starts the daily pipeline run, nothing else.",
-            assume_role_policy=pulumi.Output.json_dumps(scheduler_trust_policy(names.account)),
+            policy=scheduler_role_policy(args.state_machine_arn),
             tags=settings.tags,
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-role-policy",
-            name="start-pipeline",
-            role=self.role.id,
-            policy=pulumi.Output.json_dumps(scheduler_role_policy(args.state_machine_arn)),
-            opts=child,
         )
         self.schedule = aws.scheduler.Schedule(
             f"{name}-schedule",

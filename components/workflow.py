@@ -216,39 +216,28 @@ class Workflow(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        self.role = aws.iam.Role(
-            f"{name}-role",
+        self.role, policy = iam.service_role(
+            name,
+            parent=self,
             name=names.resource("pipeline"),
+            service="states.amazonaws.com",
+            source_account=names.account.account_id,
+            source_arn=names.account.state_machine_arn(self.state_machine_name),
             description="The pipeline state machine",
-            assume_role_policy=pulumi.Output.json_dumps(
-                iam.trust_policy(
-                    "states.amazonaws.com",
-                    source_account=names.account.account_id,
-                    source_arn=names.account.state_machine_arn(self.state_machine_name),
+            policy=state_machine_policy(
+                PolicyInputs(
+                    account=names.account,
+                    state_machine_name=self.state_machine_name,
+                    function_arn=pulumi.Output.from_input(args.function_arn),
+                    workgroup_arn=pulumi.Output.from_input(args.workgroup_arn),
+                    catalog=args.catalog,
+                    raw_bucket_arn=args.raw_bucket.arn,
+                    unload_bucket_arn=args.unload_bucket.arn,
+                    athena_bucket_arn=args.athena_bucket.arn,
+                    analytics_bucket_arn=args.analytics_bucket.arn,
                 )
             ),
             tags=settings.tags,
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=self.role.name,
-            policy=pulumi.Output.json_dumps(
-                state_machine_policy(
-                    PolicyInputs(
-                        account=names.account,
-                        state_machine_name=self.state_machine_name,
-                        function_arn=pulumi.Output.from_input(args.function_arn),
-                        workgroup_arn=pulumi.Output.from_input(args.workgroup_arn),
-                        catalog=args.catalog,
-                        raw_bucket_arn=args.raw_bucket.arn,
-                        unload_bucket_arn=args.unload_bucket.arn,
-                        athena_bucket_arn=args.athena_bucket.arn,
-                        analytics_bucket_arn=args.analytics_bucket.arn,
-                    )
-                )
-            ),
-            opts=child,
         )
         rendered = pulumi.Output.all(
             function_arn=args.function_arn,

@@ -240,7 +240,7 @@ def test_schedule_on_starts_the_pipeline_daily_with_a_one_action_role(stack):
     assert trust[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": run.account}}
     statements = policy(run.one(ROLE_POLICY, "schedule"))["Statement"]
     assert [(s["Effect"], s["Action"], s["Resource"]) for s in statements] == [
-        ("Allow", "states:StartExecution", sm_arn)
+        ("Allow", ["states:StartExecution"], [sm_arn])
     ]
     assert "no-recent-success" in alarms_by_key(run)
 

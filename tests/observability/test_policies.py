@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from components import iam
 from components.naming import Account
 from components.notifications import kms_key_policy, subscription_suffix, subscriptions, topic_policy
-from components.schedule import scheduler_role_policy, scheduler_trust_policy
+from components.schedule import SCHEDULER_PRINCIPAL, scheduler_role_policy
 from tests.observability.support import MOCK_ACCOUNT, load_settings, statement
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:sensorflow-prod-alarms"
@@ -42,14 +43,14 @@ def test_topic_policy_allows_only_the_listed_alarms_and_denies_plain_http():
 
 
 def test_scheduler_role_trusts_scheduler_for_this_account_and_may_only_start_the_pipeline():
-    trust = scheduler_trust_policy(MOCK_ACCOUNT)["Statement"]
+    trust = iam.trust_policy(SCHEDULER_PRINCIPAL, source_account="123456789012")["Statement"]
     assert len(trust) == 1
     assert trust[0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust[0]["Action"] == "sts:AssumeRole"
     assert trust[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     allowed = scheduler_role_policy(SM_ARN)["Statement"]
     assert allowed == [
-        {"Sid": "StartPipeline", "Effect": "Allow", "Action": "states:StartExecution", "Resource": SM_ARN}
+        {"Sid": "StartPipeline", "Effect": "Allow", "Action": ["states:StartExecution"], "Resource": [SM_ARN]}
     ]
 
 
