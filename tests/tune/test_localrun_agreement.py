@@ -1,0 +1,226 @@
+"""The planner counts what the local run counts: batches, children, Lambda invocations, Firehose traffic.
+
+A small simulated day runs through the local pipeline (the stage's definition, the real detector, the
+stand-ins). From what the run left behind, measured independently of the local map's own code:
+
+* each item's size: the UNLOAD's Parquet rows read with pyarrow, shaped as the ItemSelector shapes them
+  (``{"row", "source", "index"}``, the source and index the detector echoed into each record), measured
+  as compact UTF-8 JSON (``json_size``);
+* each record's size: the analysis lines Firehose delivered to S3, newline included, by item index;
+* the BatchInput: ``{"executionId", "runDate"}`` of the execution.
+
+Those go to the planner's exact mode (``count_run`` and ``plan_stack(..., item_sizes, record_sizes)``);
+its batches, children, invocations, Firehose records, PutRecordBatch calls and bytes must equal the
+run's own counters (``RunSummary``) and the children's summaries in the map's ResultWriter output.
+
+Cases: dev as configured (250 items per batch, the item limit binds), dev with a 16 KiB
+``maxInputBytesPerBatch`` (the byte limit binds) and prod as configured.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tools import tune
+from tools.localrun import stack as stack_mod
+from tools.localrun.run import LocalPipeline, RunSummary
+from tools.simulate import Fleet, simulate
+
+DAY = "2025-06-01"
+CASES = {
+    # case id: (stage, setting overrides, which batch limit must bind)
+    "dev-items-bound": ("dev", {}, "items"),
+    "dev-bytes-bound": ("dev", {"maxInputBytesPerBatch": 16_384}, "bytes"),
+    "prod": ("prod", {}, None),
+}
+
+
+@dataclass
+class Measured:
+    run: RunSummary
+    item_sizes: list[int]
+    record_sizes: list[int]
+    batch_input_bytes: int
+    summaries: list[dict[str, Any]]  # the children's outputs (ResultWriter, COMPACT)
+    max_items: int
+    max_bytes: int
+
+
+@pytest.fixture(scope="module")
+def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six devices every 5 minutes: 1,728 readings, some anomalous, some malformed."""
+    folder = tmp_path_factory.mktemp("agreement-sim")
+    simulate(Fleet(devices=6, days=1, interval_seconds=300, seed=11, malformed_share=0.02), folder)
+    return folder
+
+
+def _item_sizes(pipeline: LocalPipeline, records: list[dict[str, Any]]) -> list[int]:
+    """Every item's size, rebuilt from the UNLOAD files the records name."""
+    first: dict[str, int] = {}
+    for record in records:
+        source = record["sourcefile"]
+        first[source] = min(first.get(source, record["sourceindex"]), record["sourceindex"])
+    sizes: dict[int, int] = {}
+    for source, start in first.items():
+        rows = pq.read_table(pipeline.store.path_of_uri(source)).to_pylist()
+        for offset, row in enumerate(rows):
+            sizes[start + offset] = tune.json_size({"row": row, "source": source, "index": start + offset})
+    assert sorted(sizes) == list(range(len(sizes))), "item indexes are not one run of 0..n-1"
+    return [sizes[i] for i in range(len(sizes))]
+
+
+def _delivered_lines(pipeline: LocalPipeline) -> list[bytes]:
+    bucket = pipeline.stack.firehose.bucket
+    lines: list[bytes] = []
+    assert pipeline.delivery.delivered_objects, "Firehose delivered nothing"
+    for key in pipeline.delivery.delivered_objects:
+        body = pipeline.store.get(bucket, key)
+        if key.endswith(".gz"):
+            body = gzip.decompress(body)
+        assert body.endswith(b"\n"), key
+        lines.extend(body[:-1].split(b"\n"))
+    return lines
+
+
+def _summaries(pipeline: LocalPipeline, run: RunSummary) -> list[dict[str, Any]]:
+    bucket = pipeline.stack.exports["unloadBucket"]
+    results = [key for key, _ in pipeline.store.list(bucket, "map-results/") if key.endswith(".jsonl")]
+    assert results, "the map wrote no results"
+    return [
+        json.loads(line)
+        for key in results
+        for line in pipeline.store.get(bucket, key).decode().splitlines()
+        if line.strip()
+    ]
+
+
+def _measure(root: Path, sim: Path, stage: str, overrides: dict[str, Any]) -> Measured:
+    local = stack_mod.from_settings(stage, overrides)
+    pipeline = LocalPipeline(local, root, processes=0)
+    try:
+        pipeline.put_raw(sim)
+        # An execution started without a name is named with a UUID, the shape the planner assumes.
+        run = pipeline.execute(DAY, name=str(uuid.UUID(int=7)))
+        assert run.status == "SUCCEEDED", (run.error, run.cause)
+        lines = _delivered_lines(pipeline)
+        records = [json.loads(line) for line in lines]
+        by_index = {r["sourceindex"]: len(line) + 1 for r, line in zip(records, lines, strict=True)}
+        assert len(by_index) == len(lines) == run.rows, "every row delivered exactly once"
+        item_sizes = _item_sizes(pipeline, records)
+        settings = local.settings
+        return Measured(
+            run=run,
+            item_sizes=item_sizes,
+            record_sizes=[by_index[i] for i in range(len(item_sizes))],
+            batch_input_bytes=tune.json_size({"executionId": run.execution_id, "runDate": DAY}),
+            summaries=_summaries(pipeline, run),
+            max_items=int(settings["max_items_per_batch"]),
+            max_bytes=int(settings["max_input_bytes_per_batch"]),
+        )
+    finally:
+        pipeline.close()
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def measured(request: pytest.FixtureRequest, sim_day: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    stage, overrides, bound = CASES[request.param]
+    root = tmp_path_factory.mktemp(request.param)
+    return request.param, stage, overrides, bound, _measure(root, sim_day, stage, overrides)
+
+
+def test_the_case_binds_the_limit_it_claims(measured: Any) -> None:
+    _case, _stage, _overrides, bound, m = measured
+    assert m.item_sizes
+    assert len(m.item_sizes) == m.run.rows == 1_728
+    counts = tune.count_run(
+        m.item_sizes,
+        max_items=m.max_items,
+        max_bytes=m.max_bytes,
+        batch_input_bytes=m.batch_input_bytes,
+        record_bytes=m.record_sizes,
+        rates=tune.load_rates(),
+    )
+    full = counts.batch_sizes[:-1]
+    assert full, "a case needs more than one batch"
+    envelope = tune.batch_envelope_bytes(m.batch_input_bytes)
+    if bound == "items":
+        assert all(n == m.max_items for n in full)
+    elif bound == "bytes":
+        assert all(n < m.max_items for n in full)
+        start = 0
+        for n in full:  # the next item would not have fitted
+            used = envelope + sum(m.item_sizes[start : start + n]) + n - 1
+            assert used <= m.max_bytes < used + 1 + m.item_sizes[start + n]
+            start += n
+
+
+def test_count_run_equals_the_local_run(measured: Any) -> None:
+    _case, _stage, _overrides, _bound, m = measured
+    counts = tune.count_run(
+        m.item_sizes,
+        max_items=m.max_items,
+        max_bytes=m.max_bytes,
+        batch_input_bytes=m.batch_input_bytes,
+        record_bytes=m.record_sizes,
+        rates=tune.load_rates(),
+    )
+    run = m.run
+    assert run.retries == 0  # count_run assumes no retries
+    assert counts.batches == run.batches
+    assert counts.child_executions == run.child_executions
+    assert counts.lambda_invocations == run.lambda_invocations
+    assert counts.firehose_records == run.firehose.records
+    assert counts.put_record_batch_calls == run.firehose.calls
+    assert counts.firehose_bytes == run.firehose.bytes
+    assert sum(counts.batch_sizes) == run.rows
+    # The detector's own summaries say the same, batch by batch.
+    assert sorted(s["rowsIn"] for s in m.summaries) == sorted(counts.batch_sizes)
+    assert len(m.summaries) == counts.child_executions
+    assert sum(s["firehoseRecords"] for s in m.summaries) == counts.firehose_records
+    assert sum(s["putRecordBatchCalls"] for s in m.summaries) == counts.put_record_batch_calls
+    assert sum(s["firehoseBytes"] for s in m.summaries) == counts.firehose_bytes
+
+
+def test_plan_stack_exact_mode_equals_the_local_run(measured: Any) -> None:
+    _case, stage, overrides, _bound, m = measured
+    plan = tune.plan_stack(
+        stage, len(m.item_sizes), item_sizes=m.item_sizes, record_sizes=m.record_sizes, what_if=overrides
+    )
+    assert plan.workload.exact
+    assert plan.workload.batch_input_bytes == m.batch_input_bytes, "the planner's BatchInput differs"
+    ours, run = plan.ours, m.run
+    assert (ours.batches, ours.child_executions, ours.lambda_invocations) == (
+        run.batches,
+        run.child_executions,
+        run.lambda_invocations,
+    )
+    assert (ours.firehose_records, ours.firehose_calls, ours.firehose_bytes, ours.firehose_billed_bytes) == (
+        run.firehose.records,
+        run.firehose.calls,
+        run.firehose.bytes,
+        run.firehose.billed_bytes,
+    )
+
+
+def test_a_miscount_is_noticed(measured: Any) -> None:
+    """Negative control: one byte more per item changes the count when the byte limit binds."""
+    _case, _stage, _overrides, bound, m = measured
+    if bound != "bytes":
+        pytest.skip("only the byte-bound case reacts to item sizes")
+    counts = tune.count_run(
+        [s + 40 for s in m.item_sizes],
+        max_items=m.max_items,
+        max_bytes=m.max_bytes,
+        batch_input_bytes=m.batch_input_bytes,
+        record_bytes=m.record_sizes,
+        rates=tune.load_rates(),
+    )
+    assert counts.batches != m.run.batches
