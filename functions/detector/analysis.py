@@ -80,20 +80,23 @@ _SEP: Final = "\x1f"  # ASCII unit separator: cannot be confused with the separa
 
 # The per-reading values Analyzer.line fills in, in the order the schema places them.
 _FAST_HOLES: Final = (
-    "recordid", "deviceid", "analysisdate", "readingtimestamp", "metrics",
+    "recordid", "deviceid", "analysisdate", "readingtimestamp", "readingtime", "metrics",
     "anomalies", "anomalycount", "healthstatus", "sourcefile", "sourceindex",
 )  # fmt: skip
 
-_QUOTED_HOLES: Final = frozenset({"recordid", "analysisdate", "healthstatus"})
+_QUOTED_HOLES: Final = frozenset({"recordid", "analysisdate", "readingtime", "healthstatus"})
+# How UNLOAD's TEXTFILE (CSV) output writes SQL NULL (Hive's default serialization.null.format).
+CSV_NULL: Final = "\\N"
 
 _sha256 = hashlib.sha256
 _pack_values = struct.Struct("<5d").pack
 _PREFIX_BYTES: Final = (CANONICAL_PREFIX + _SEP).encode()
 
 _TS_CACHE_MAX: Final = 16_384
-# timestamp text -> (UTC date, the instant as it enters the id), or None if malformed.
-# Per process (the local runner's workers each have their own); bounded; readings share many timestamps.
-_ts_cache: dict[str, tuple[str, bytes] | None] = {}
+# timestamp text -> (UTC date, the instant as it enters the id, the instant as ISO text), or None if
+# malformed. Per process (the local runner's workers each have their own); bounded; readings share
+# many timestamps.
+_ts_cache: dict[str, tuple[str, bytes, str] | None] = {}
 _TIMESTAMP_SHAPES: Final = frozenset({"--T", "-- "})
 _fromisoformat = datetime.fromisoformat
 _INSTANT_TAG: Final = b"\x1fT"  # separates the instant from the device id; unusable ones start "\x1f!"
@@ -106,8 +109,10 @@ def format_number(value: float) -> str:
     return repr(float(value))
 
 
-def parse_timestamp(text: str) -> tuple[str, bytes] | None:
-    """Parse an ISO 8601 timestamp into (UTC date, the instant as it enters the id), or None.
+def parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
+    """Parse an ISO 8601 timestamp into (UTC date, the instant as it enters the id, the instant as
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), or None. The ISO text has one width whatever notation arrived, so
+    it sorts as time does.
 
     Accepts a date and a time separated by ``T`` or a space (either case), optional fractional seconds
     and an optional zone (``Z`` or an offset), surrounding blanks; a timestamp without a zone is taken
@@ -125,7 +130,7 @@ def parse_timestamp(text: str) -> tuple[str, bytes] | None:
     return result
 
 
-def _parse_timestamp(text: str) -> tuple[str, bytes] | None:
+def _parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
     # Fast path: the extended calendar form YYYY-MM-DD[T ]hh..., checked by one slice (positions 4, 7
     # and 10), as Athena writes it. datetime.fromisoformat alone would also take week dates, ordinal dates
     # and a bare date, which are not reading timestamps.
@@ -160,7 +165,7 @@ def _parse_timestamp(text: str) -> tuple[str, bytes] | None:
     # The instant's fields as bytes: a naive datetime's pickle state, the 10 bytes year, month, day, hour,
     # minute, second, microsecond (a format fixed for pickle compatibility across Python versions). The
     # same instant gives the same bytes whatever text it arrived as; one C call, cheaper than packing.
-    return day, _INSTANT_TAG + parsed.__reduce__()[1][0]
+    return day, _INSTANT_TAG + parsed.__reduce__()[1][0], parsed.isoformat(timespec="microseconds") + "Z"
 
 
 def _timestamp_part(text: str) -> bytes:
@@ -219,6 +224,17 @@ def coerce_number(value: Any, *, csv: bool) -> tuple[float | None, str | None]:
     if number - number != 0.0:  # true only for NaN and the infinities
         return None, NOT_FINITE
     return number, None
+
+
+def _unusable_text(raw: Any, problem: str) -> str:
+    """The id text of an unusable value. A non-finite number is written as Python writes the float
+    (``nan``, ``inf``, ``-inf``), so a Parquet NaN and a CSV "NaN" are the same reading."""
+    if problem == NOT_FINITE:
+        try:
+            return "~" + repr(float(raw))
+        except (OverflowError, TypeError, ValueError):
+            pass
+    return as_text(raw)
 
 
 def record_id(deviceid_text: str, timestamp_part: bytes, values_part: bytes) -> str:
@@ -349,7 +365,7 @@ class Analyzer:
 
     def _make_line(self) -> LineFn:
         """Build the hot path as a closure: every per-batch constant is a local, not an attribute."""
-        c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14 = self._chunks
+        c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15 = self._chunks
         t_high, t_low, h_high, h_low, b_low = (
             self._t_high,
             self._t_low,
@@ -392,6 +408,8 @@ class Analyzer:
             deviceid = get("deviceid")
             stamp = get("timestamp")
             if type(deviceid) is not str or type(stamp) is not str or not deviceid.strip():
+                return slow(item)
+            if csv and CSV_NULL in (deviceid, stamp):
                 return slow(item)
             parsed = cache_get(stamp) or parse_timestamp(stamp)
             if parsed is None:
@@ -451,9 +469,9 @@ class Analyzer:
                 types, anomalies, status, count = no_types, "[]", healthy, "0"
             # str.join over constant chunks: a third cheaper than %-formatting the same line.
             text = "".join((
-                c0, rid, c1, encode(deviceid), c2, parsed[0], c3, encode(stamp),
-                c4, repr(t), c5, repr(h), c6, repr(b), c7, repr(la), c8, repr(lo),
-                c9, anomalies, c10, count, c11, status, c12, source_json, c13, index, c14,
+                c0, rid, c1, encode(deviceid), c2, parsed[0], c3, encode(stamp), c4, parsed[2],
+                c5, repr(t), c6, repr(h), c7, repr(b), c8, repr(la), c9, repr(lo),
+                c10, anomalies, c11, count, c12, status, c13, source_json, c14, index, c15,
             ))  # fmt: skip
             if len(text) > MAX_LINE_CHARS:
                 return slow(item)
@@ -525,6 +543,9 @@ class Analyzer:
                 index=index,
             )
 
+        if self._csv:
+            # UNLOAD's CSV writes SQL NULL as \N: the same missing value the other formats deliver as null.
+            row = {key: None if value == CSV_NULL else value for key, value in row.items()}
         reasons: list[str] = []
         deviceid = row.get("deviceid")
         deviceid_out: str | None
@@ -541,7 +562,7 @@ class Analyzer:
 
         stamp = row.get("timestamp")
         stamp_out: str | None
-        parsed: tuple[str, bytes] | None = None
+        parsed: tuple[str, bytes, str] | None = None
         if stamp is None or (type(stamp) is str and not stamp.strip()):
             reasons.append("timestamp:" + MISSING)
             stamp_out, timestamp_part = stamp, _timestamp_part("")
@@ -565,7 +586,7 @@ class Analyzer:
             number, problem = coerce_number(raw, csv=self._csv)
             if problem is not None:
                 reasons.append(f"{name}:{problem}")
-                texts.append("" if problem == MISSING else "!" + as_text(raw))
+                texts.append("" if problem == MISSING else "!" + _unusable_text(raw, problem))
                 values.append(None)
                 continue
             low, high = PHYSICAL_RANGES[name]
@@ -595,7 +616,7 @@ class Analyzer:
         rid: str,
         deviceid: str | None,
         stamp: str | None,
-        parsed: tuple[str, bytes] | None,
+        parsed: tuple[str, bytes, str] | None,
         values: list[float | None],
         reasons: list[str],
         source: str | None,
@@ -611,6 +632,7 @@ class Analyzer:
             "deviceid": deviceid,
             "analysisdate": parsed[0] if parsed is not None else ctx.fallback_date,
             "readingtimestamp": stamp,
+            "readingtime": parsed[2] if parsed is not None else None,
             "readingscount": 1,
             "metrics": dict(zip(NUMERIC_FIELDS, values, strict=True)),
             "anomalies": anomalies,

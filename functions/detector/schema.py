@@ -56,6 +56,11 @@ ANALYSIS_COLUMNS: Final = (
         "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is invalid",
     ),
     ("readingtimestamp", "string", "the reading's timestamp as it arrived"),
+    (
+        "readingtime",
+        "string",
+        "the reading's instant in UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ (null if unusable): sorts as time does",
+    ),
     ("readingscount", "int", "readings summarised by this record (always 1)"),
     ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
     ("anomalies", ANOMALIES_TYPE, "rules the reading broke, with the value and the threshold"),

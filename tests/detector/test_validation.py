@@ -247,3 +247,38 @@ def test_unicode_and_lone_surrogates_survive_as_ascii_json() -> None:
         assert line.isascii()
         assert types == ()
         assert json.loads(line)["deviceid"] == name
+
+
+def test_every_notation_of_an_instant_gives_one_sortable_utc_time() -> None:
+    times = {
+        one(row(timestamp=t))["readingtime"]
+        for t in (
+            "2024-06-01 13:00:00",
+            "2024-06-01T13:00:00Z",
+            "2024-06-01T15:00:00+02:00",
+            " 2024-06-01t13:00:00z",
+        )
+    }
+    assert times == {"2024-06-01T13:00:00.000000Z"}
+    earlier, later = (
+        one(row(timestamp="2024-06-01T14:30:00+02:00")),
+        one(row(timestamp="2024-06-01 13:00:00.5")),
+    )
+    assert earlier["readingtime"] < later["readingtime"]  # text order is time order, unlike the raw texts
+    assert one(row(timestamp="garbage"))["readingtime"] is None
+
+
+@pytest.mark.parametrize("field", ["deviceid", "timestamp", "temperature", "latitude"])
+def test_csv_null_marker_is_a_missing_value_as_in_the_other_formats(field: str) -> None:
+    csv = one({k: str(v) for k, v in row(**{field: "\\N"}).items()}, CSV)
+    parquet = one(row(**{field: None}))
+    assert csv["invalidreasons"] == [f"{field}:missing"]
+    assert csv == parquet
+
+
+@pytest.mark.parametrize(("text", "number"), [("NaN", math.nan), ("inf", math.inf), ("-Infinity", -math.inf)])
+def test_a_non_finite_value_has_one_id_in_every_format(text: str, number: float) -> None:
+    csv = one({k: str(v) for k, v in row(humidity=text).items()}, CSV)
+    parquet = one(row(humidity=number))
+    assert csv["invalidreasons"] == parquet["invalidreasons"] == ["humidity:not_finite"]
+    assert csv["recordid"] == parquet["recordid"]

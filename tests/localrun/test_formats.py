@@ -130,20 +130,10 @@ def test_readable_rows_give_the_same_records(records: dict[str, Any], fmt: str) 
     assert _differences(records, fmt, {"valid", "out_of_range", "malformed_time"}) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="CSV UNLOAD (TEXTFILE) writes NULL as \\N and the detector takes it as a value: a missing "
-    "number becomes not_a_number, a missing device id becomes device '\\N' (healthy), and the ids differ",
-)
 def test_missing_values_give_the_same_records_in_csv(records: dict[str, Any]) -> None:
     assert _differences(records, "CSV", {"null"}) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the recordid of a non-finite value hashes its JSON text: NaN (a number) in PARQUET, "
-    '"NaN" (a string) in CSV, so the same invalid reading has two ids',
-)
 def test_non_finite_values_give_the_same_records_in_csv(records: dict[str, Any]) -> None:
     assert _differences(records, "CSV", {"non_finite"}) == {}
 
