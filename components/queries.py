@@ -120,8 +120,8 @@ KPI_COLUMNS: Final = (
     ("avghumidity", "double", "%"),
     ("minbattery", "double", "lowest battery level of the day (%)"),
     ("batterydrain", "double", "first minus last battery level of the day (percentage points)"),
-    ("firstreading", "string", "earliest valid reading timestamp"),
-    ("lastreading", "string", "latest valid reading timestamp"),
+    ("firstreading", "string", "earliest valid reading (UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ)"),
+    ("lastreading", "string", "latest valid reading (UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ)"),
     ("health", "string", "ok | watch | critical | no_data"),
 )
 
@@ -134,14 +134,14 @@ def kpis_for_day(
     One scan of the day's records: per-device aggregates first, then ``GROUPING SETS ((deviceid), ())``
     keeps each device's row and rolls them up into the fleet row (sums of counts, extremes of extremes,
     averages weighted by readings, and the mean of the devices' battery drains — a drain across devices
-    would mean nothing). First and last battery levels are ordered by timestamp, then record id, so ties
-    resolve the same way on every run.
+    would mean nothing). Time order is the detector's ``readingtime`` (the UTC instant in one fixed-width
+    notation), never the timestamp text as it arrived; ties break by record id, so every run agrees.
 
     Placeholders: run_date, location (the day's KPI folder, emptied first so a rerun replaces the day).
     """
     records = _latest_records(catalog, "rundate = '{run_date}' AND dt >= '{run_date}'")
     valid = "FILTER (WHERE healthstatus <> 'invalid')"
-    order = "concat(readingtimestamp, '#', recordid)"
+    order = "concat(readingtime, '#', recordid)"
     per_device = (
         "SELECT deviceid, count(*) AS readings, "
         "count_if(healthstatus <> 'invalid') AS validreadings, "
@@ -161,8 +161,8 @@ def kpis_for_day(
         f"min(metrics.batterylevel) {valid} AS minbattery, "
         f"min_by(metrics.batterylevel, {order}) {valid} - max_by(metrics.batterylevel, {order}) {valid} "
         "AS batterydrain, "
-        f"min(readingtimestamp) {valid} AS firstreading, "
-        f"max(readingtimestamp) {valid} AS lastreading "
+        f"min(readingtime) {valid} AS firstreading, "
+        f"max(readingtime) {valid} AS lastreading "
         f"FROM ({records}) GROUP BY deviceid"
     )
     rolled_up = (
@@ -205,14 +205,14 @@ def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
         "anomalies-of-a-day": (
             "Every anomalous reading of a day, newest delivery per record. Parameters: day, day (YYYY-MM-DD).",
             "SELECT deviceid, readingtimestamp, anomalies, metrics FROM "
-            f"({latest}) WHERE healthstatus = 'anomalies_detected' ORDER BY deviceid, readingtimestamp",
+            f"({latest}) WHERE healthstatus = 'anomalies_detected' ORDER BY deviceid, readingtime",
         ),
         "device-health": (
             "Per device for a day: readings, anomalies, invalid readings and the last battery level. "
             "Parameters: day, day (YYYY-MM-DD).",
             "SELECT deviceid, count(*) AS readings, count_if(healthstatus = 'anomalies_detected') AS anomalous, "
             "count_if(healthstatus = 'invalid') AS invalid, "
-            "max_by(metrics.batterylevel, concat(readingtimestamp, '#', recordid)) AS lastbattery "
+            "max_by(metrics.batterylevel, concat(readingtime, '#', recordid)) AS lastbattery "
             f"FROM ({latest}) GROUP BY deviceid ORDER BY anomalous DESC, invalid DESC",
         ),
         "invalid-readings": (
