@@ -288,11 +288,13 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
         },
         "ReadMapRunCounts": {
             "Type": "Task",
-            "Comment": "Rows the map processed successfully: the map run's item counts.",
+            "Comment": "Every row the map read must be delivered, including rows of tolerated failures.",
             "Resource": f"{integration}aws-sdk:sfn:describeMapRun",
             "Arguments": {"MapRunArn": expr("$mapRunArn")},
             "Assign": {
-                "expected": expr("$states.result.ItemCounts.Succeeded"),
+                # Total, not Succeeded: rows of children that failed within ToleratedFailurePercentage
+                # were not delivered, and reconciliation must say so rather than pass without them.
+                "expected": expr("$states.result.ItemCounts.Total"),
                 "failedItems": expr(
                     "$states.result.ItemCounts.Failed + $states.result.ItemCounts.TimedOut"
                     " + $states.result.ItemCounts.Aborted"

@@ -72,7 +72,7 @@ VARIABLES = {
     "manifestBucket": "sensorflow-dev-athena-222222222222-eu-west-1",
     "manifestKey": "results/4f2c8a1e-1111-2222-3333-444455556666-manifest.csv",
     "mapRunArn": RESULTS[definition.MAP_STATE]["MapRunArn"],
-    "expected": 998,
+    "expected": 1000,
     "failedItems": 2,
     "countQueryId": "count-query-1",
     "found": 998,
@@ -241,7 +241,14 @@ def test_reconciliation_counts_this_runs_rows_and_names_them_when_short():
     assert "count(DISTINCT concat(sourcefile, '#', CAST(sourceindex AS varchar)))" in sql
     cause = evaluate(d["ReconciliationFailed"]["Cause"][3:-3], state="Reconcile", path="$.Cause")
     assert EXECUTION_ARN in cause
-    assert "expected 998 rows, found 998" in cause
+    assert "expected 1000 rows, found 998" in cause
+    assert "2 items failed in the map run" in cause
+
+
+def test_reconciliation_expects_every_row_the_map_read():
+    """Rows of children that failed within the tolerated percentage were not delivered: they must count."""
+    assign = stage_definition("dev")["States"]["ReadMapRunCounts"]["Assign"]
+    assert evaluate(assign["expected"][3:-3], state="ReadMapRunCounts", path="$.Assign.expected") == 1000
 
 
 def test_broken_expression_fails_evaluation():
