@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
@@ -164,7 +165,8 @@ class AthenaStandIn:
         self.con.execute("SET disabled_optimizers = 'type_pushdown'")
         self.queries: dict[str, QueryRecord] = {}
         self.cache_json = cache_json
-        self._json_cache: dict[str, dict[str, tuple[int, int]]] = {}
+        self._json_cache: dict[str, dict[str, tuple[int, tuple[int, int]]]] = {}  # path: (id, ident)
+        self._next_file_id = 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ catalog
@@ -203,12 +205,16 @@ class AthenaStandIn:
 
         Objects are immutable (a key is rewritten only as a new object), so a cache keyed by path, size
         and modification time returns what a fresh scan would; objects that disappeared leave the cache.
+        Rows carry a small integer naming their object (paths live once, in ``__files``): a path per row
+        would be the largest column of the cache and push it past ``memory_limit`` into spilling.
         """
         cache = f'"__cache"."{table.name}"'
+        files = f'"__cache"."{table.name}__files"'
         if table.name not in self._json_cache:
-            self.con.execute('CREATE SCHEMA IF NOT EXISTS "__cache"')
+            self.con.execute("ATTACH IF NOT EXISTS ':memory:' AS __cache (COMPRESS)")
             columns = ", ".join(f'"{n}" {t}' for n, t in cols)
-            self.con.execute(f"CREATE OR REPLACE TABLE {cache} ({columns}, dt VARCHAR, __file VARCHAR)")
+            self.con.execute(f"CREATE OR REPLACE TABLE {cache} ({columns}, dt VARCHAR, __file INTEGER)")
+            self.con.execute(f"CREATE OR REPLACE TABLE {files} (id INTEGER, path VARCHAR)")
             self._json_cache[table.name] = {}
         known = self._json_cache[table.name]
         current: dict[str, tuple[str, tuple[int, int]]] = {}
@@ -216,25 +222,33 @@ class AthenaStandIn:
             for path in self._files(uri):
                 stat = Path(path).stat()
                 current[path] = (dt, (stat.st_size, stat.st_mtime_ns))
-        stale = [p for p, ident in known.items() if p not in current or current[p][1] != ident]
+        stale = [p for p, (_id, ident) in known.items() if p not in current or current[p][1] != ident]
         if stale:
-            self.con.execute(f"DELETE FROM {cache} WHERE __file IN (SELECT unnest(?))", [stale])
-            for path in stale:
-                known.pop(path)
+            ids = [known.pop(path)[0] for path in stale]
+            self.con.execute(f"DELETE FROM {cache} WHERE __file IN (SELECT unnest(?))", [ids])
+            self.con.execute(f"DELETE FROM {files} WHERE id IN (SELECT unnest(?))", [ids])
         fresh: dict[str, list[str]] = {}
         for path, (dt, _ident) in current.items():
             if path not in known:
                 fresh.setdefault(dt, []).append(path)
         spec = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in cols) + "}"
         names = ", ".join(f'"{n}"' for n, _ in cols)
+        parsed = ", ".join(f'j."{n}"' for n, _ in cols)
         for dt, paths in fresh.items():
+            first = self._next_file_id
+            self._next_file_id += len(paths)
+            self.con.execute(
+                f"INSERT INTO {files} SELECT unnest(?::INTEGER[]), unnest(?::VARCHAR[])",
+                [list(range(first, first + len(paths))), paths],
+            )
             file_list = "[" + ", ".join(_lit(f) for f in paths) + "]"
             self.con.execute(
-                f"INSERT INTO {cache} SELECT {names}, {_lit(dt)}, filename FROM read_json({file_list}, "
-                f"format='newline_delimited', columns={spec}, compression='auto', filename=true)"
+                f"INSERT INTO {cache} SELECT {parsed}, {_lit(dt)}, "
+                f"f.id FROM read_json({file_list}, format='newline_delimited', columns={spec}, "
+                f"compression='auto', filename=true) AS j JOIN {files} AS f ON j.filename = f.path"
             )
-            for path in paths:
-                known[path] = current[path][1]
+            for number, path in enumerate(paths, first):
+                known[path] = (number, current[path][1])
         return f"SELECT {names}, dt FROM {cache}"
 
     def _table_sql(self, table: TableSpec) -> str:
@@ -388,12 +402,14 @@ class AthenaStandIn:
             key = f"{prefix}{query_id}_{part:05d}{ext}"
             path = self.store.path(bucket, key)
             path.parent.mkdir(parents=True, exist_ok=True)
+            files.append(self.store.uri(bucket, key))
+            if fmt == "PARQUET":
+                # Arrow writes the chunk it already holds about twice as fast as a COPY through DuckDB.
+                pq.write_table(chunk, path, compression=compression.lower())
+                continue
             self.con.register("__unload_chunk", chunk)
             try:
-                if fmt == "PARQUET":
-                    codec = "uncompressed" if compression == "NONE" else compression.lower()
-                    options = f"FORMAT parquet, COMPRESSION {_lit(codec)}"
-                elif fmt == "JSON":
+                if fmt == "JSON":
                     options = "FORMAT json" + (", COMPRESSION 'gzip'" if compression == "GZIP" else "")
                 else:
                     delim = props.get("field_delimiter", ",")
@@ -403,7 +419,6 @@ class AthenaStandIn:
                 self.con.execute(f"COPY (SELECT * FROM __unload_chunk) TO {_lit(str(path))} ({options})")
             finally:
                 self.con.unregister("__unload_chunk")
-            files.append(self.store.uri(bucket, key))
         manifest_key = f"{results_key}{query_id}-manifest.csv"
         self.store.put(results_bucket, manifest_key, "".join(f + "\n" for f in files).encode())
         return QueryRecord(

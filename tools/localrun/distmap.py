@@ -28,7 +28,7 @@ import os
 import re
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -390,7 +390,8 @@ class MapRunner:
             # 2. item sizes (in parallel, per file), then batches
             counts, sizes = self._sizes(pool, config)
             total = sum(counts)
-            flat = [s for file_sizes in sizes for s in file_sizes.tolist()]
+            # A generator: the batcher walks the first files' sizes while workers still measure the rest.
+            flat = (s for file_sizes in sizes for s in _sizes_result(file_sizes).tolist())
             if spec.batched:
                 try:
                     batches = batch_sizes(
@@ -402,6 +403,7 @@ class MapRunner:
                 except BatchingError as exc:
                     raise StatesError("States.DataLimitExceeded", f"state {spec.name!r}: {exc}") from None
             else:
+                flat = list(flat)
                 too_big = next((i for i, s in enumerate(flat) if s > 262_144), None)
                 if too_big is not None:
                     raise StatesError(
@@ -534,14 +536,10 @@ class MapRunner:
                 first += len(s)
             return [len(s) for s in sizes], sizes
         firsts = [sum(counts[:i]) for i in range(len(counts))]
+        if pool is not None:  # futures, collected in file order by the batcher (``_sizes_result``)
+            return counts, [pool.submit(worker.item_sizes, config, i, f) for i, f in enumerate(firsts)]
         try:
-            if pool is None:
-                sizes = [worker.item_sizes(None, i, f) for i, f in enumerate(firsts)]
-            else:
-                sizes = [
-                    f.result()
-                    for f in [pool.submit(worker.item_sizes, config, i, f) for i, f in enumerate(firsts)]
-                ]
+            sizes = [worker.item_sizes(None, i, f) for i, f in enumerate(firsts)]
         except item_io.ItemReaderError as exc:
             raise StatesError("States.ItemReaderFailed", str(exc)) from None
         return counts, sizes
@@ -613,6 +611,16 @@ class MapRunner:
         if record is None:
             raise StatesError("Sfn.ResourceNotFoundException", f"map run {arn!r} does not exist")
         return record.describe()
+
+
+def _sizes_result(sizes: Any) -> Any:
+    """A file's item sizes: the array itself, or a worker's future of it."""
+    if not isinstance(sizes, Future):
+        return sizes
+    try:
+        return sizes.result()
+    except item_io.ItemReaderError as exc:
+        raise StatesError("States.ItemReaderFailed", str(exc)) from None
 
 
 def _units(

@@ -18,6 +18,7 @@ computed exactly for the rare strings that need them) and a property test keeps 
 from __future__ import annotations
 
 import json
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,32 @@ def rows(table: Any, start: int, count: int) -> list[dict[str, Any]]:
     if isinstance(table, pa.Table):
         return table.slice(start, count).to_pylist()
     return table[start : start + count]
+
+
+def shaped(
+    rows: list[Any], shape: list[tuple[str, str, Any]], source: str, first_index: int
+) -> list[dict[str, Any]]:
+    """Items of a simple ItemSelector (each key a row's Value, Source or Index, or a literal).
+
+    Built column by column: a dict display per item is about a third cheaper than filling each item
+    from a per-row lookup table, and this runs once per row of the map.
+    """
+    n = len(rows)
+    columns: list[Any] = [range(n)]  # bounds the zip: literal and Source columns repeat forever
+    for _key, kind, literal in shape:
+        if kind == "Value":
+            columns.append(rows)
+        elif kind == "Source":
+            columns.append(repeat(source))
+        elif kind == "Index":
+            columns.append(range(first_index, first_index + n))
+        else:
+            columns.append(repeat(literal))
+    keys = [key for key, _, _ in shape]
+    if len(keys) == 3:  # the usual shape (row, source, index): a display with three keys
+        k0, k1, k2 = keys
+        return [{k0: a, k1: b, k2: c} for _, a, b, c in zip(*columns, strict=False)]
+    return [dict(zip(keys, values[1:], strict=True)) for values in zip(*columns, strict=False)]
 
 
 def _lengths_by_repr(values: np.ndarray) -> np.ndarray:

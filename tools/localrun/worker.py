@@ -251,11 +251,7 @@ def _items(file_index: int, start: int, count: int, first_index: int) -> list[An
     if c.selector is None:
         return rows
     if c.selector_shape is not None:
-        built = []
-        for offset, row in enumerate(rows):
-            values = {"Value": row, "Source": source, "Index": first_index + offset}
-            built.append({key: values.get(kind, literal) for key, kind, literal in c.selector_shape})
-        return built
+        return item_io.shaped(rows, c.selector_shape, source, first_index)
     assert _S.selector is not None
     out = []
     for offset, row in enumerate(rows):
