@@ -165,7 +165,9 @@ def _parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
     # The instant's fields as bytes: a naive datetime's pickle state, the 10 bytes year, month, day, hour,
     # minute, second, microsecond (a format fixed for pickle compatibility across Python versions). The
     # same instant gives the same bytes whatever text it arrived as; one C call, cheaper than packing.
-    return day, _INSTANT_TAG + parsed.__reduce__()[1][0], parsed.isoformat(timespec="microseconds") + "Z"
+    # isoformat() without timespec is twice as fast and omits a zero fraction; pad it to the fixed width.
+    iso = parsed.isoformat()
+    return day, _INSTANT_TAG + parsed.__reduce__()[1][0], (iso + ".000000Z" if len(iso) == 19 else iso + "Z")
 
 
 def _timestamp_part(text: str) -> bytes:
