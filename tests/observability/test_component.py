@@ -37,8 +37,8 @@ from tools import harness
 STACKS = ("dev", "prod")
 GTE, GT, LT = "GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold"
 
-# key -> (namespace, metric, statistic, dimension names, comparison, missing data). Typed from the issue
-# and the AWS documentation, independently of components/alarms.py.
+# key -> (namespace, metric, statistic, dimension names, comparison, missing data). Typed from the alarm
+# requirements and the AWS documentation, independently of components/alarms.py.
 EXPECTED = {
     "open-map-runs": ("AWS/States", "ApproximateOpenMapRunCount", "Maximum", (), GTE, "notBreaching"),
     "map-run-backlog": ("AWS/States", "ApproximateMapRunBacklogSize", "Maximum", (), GTE, "notBreaching"),
