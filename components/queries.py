@@ -60,6 +60,9 @@ def unload_day(catalog: Catalog, *, fmt: str, compression: str) -> str:
     so a reading with a malformed timestamp still comes out, and only that day's files are scanned.
     No ``partitioned_by``: the map reads one manifest, and partitioning by device breaks past 100 devices.
     """
+    # Text formats are written uncompressed: UNLOAD would gzip them by default, and the ItemReader
+    # documents decompression for Parquet only. NONE is one of Athena's write compression values
+    # (athena/latest/ug/ion-serde-using-ctas-and-insert-into-to-create-ion-tables.html, write_compression).
     with_clause = [f"format = '{UNLOAD_FORMATS[fmt]}'"]
     if fmt == "PARQUET":
         with_clause.append(f"compression = '{compression}'")
