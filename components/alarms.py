@@ -143,6 +143,12 @@ def alarm_specs(
     runbook = "docs/operations.md#"
     specs: list[AlarmSpec] = []
 
+    def stage_alarm(key: str, **fields: Any) -> AlarmSpec:
+        """A stage alarm: named ``sensorflow-<stage>-<key>``, with its runbook section ``#<key>``."""
+        return AlarmSpec(
+            key=key, name=names.resource(key), scope=Scope.STAGE, runbook=runbook + key, **fields
+        )
+
     if settings.owns_account_alarms:
         specs += [
             AlarmSpec(
@@ -189,10 +195,8 @@ def alarm_specs(
         ("executions-aborted", "ExecutionsAborted", "were aborted"),
     ):
         specs.append(
-            AlarmSpec(
-                key=key,
-                name=names.resource(key),
-                scope=Scope.STAGE,
+            stage_alarm(
+                key,
                 namespace=NS_STATES,
                 metric=metric,
                 statistic="Sum",  # count metrics: Sum, as the Step Functions guide recommends
@@ -202,14 +206,11 @@ def alarm_specs(
                 missing_data=MissingData.NOT_BREACHING,
                 missing_data_why="no executions means none " + what,
                 description=f"{settings.stage}: a pipeline execution {what}.",
-                runbook=runbook + key,
             )
         )
     specs.append(
-        AlarmSpec(
-            key="executions-throttled",
-            name=names.resource("executions-throttled"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "executions-throttled",
             namespace=NS_STATES,
             metric="ExecutionThrottled",  # singular: the documented name
             statistic="Sum",
@@ -219,7 +220,6 @@ def alarm_specs(
             missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Step Functions emits ExecutionThrottled only when it throttles",
             description=f"{settings.stage}: state transitions of the pipeline were throttled.",
-            runbook=runbook + "executions-throttled",
         )
     )
     if settings.schedule_enabled:
@@ -227,10 +227,8 @@ def alarm_specs(
         # hourly periods, all of which must show no success; 168 h x 3,600 s is exactly the 7-day cap.
         hours = settings.success_window_hours
         specs.append(
-            AlarmSpec(
-                key="no-recent-success",
-                name=names.resource("no-recent-success"),
-                scope=Scope.STAGE,
+            stage_alarm(
+                "no-recent-success",
                 namespace=NS_STATES,
                 metric="ExecutionsSucceeded",
                 statistic="Sum",
@@ -246,17 +244,14 @@ def alarm_specs(
                     f"{settings.stage}: no pipeline execution succeeded in the last {hours} h although "
                     "the daily schedule is on."
                 ),
-                runbook=runbook + "no-recent-success",
             )
         )
 
     fn = {"FunctionName": function_name}
     timeout_ms = settings.lambda_timeout_seconds * 1_000
     specs += [
-        AlarmSpec(
-            key="detector-errors",
-            name=names.resource("detector-errors"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "detector-errors",
             namespace=NS_LAMBDA,
             metric="Errors",
             statistic="Sum",
@@ -266,12 +261,9 @@ def alarm_specs(
             missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Lambda emits no datapoint when the function is not invoked",
             description=f"{settings.stage}: the detector Lambda returned errors (or timed out).",
-            runbook=runbook + "detector-errors",
         ),
-        AlarmSpec(
-            key="detector-throttles",
-            name=names.resource("detector-throttles"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "detector-throttles",
             namespace=NS_LAMBDA,
             metric="Throttles",
             statistic="Sum",
@@ -281,12 +273,9 @@ def alarm_specs(
             missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Lambda emits no datapoint when the function is not invoked",
             description=f"{settings.stage}: detector invocations were throttled.",
-            runbook=runbook + "detector-throttles",
         ),
-        AlarmSpec(
-            key="detector-duration",
-            name=names.resource("detector-duration"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "detector-duration",
             namespace=NS_LAMBDA,
             metric="Duration",
             statistic="Maximum",
@@ -299,16 +288,13 @@ def alarm_specs(
                 f"{settings.stage}: a detector invocation used {DURATION_TIMEOUT_SHARE:.0%} or more of its "
                 f"{settings.lambda_timeout_seconds} s timeout."
             ),
-            runbook=runbook + "detector-duration",
         ),
     ]
 
     stream = {"DeliveryStreamName": delivery_stream_name}
     specs += [
-        AlarmSpec(
-            key="delivery-freshness",
-            name=names.resource("delivery-freshness"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "delivery-freshness",
             namespace=NS_FIREHOSE,
             metric="DeliveryToS3.DataFreshness",
             statistic="Maximum",
@@ -321,12 +307,9 @@ def alarm_specs(
                 f"{settings.stage}: the oldest record not yet delivered to S3 is older than "
                 f"{settings.delivery_freshness_alarm_seconds} s."
             ),
-            runbook=runbook + "delivery-freshness",
         ),
-        AlarmSpec(
-            key="delivery-success",
-            name=names.resource("delivery-success"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "delivery-success",
             namespace=NS_FIREHOSE,
             # Successful S3 puts over all S3 puts: 1 when every put succeeded.
             metric="DeliveryToS3.Success",
@@ -340,16 +323,13 @@ def alarm_specs(
             missing_data=MissingData.NOT_BREACHING,
             missing_data_why="no series means Firehose had nothing to put",
             description=f"{settings.stage}: Firehose puts to S3 are failing (success ratio below 1).",
-            runbook=runbook + "delivery-success",
         ),
     ]
 
     service = {schema.METRIC_DIMENSION: function_name}
     specs += [
-        AlarmSpec(
-            key="detector-delivery-failures",
-            name=names.resource("detector-delivery-failures"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "detector-delivery-failures",
             namespace=NS_DETECTOR,
             metric=schema.METRIC_DELIVERY_FAILURES,
             statistic="Sum",
@@ -362,12 +342,9 @@ def alarm_specs(
                 f"{settings.stage}: the detector gave up delivering records to Firehose after "
                 f"{settings.delivery_max_attempts} attempts."
             ),
-            runbook=runbook + "detector-delivery-failures",
         ),
-        AlarmSpec(
-            key="detector-invalid-rows",
-            name=names.resource("detector-invalid-rows"),
-            scope=Scope.STAGE,
+        stage_alarm(
+            "detector-invalid-rows",
             namespace=NS_DETECTOR,
             metric=schema.METRIC_INVALID_ROWS,
             statistic="Sum",
@@ -378,7 +355,6 @@ def alarm_specs(
             missing_data=MissingData.NOT_BREACHING,
             missing_data_why="the detector emits metrics only when it runs",
             description=f"{settings.stage}: the detector marked readings invalid (delivered, flagged).",
-            runbook=runbook + "detector-invalid-rows",
         ),
     ]
 
