@@ -15,12 +15,14 @@ non-zero when an execution fails or the simulated ground truth is not met.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from functions.detector.config import DetectorConfig
 from tools.localrun import report, stack
 from tools.localrun.asl import DefinitionError
 from tools.localrun.run import InputError, LocalPipeline
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 raise InputError(f"--input {args.input}: no such file or folder")
         else:
-            env = local.lambda_env
+            # The simulator labels its ground truth with the thresholds the detector will apply: read
+            # from the stage's Lambda environment by the detector's own parser, not retyped here.
+            rules = DetectorConfig.from_env(local.lambda_env).thresholds
             fleet = Fleet(
                 devices=args.devices,
                 days=args.days,
@@ -96,13 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
                 anomaly_share=args.anomaly_share,
                 malformed_share=args.malformed_share,
-                thresholds=Thresholds(
-                    temperature_high=float(env.get("TEMPERATURE_HIGH", 35)),
-                    temperature_low=float(env.get("TEMPERATURE_LOW", -10)),
-                    humidity_high=float(env.get("HUMIDITY_HIGH", 95)),
-                    humidity_low=float(env.get("HUMIDITY_LOW", 5)),
-                    battery_low=float(env.get("BATTERY_LOW", 20)),
-                ),
+                thresholds=Thresholds(**dataclasses.asdict(rules)),
             )
             sim_dir = run_root / "simulated"
             truth = simulate(fleet, sim_dir)
