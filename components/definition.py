@@ -5,16 +5,21 @@ JSONata query language throughout (``Arguments``/``Output``/``Assign``; no JSONP
 
 1. ``PrepareRun`` (Pass): the run date (execution input ``runDate``, default: the day before the
    execution started, UTC) and a name for this run's folders.
-2. ``CheckRunDate`` (Choice): the run date must be ``YYYY-MM-DD`` — it goes into SQL — else ``InvalidRunDate``.
+2. ``CheckRunDate`` (Choice): the run date must be a real calendar day written ``YYYY-MM-DD`` — it goes
+   into SQL — else ``InvalidRunDate``.
 3. ``ExportDay``: Athena ``startQueryExecution.sync`` runs the day's UNLOAD into a folder unique to the
    execution (UNLOAD never overwrites); the manifest location comes from ``Statistics.DataManifestLocation``.
+   ``ListExported``/``HasRows``: a day without readings writes no data file; it skips the map and goes on
+   with zero counts (``NoRows``), so an empty day succeeds with ``no_data`` KPIs instead of failing.
 4. ``DetectAnomalies``: Distributed Map reading that manifest (``ManifestType: ATHENA_DATA``; one item per
    row), batching rows for EXPRESS children that invoke the detector with Retry on transient Lambda errors.
    ``ResultWriter`` stores the children's summaries in S3, keeping the state's output small at any scale
    and giving the map run's ARN.
 5. Reconciliation: wait for Firehose's buffer, read the map run's item counts, count the run's delivered
    rows with Athena (each processed row once, however often delivered), re-check up to a limit, else fail
-   with ``ReconciliationFailed`` naming the run, the expected and the found counts.
+   with ``ReconciliationFailed`` naming the run, the expected and the found counts. A reconciliation task
+   that fails (AccessDenied, a failed query) ends in ``ReconciliationError`` with that task's own error:
+   the counts it would have named are not assigned on that path.
 6. KPIs: empty the day's KPI folder, then UNLOAD the day's KPIs into it, so a rerun replaces the day.
 
 Sources: docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html (ReaderConfig,
@@ -55,6 +60,18 @@ LAMBDA_TRANSIENT_ERRORS: Final = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+# An EXPRESS child runs at most five minutes (docs: step-functions/latest/dg/choosing-workflow-type.html,
+# "Maximum duration: 5 minutes"); every attempt and every retry wait of the detector task counts. Each
+# attempt is assumed to run to the task's timeout (the worst case CreateStateMachine does not check), so
+# the retry policy is small and fixed, and the Lambda timeout has a maximum derived from it
+# (``max_lambda_timeout_seconds``), which the settings enforce.
+EXPRESS_MAX_SECONDS: Final = 300
+DETECT_TIMEOUT_MARGIN_SECONDS: Final = 5  # Lambda ends the function first and reports its own timeout
+DETECT_RETRY: Final = (
+    # (errors, IntervalSeconds, MaxAttempts, BackoffRate)
+    (LAMBDA_TRANSIENT_ERRORS, 1, 3, 2),
+    ((DELIVERY_ERROR,), 5, 1, 2),
+)
 MAP_ERRORS: Final = (
     "States.ItemReaderFailed",
     "States.ExceedToleratedFailureThreshold",
@@ -84,6 +101,47 @@ class DefinitionParams:
     delivery_wait_seconds: int = 360
     reconcile_interval_seconds: int = 120
     reconcile_max_attempts: int = 5
+
+
+def detect_retry_waits_seconds() -> float:
+    """The longest total of the detector task's retry waits (no jitter: FULL jitter only shortens them)."""
+    return float(
+        sum(
+            interval * backoff**attempt
+            for _errors, interval, attempts, backoff in DETECT_RETRY
+            for attempt in range(attempts)
+        )
+    )
+
+
+def detect_worst_case_seconds(lambda_timeout_seconds: int) -> float:
+    """A child's worst case: every attempt (the first and every retry) runs to the task's timeout."""
+    attempts = 1 + sum(attempts for _errors, _interval, attempts, _backoff in DETECT_RETRY)
+    return attempts * (lambda_timeout_seconds + DETECT_TIMEOUT_MARGIN_SECONDS) + detect_retry_waits_seconds()
+
+
+def max_lambda_timeout_seconds() -> int:
+    """The longest detector timeout whose worst case still fits an EXPRESS child."""
+    attempts = 1 + sum(attempts for _errors, _interval, attempts, _backoff in DETECT_RETRY)
+    budget = EXPRESS_MAX_SECONDS - detect_retry_waits_seconds()
+    return int(budget // attempts) - DETECT_TIMEOUT_MARGIN_SECONDS
+
+
+# A real calendar day written YYYY-MM-DD. Pure arithmetic on the digits rather than a date parser, so no
+# JSONata implementation's leniency (rolling 02-30 over to 03-02, a regex ``$`` that admits a trailing
+# newline) can let an impossible date through; each guard is a conditional, so nothing is evaluated on a
+# value of the wrong type (an evaluation error would end the run in CheckRunDate, not InvalidRunDate).
+VALID_RUN_DATE: Final = (
+    "($type($runDate) = 'string' and $length($runDate) = 10)"
+    " ? ($contains($runDate, /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/)"
+    " ? ($y := $number($substring($runDate, 0, 4)); $m := $number($substring($runDate, 5, 2));"
+    " $d := $number($substring($runDate, 8, 2));"
+    " $leap := ($y % 4 = 0 and $y % 100 != 0) or $y % 400 = 0;"
+    " $last := $m = 2 ? ($leap ? 29 : 28) : ($m in [4, 6, 9, 11] ? 30 : 31);"
+    " $m >= 1 and $m <= 12 and $d >= 1 and $d <= $last)"
+    " : false)"
+    " : false"
+)
 
 
 def expr(jsonata: str) -> str:
@@ -146,6 +204,16 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
         "$states.result.QueryExecution.Statistics.DataManifestLocation"
     )
     athena_context = {"Database": p.catalog.database, "Catalog": ATHENA_CATALOG}
+    unload_folder = f"'{UNLOAD_PREFIX}' & $runDate & '/' & $runName & '/'"
+    s3_retry = [
+        {
+            "ErrorEquals": ["States.TaskFailed"],
+            "IntervalSeconds": 2,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
     athena_retry = [
         {
             "ErrorEquals": ["Athena.TooManyRequestsException"],
@@ -172,21 +240,14 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
         },
         "CheckRunDate": {
             "Type": "Choice",
-            "Comment": "The run date goes into SQL: accept only YYYY-MM-DD.",
-            "Choices": [
-                {
-                    "Condition": expr(
-                        "$type($runDate) = 'string' and $contains($runDate, /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/)"
-                    ),
-                    "Next": "ExportDay",
-                }
-            ],
+            "Comment": "The run date goes into SQL: accept only a real calendar day, YYYY-MM-DD.",
+            "Choices": [{"Condition": expr(VALID_RUN_DATE), "Next": "ExportDay"}],
             "Default": "InvalidRunDate",
         },
         "InvalidRunDate": {
             "Type": "Fail",
             "Error": "InvalidRunDate",
-            "Cause": expr("'runDate must be YYYY-MM-DD, got ' & $string($runDate)"),
+            "Cause": expr("'runDate must be a calendar day written YYYY-MM-DD, got ' & $string($runDate)"),
         },
         "ExportDay": {
             "Type": "Task",
@@ -197,7 +258,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                     queries.unload_day(p.catalog, fmt=p.unload_format, compression=p.unload_compression),
                     {
                         "run_date": "$runDate",
-                        "location": f"'s3://{p.unload_bucket}/{UNLOAD_PREFIX}' & $runDate & '/' & $runName & '/'",
+                        "location": f"'s3://{p.unload_bucket}/' & {unload_folder}",
                     },
                 ),
                 "WorkGroup": p.workgroup,
@@ -206,7 +267,28 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             "Assign": {"manifestBucket": expr(manifest_bucket), "manifestKey": expr(manifest_key)},
             "Retry": athena_retry,
             "Catch": fail_on_error("ExportFailed"),
-            "Next": MAP_STATE,
+            "Next": "ListExported",
+        },
+        "ListExported": {
+            "Type": "Task",
+            "Comment": "UNLOAD writes no data file for a day without readings: look before reading a manifest.",
+            "Resource": f"{integration}aws-sdk:s3:listObjectsV2",
+            "Arguments": {"Bucket": p.unload_bucket, "Prefix": expr(unload_folder), "MaxKeys": 1},
+            "Assign": {"exportedFiles": expr("$states.result.KeyCount")},
+            "Retry": s3_retry,
+            "Catch": fail_on_error("ExportFailed"),
+            "Next": "HasRows",
+        },
+        "HasRows": {
+            "Type": "Choice",
+            "Choices": [{"Condition": expr("$exportedFiles > 0"), "Next": MAP_STATE}],
+            "Default": "NoRows",
+        },
+        "NoRows": {
+            "Type": "Pass",
+            "Comment": "An empty day: nothing to detect or reconcile; the KPIs say no_data.",
+            "Assign": {"mapRunArn": None, "expected": 0, "failedItems": 0, "found": 0},
+            "Next": "ListOldKpis",
         },
         MAP_STATE: {
             "Type": "Map",
@@ -241,22 +323,16 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                         "Resource": f"{integration}lambda:invoke",
                         "Arguments": {"FunctionName": p.function_arn, "Payload": expr("$states.input")},
                         "Output": expr("$states.result.Payload"),
-                        "TimeoutSeconds": p.lambda_timeout_seconds + 10,
+                        "TimeoutSeconds": p.lambda_timeout_seconds + DETECT_TIMEOUT_MARGIN_SECONDS,
                         "Retry": [
                             {
-                                "ErrorEquals": list(LAMBDA_TRANSIENT_ERRORS),
-                                "IntervalSeconds": 2,
-                                "MaxAttempts": 6,
-                                "BackoffRate": 2,
+                                "ErrorEquals": list(errors),
+                                "IntervalSeconds": interval,
+                                "MaxAttempts": attempts,
+                                "BackoffRate": backoff,
                                 "JitterStrategy": "FULL",
-                            },
-                            {
-                                "ErrorEquals": [DELIVERY_ERROR],
-                                "IntervalSeconds": 10,
-                                "MaxAttempts": 2,
-                                "BackoffRate": 3,
-                                "JitterStrategy": "FULL",
-                            },
+                            }
+                            for errors, interval, attempts, backoff in DETECT_RETRY
                         ],
                         "End": True,
                     }
@@ -271,13 +347,10 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
             },
             "Assign": {"mapRunArn": expr("$states.result.MapRunArn")},
-            "Catch": [
-                {
-                    "ErrorEquals": [*MAP_ERRORS, "States.ALL"],
-                    "Next": "DetectionFailed",
-                    "Output": expr("$states.errorOutput"),
-                }
-            ],
+            # States.ALL catches the map errors (MAP_ERRORS) too; it must stand alone in its ErrorEquals
+            # and in the last catcher, or CreateStateMachine rejects the definition (ASL spec, "Error
+            # names"; "States.ALL must appear alone and at end of list", aws/aws-cdk#10530).
+            "Catch": fail_on_error("DetectionFailed"),
             "Next": "WaitForDelivery",
         },
         "WaitForDelivery": {
@@ -308,7 +381,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                     "BackoffRate": 2,
                 }
             ],
-            "Catch": fail_on_error("ReconciliationFailed"),
+            "Catch": fail_on_error("ReconciliationError"),
             "Next": "CountDelivered",
         },
         "CountDelivered": {
@@ -325,7 +398,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             },
             "Assign": {"countQueryId": expr("$states.result.QueryExecution.QueryExecutionId")},
             "Retry": athena_retry,
-            "Catch": fail_on_error("ReconciliationFailed"),
+            "Catch": fail_on_error("ReconciliationError"),
             "Next": "ReadDeliveredCount",
         },
         "ReadDeliveredCount": {
@@ -338,7 +411,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "attempt": expr("$attempt + 1"),
             },
             "Retry": athena_retry,
-            "Catch": fail_on_error("ReconciliationFailed"),
+            "Catch": fail_on_error("ReconciliationError"),
             "Next": "CheckDelivered",
         },
         "CheckDelivered": {
@@ -362,6 +435,12 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 " & ' rows, found ' & $string($found) & ' after ' & $string($attempt) & ' checks; '"
                 " & $string($failedItems) & ' items failed in the map run'"
             ),
+        },
+        "ReconciliationError": {
+            "Type": "Fail",
+            "Comment": "A reconciliation task failed: its own error, not counts that were never read.",
+            "Error": "ReconciliationError",
+            "Cause": expr("$string($states.input)"),
         },
         "ListOldKpis": {
             "Type": "Task",

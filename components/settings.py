@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from components import definition
+
 PROJECT: Final = "sensorflow"
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy, retentionInDays).
@@ -28,8 +30,9 @@ LOG_RETENTION_DAYS: Final = (
 # 256 KiB (docs: input-output-itembatcher.html, state-map-distributed.html).
 MAP_CONCURRENCY_LIMIT: Final = 10_000
 MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
-# An Express child runs at most 5 minutes, so the Lambda it waits for must finish well within that.
-EXPRESS_CHILD_SECONDS: Final = 300
+# An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
+# task, each running to the timeout, plus every retry wait, fits (components.definition).
+MAX_LAMBDA_TIMEOUT_SECONDS: Final = definition.max_lambda_timeout_seconds()
 
 _STAGE_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -85,8 +88,9 @@ SPECS: Final[tuple[Spec, ...]] = (
          "Reserved concurrency of the detector; MaxConcurrency may not exceed it.", minimum=1, maximum=10_000),
     Spec("lambdaMemoryMb", "integer", 512, "Detector memory in MB (CPU scales with it).",
          minimum=128, maximum=10_240),
-    Spec("lambdaTimeoutSeconds", "integer", 60,
-         "Detector timeout in seconds; below the 300 s an Express child may run.", minimum=3, maximum=240),
+    Spec("lambdaTimeoutSeconds", "integer", 45,
+         "Detector timeout in seconds; every attempt of a batch at this timeout, plus the retry waits, must "
+         "fit the 300 s an Express child may run.", minimum=3, maximum=MAX_LAMBDA_TIMEOUT_SECONDS),
     Spec("lambdaArchitecture", "string", "arm64", "Detector CPU architecture.", choices=("arm64", "x86_64")),
     Spec("lambdaRuntime", "string", "python3.12", "Detector runtime.", choices=("python3.12", "python3.13")),
     Spec("lambdaLogLevel", "string", "INFO", "Detector log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),

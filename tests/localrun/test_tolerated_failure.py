@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from components import definition
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.firehose import FirehoseStandIn
@@ -124,9 +125,12 @@ def test_no_tolerance_fails_the_detection(run_with_tolerance: Any, failing_fireh
     record = _map_run(pipeline, run)
     assert (record.items_total, record.items_failed) == (ROWS, FAILED_ROWS)
     assert record.batches == ROWS // BATCH
-    # Each failing batch: its first invocation and two retries on DeliveryError, each refused twice.
-    assert run.lambda_invocations == ROWS // BATCH + 2 * len(FAILING_BATCHES)
-    assert failing_firehose["entries"] == len(FAILING_BATCHES) * 3 * 2
+    # Each failing batch: its first invocation and every retry on DeliveryError, each refused twice.
+    retries = next(
+        n for errors, _i, n, _b in definition.DETECT_RETRY if errors == (definition.DELIVERY_ERROR,)
+    )
+    assert run.lambda_invocations == ROWS // BATCH + retries * len(FAILING_BATCHES)
+    assert failing_firehose["entries"] == len(FAILING_BATCHES) * (1 + retries) * 2
 
 
 def test_tolerated_failures_still_fail_reconciliation(run_with_tolerance: Any) -> None:

@@ -117,8 +117,8 @@ def test_stage_alarm_names_carry_the_stage_and_are_unique(stack):
 
 
 def test_duration_alarm_tracks_the_configured_timeout():
-    spec = next(s for s in specs_for("prod", lambdaTimeoutSeconds=100) if s.key == "detector-duration")
-    assert (spec.metric, spec.statistic, spec.threshold) == ("Duration", "Maximum", 80_000)
+    spec = next(s for s in specs_for("prod", lambdaTimeoutSeconds=50) if s.key == "detector-duration")
+    assert (spec.metric, spec.statistic, spec.threshold) == ("Duration", "Maximum", 40_000)
 
 
 def test_publishing_arns_are_exact_alarm_arns_of_this_account():

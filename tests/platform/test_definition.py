@@ -37,6 +37,7 @@ RESULTS: dict[str, Any] = {
             },
         }
     },
+    "ListExported": {"KeyCount": 1, "MaxKeys": 1, "Contents": [{"Key": "unload/2026-11-20/x/part-0"}]},
     definition.MAP_STATE: {
         "MapRunArn": "arn:aws:states:eu-west-1:222222222222:mapRun:sensorflow-dev-pipeline/detect:8b1c-42",
         "ResultWriterDetails": {"Bucket": "b", "Key": "map-results/x/manifest.json"},
@@ -71,6 +72,7 @@ VARIABLES = {
     "attempt": 1,
     "manifestBucket": "sensorflow-dev-athena-222222222222-eu-west-1",
     "manifestKey": "results/4f2c8a1e-1111-2222-3333-444455556666-manifest.csv",
+    "exportedFiles": 1,
     "mapRunArn": RESULTS[definition.MAP_STATE]["MapRunArn"],
     "expected": 1000,
     "failedItems": 2,
@@ -212,7 +214,7 @@ def test_manifest_bucket_and_key_come_from_the_athena_result():
     assert f"s3://{bucket}/{key}" == MANIFEST
 
 
-def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_date():
+def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_calendar_day():
     d = stage_definition("dev")
     run_date = d["States"]["PrepareRun"]["Assign"]["runDate"][3:-3]
     states_var = {"input": {}, "context": CONTEXT}
@@ -223,9 +225,20 @@ def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_date():
     condition = jsonata.Jsonata(d["States"]["CheckRunDate"]["Choices"][0]["Condition"][3:-3])
     for value, ok in (
         ("2026-11-20", True),
+        ("2024-02-29", True),
+        ("2000-02-29", True),
         ("2026-11-20' OR 1=1 --", False),
         (20261120, False),
+        (None, False),
         ("20-11-2026", False),
+        ("2026-02-30", False),
+        ("2026-13-45", False),
+        ("2026-04-31", False),
+        ("2025-02-29", False),
+        ("1900-02-29", False),
+        ("2026-00-10", False),
+        ("2026-11-20\n", False),
+        ("2026-1a-01", False),
     ):
         frame = condition.create_frame()
         frame.bind("runDate", value)
@@ -259,6 +272,71 @@ def test_broken_expression_fails_evaluation():
 def test_map_writes_results_compactly_and_catches_map_errors():
     state = definition.map_state(stage_definition("dev"))
     assert state["ResultWriter"]["WriterConfig"] == {"Transformation": "COMPACT", "OutputType": "JSONL"}
-    caught = {e for rule in state["Catch"] for e in rule["ErrorEquals"]}
-    assert set(definition.MAP_ERRORS) <= caught
-    assert state["Catch"][0]["Next"] == "DetectionFailed"
+    # States.ALL (which covers MAP_ERRORS) alone, in the last catcher: AWS rejects it anywhere else.
+    assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"]
+    assert state["Catch"][-1]["Next"] == "DetectionFailed"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_states_all_stands_alone_and_last_everywhere(stage):
+    found = 0
+    for name, state in aslcheck.states(stage_definition(stage)):
+        for field in ("Retry", "Catch"):
+            rules = state.get(field, [])
+            for i, rule in enumerate(rules):
+                if "States.ALL" in rule["ErrorEquals"]:
+                    found += 1
+                    assert rule["ErrorEquals"] == ["States.ALL"], (name, field, i)
+                    assert i == len(rules) - 1, (name, field, i)
+    assert found >= 5
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_detector_worst_case_fits_an_express_child(stage):
+    """Every attempt of the child's task at its timeout, plus every retry wait, within 300 s."""
+    child = definition.map_state(stage_definition(stage))["ItemProcessor"]
+    assert child["ProcessorConfig"]["ExecutionType"] == "EXPRESS"
+    task = child["States"][definition.DETECT_TASK]
+    attempts = 1 + sum(rule.get("MaxAttempts", 3) for rule in task["Retry"])
+    waits = sum(
+        rule.get("IntervalSeconds", 1) * rule.get("BackoffRate", 2.0) ** k
+        for rule in task["Retry"]
+        for k in range(rule.get("MaxAttempts", 3))
+    )
+    assert attempts * task["TimeoutSeconds"] + waits <= definition.EXPRESS_MAX_SECONDS
+
+
+def test_settings_refuse_a_timeout_that_breaks_the_express_budget():
+    limit = definition.max_lambda_timeout_seconds()
+    assert definition.detect_worst_case_seconds(limit) <= definition.EXPRESS_MAX_SECONDS
+    assert definition.detect_worst_case_seconds(limit + 1) > definition.EXPRESS_MAX_SECONDS
+    stage_definition("prod", lambdaTimeoutSeconds=limit)
+    with pytest.raises(settings.SettingsError, match=f"lambdaTimeoutSeconds={limit + 1}: above the maximum"):
+        stage_definition("prod", lambdaTimeoutSeconds=limit + 1)
+
+
+def test_reconciliation_task_errors_keep_their_own_cause():
+    """A failed ReadMapRunCounts/CountDelivered/ReadDeliveredCount has assigned none of the counts the
+    ReconciliationFailed cause names: it goes to ReconciliationError, whose cause is the task's error."""
+    states = stage_definition("dev")["States"]
+    for name in ("ReadMapRunCounts", "CountDelivered", "ReadDeliveredCount"):
+        assert [c["Next"] for c in states[name]["Catch"]] == ["ReconciliationError"], name
+    sources = [
+        name
+        for name, state in states.items()
+        if "ReconciliationFailed" in [state.get("Next"), state.get("Default")]
+        or any(
+            c.get("Next") == "ReconciliationFailed" for c in state.get("Choices", []) + state.get("Catch", [])
+        )
+    ]
+    assert sources == ["CheckDelivered"]
+    assert "$" not in states["ReconciliationError"]["Cause"].replace("$string($states.input)", "")
+
+
+def test_an_empty_export_skips_the_map_with_zero_counts():
+    states = stage_definition("dev")["States"]
+    assert states["ExportDay"]["Next"] == "ListExported"
+    assert states["HasRows"]["Choices"][0]["Next"] == definition.MAP_STATE
+    assert states["HasRows"]["Default"] == "NoRows"
+    assert states["NoRows"]["Assign"] == {"mapRunArn": None, "expected": 0, "failedItems": 0, "found": 0}
+    assert states["NoRows"]["Next"] == "ListOldKpis"

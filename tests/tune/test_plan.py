@@ -46,7 +46,7 @@ def severities(plan: model.Plan) -> dict[str, list[str]]:
 def test_counts_and_costs_hand_computed():
     ours = make_plan().ours
     assert ours.batches == ours.child_executions == ours.lambda_invocations == ours.express_requests == 100
-    assert ours.state_transitions == 13 + 100  # the parent's 13 states + one per child started
+    assert ours.state_transitions == 15 + 100  # the parent's 15 states + one per child started
     child_ms = 400 + RATES["child_overhead_ms"]
     assert ours.handler_ms == 400
     assert ours.child_ms == child_ms
@@ -59,7 +59,7 @@ def test_counts_and_costs_hand_computed():
     assert ours.costs["Lambda duration"] == pytest.approx(40 * RATES["lambda_arm64_per_gb_second"])
     assert ours.costs["Lambda requests"] == pytest.approx(100 * RATES["lambda_per_request"])
     assert ours.costs["Step Functions Standard (parent transitions)"] == pytest.approx(
-        113 * RATES["sfn_standard_per_transition"]
+        115 * RATES["sfn_standard_per_transition"]
     )
     assert ours.costs["Firehose ingestion"] == pytest.approx(
         100 * 20 * 5_120 / 1024**3 * RATES["firehose_per_gb"]

@@ -48,6 +48,8 @@ PARENT_STATES: Final = (
     ("PrepareRun", "Pass", 1),
     ("CheckRunDate", "Choice", 1),
     ("ExportDay", "Task athena:startQueryExecution.sync", 1),
+    ("ListExported", "Task aws-sdk:s3:listObjectsV2", 1),
+    ("HasRows", "Choice", 1),
     ("DetectAnomalies", "Map (DISTRIBUTED, EXPRESS children)", 1),
     ("WaitForDelivery", "Wait", 1),
     ("ReadMapRunCounts", "Task aws-sdk:sfn:describeMapRun", 1),
