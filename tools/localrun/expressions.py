@@ -10,6 +10,11 @@ per-item and per-child work in a Distributed Map; such a path is looked up direc
 an object key, and handed to JSONata otherwise (arrays, missing keys), so the result is JSONata's in
 every case. ``verify=True`` evaluates both ways and fails on any difference (the tests run with it).
 
+A variable that was never assigned is an evaluation error in Step Functions (``States.QueryEvaluationError``,
+workflow-variables.html), while jsonata-python reads it as undefined (so ``'x' & $unset`` gives ``'x'``).
+Each expression therefore lists the workflow variables it reads when it is compiled, and evaluating it
+with one of them unassigned fails as Step Functions fails.
+
 Docs: docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html, workflow-variables.html.
 """
 
@@ -22,6 +27,30 @@ import jsonata
 
 _PATH_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)$")
 _MISSING = object()
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_VARIABLE_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_LOCAL_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*:=")
+_PARAMS_RE = re.compile(r"function\s*\(([^)]*)\)")
+# JSONata's built-in functions (docs.jsonata.org) and the ones Step Functions adds ($partition, $range,
+# $hash, $random, $uuid, $parse: transforming-data.html): names, not workflow variables.
+FUNCTIONS = frozenset(
+    """string length substring substringBefore substringAfter uppercase lowercase trim pad contains split join
+    match replace eval base64encode base64decode encodeUrlComponent encodeUrl decodeUrlComponent decodeUrl
+    number abs floor ceil round power sqrt random formatNumber formatBase formatInteger parseInteger sum max
+    min average boolean not exists count append sort reverse shuffle distinct zip keys lookup spread merge
+    sift each error assert type map filter single reduce now millis fromMillis toMillis partition range hash
+    uuid parse""".split()
+)
+
+
+def workflow_variables(body: str) -> frozenset[str]:
+    """The workflow variables a JSONata expression reads: ``$name`` outside string literals, other than
+    ``$states``, a function, or a name the expression binds itself (``$x := ...``, ``function($x)``)."""
+    code = _STRING_RE.sub('""', body)
+    local = set(_LOCAL_RE.findall(code))
+    for params in _PARAMS_RE.findall(code):
+        local.update(_VARIABLE_RE.findall(params))
+    return frozenset(set(_VARIABLE_RE.findall(code)) - local - FUNCTIONS - {"states", ""})
 
 
 class ExpressionError(ValueError):
@@ -39,7 +68,7 @@ def is_expression(value: Any) -> bool:
 class Expression:
     """One compiled ``{% ... %}`` expression."""
 
-    __slots__ = ("compiled", "path", "source", "where")
+    __slots__ = ("compiled", "path", "reads", "source", "where")
 
     def __init__(self, source: str, where: str):
         self.source = source
@@ -51,6 +80,7 @@ class Expression:
             self.compiled = jsonata.Jsonata(body)
         except Exception as exc:  # jsonata raises JException (not exported as a stable type)
             raise ExpressionError(f"{where}: JSONata expression {source!r} does not compile: {exc}") from exc
+        self.reads = workflow_variables(body)
         match = _PATH_RE.match(body)
         self.path = (match.group(1), tuple(p for p in match.group(2).split(".") if p)) if match else None
 
@@ -77,6 +107,14 @@ class Expression:
             raise EvaluationError(f"{self.where}: evaluating {self.source!r} failed: {exc}") from exc
 
     def evaluate(self, bindings: dict[str, Any], *, fast: bool = True, verify: bool = False) -> Any:
+        if self.reads:
+            unassigned = sorted(name for name in self.reads if name not in bindings)
+            if unassigned:
+                raise EvaluationError(
+                    f"{self.where}: evaluating {self.source!r} failed: variable "
+                    + ", ".join(f"${n}" for n in unassigned)
+                    + " has not been assigned"
+                )
         if fast:
             value = self._lookup(bindings)
             if value is not _MISSING:
