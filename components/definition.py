@@ -347,10 +347,12 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
             },
             "Assign": {"mapRunArn": expr("$states.result.MapRunArn")},
-            # States.ALL catches the map errors (MAP_ERRORS) too; it must stand alone in its ErrorEquals
-            # and in the last catcher, or CreateStateMachine rejects the definition (ASL spec, "Error
-            # names"; "States.ALL must appear alone and at end of list", aws/aws-cdk#10530).
-            "Catch": fail_on_error("DetectionFailed"),
+            # No Catch: a map run whose batches failed beyond the tolerated share ends the execution here,
+            # in this state, with the map's own error (MAP_ERRORS). RedriveExecution "continues the failed
+            # execution from the unsuccessful step" and, for a failed Map Run, re-runs only its failed
+            # child executions (EXPRESS children with StartExecution), then carries on to reconciliation
+            # (docs: step-functions/latest/dg/redrive-executions.html, redrive-map-run.html). A Catch to a
+            # Fail state would make the Fail state the unsuccessful step, and a redrive would only re-fail.
             "Next": "WaitForDelivery",
         },
         "WaitForDelivery": {
@@ -361,13 +363,14 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
         },
         "ReadMapRunCounts": {
             "Type": "Task",
-            "Comment": "Every row the map read must be delivered, including rows of tolerated failures.",
+            "Comment": "Rows of succeeded batches must be delivered; rows of tolerated failures are reported.",
             "Resource": f"{integration}aws-sdk:sfn:describeMapRun",
             "Arguments": {"MapRunArn": expr("$mapRunArn")},
             "Assign": {
-                # Total, not Succeeded: rows of children that failed within ToleratedFailurePercentage
-                # were not delivered, and reconciliation must say so rather than pass without them.
-                "expected": expr("$states.result.ItemCounts.Total"),
+                # Succeeded: with ToleratedFailurePercentage 0 (both stacks) any failed batch fails the map
+                # and a redrive completes it, so Succeeded = Total here. Above 0 the stage accepts giving
+                # up that share of rows: they are not expected, and the run's output reports them.
+                "expected": expr("$states.result.ItemCounts.Succeeded"),
                 "failedItems": expr(
                     "$states.result.ItemCounts.Failed + $states.result.ItemCounts.TimedOut"
                     " + $states.result.ItemCounts.Aborted"
@@ -495,14 +498,10 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "mapRunArn": expr("$mapRunArn"),
                 "rowsProcessed": expr("$expected"),
                 "rowsDelivered": expr("$found"),
+                "rowsFailed": expr("$failedItems"),
             },
         },
         "ExportFailed": {"Type": "Fail", "Error": "ExportFailed", "Cause": expr("$string($states.input)")},
-        "DetectionFailed": {
-            "Type": "Fail",
-            "Error": "DetectionFailed",
-            "Cause": expr("$string($states.input)"),
-        },
         "KpisFailed": {"Type": "Fail", "Error": "KpisFailed", "Cause": expr("$string($states.input)")},
     }
     return {

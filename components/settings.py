@@ -81,7 +81,9 @@ SPECS: Final[tuple[Spec, ...]] = (
          "ItemBatcher MaxInputBytesPerBatch: bytes per child input (Step Functions caps it at 262,144).",
          minimum=1_024, maximum=MAX_INPUT_BYTES_PER_BATCH),
     Spec("toleratedFailurePercentage", "integer", 0,
-         "Distributed Map ToleratedFailurePercentage: share of failed batches a run tolerates.",
+         "Distributed Map ToleratedFailurePercentage. 0: any failed batch fails the run, and a redrive "
+         "re-runs the failed batches. Above 0: the run gives up at most this share of rows, succeeds and "
+         "reports them as rowsFailed.",
          minimum=0, maximum=100),
     # --- detector Lambda
     Spec("lambdaReservedConcurrency", "integer", 10,

@@ -85,7 +85,13 @@ def test_an_empty_day_succeeds_with_zero_counts(tmp_path: Path) -> None:
         pipeline.put_raw_file(empty, DAY)
         run = pipeline.execute(DAY)
         assert run.status == "SUCCEEDED", (run.error, run.cause)
-        assert run.output == {"runDate": DAY, "mapRunArn": None, "rowsProcessed": 0, "rowsDelivered": 0}
+        assert run.output == {
+            "runDate": DAY,
+            "mapRunArn": None,
+            "rowsProcessed": 0,
+            "rowsDelivered": 0,
+            "rowsFailed": 0,
+        }
         visited = [state for _time, state, _event in run.history]
         assert "NoRows" in visited
         assert "DetectAnomalies" not in visited

@@ -17,6 +17,11 @@ Semantics followed (docs.aws.amazon.com/step-functions/latest/dg/):
   defaults to 3; ``States.ALL`` matches any error, ``States.TaskFailed`` any error but ``States.Timeout``.
   When retries are exhausted the first matching catcher chooses the next state.
 * Every state entered, and every retry, is a state transition (concepts-transitions.html).
+* redrive-executions.html: ``redrive`` continues a FAILED execution from the unsuccessful step with that
+  step's input and the variables as they were, the same execution ARN and start time, and
+  ``$states.context.Execution.RedriveCount`` one higher; a SUCCEEDED execution, or one that exceeded its
+  ``TimeoutSeconds``, cannot be redriven. A Distributed Map that failed redrives its map run (the map
+  runner re-runs only the failed children). An execution that ended in a Fail state re-fails there.
 
 Time is simulated: Wait states and retry delays advance the run's clock instantly; listeners (the
 Firehose stand-in's delivery) act on each advance.
@@ -72,6 +77,10 @@ TASK_RESOURCES = {
 
 class DefinitionError(ValueError):
     """The definition uses something the local executor does not support, or is malformed."""
+
+
+class RedriveError(ValueError):
+    """RedriveExecution refused: the execution is not redrivable (the reason is the message)."""
 
 
 class StatesError(Exception):
@@ -338,6 +347,10 @@ class ExecutionResult:
     stop: datetime
     counters: Counters
     variables: dict[str, Any]
+    failed_input: Any = None  # the failed state's input, which a redrive gives it again
+    execution_input: Any = None
+    redrive_count: int = 0
+    redrivable: bool = True
 
 
 TaskHandler = Callable[[str, dict[str, Any], dict[str, Any]], Any]
@@ -376,6 +389,56 @@ class Executor:
         arn_base = self.state_machine_arn.rsplit(":", 2)[0]
         execution_id = execution_id or f"{arn_base}:execution:{sm_name}:{name}"
         start = self.clock.now
+        return self._loop(
+            self.machine.start_at,
+            execution_input,
+            {},
+            execution_id=execution_id,
+            name=name,
+            execution_input=execution_input,
+            start=start,
+            redrive_count=0,
+            counters=Counters(),
+            record_history=record_history,
+        )
+
+    def redrive(self, previous: ExecutionResult, *, record_history: bool = True) -> ExecutionResult:
+        """RedriveExecution: continue ``previous`` from its unsuccessful step (raises ``RedriveError``)."""
+        if previous.status != "FAILED":
+            raise RedriveError(
+                f"Execution is {previous.status} and cannot be redriven: {previous.execution_id}"
+            )
+        if not previous.redrivable:
+            raise RedriveError(f"Execution has exceeded the max execution time: {previous.execution_id}")
+        counters = Counters(history=list(previous.counters.history))
+        return self._loop(
+            previous.failed_state or self.machine.start_at,
+            previous.failed_input,
+            dict(previous.variables),
+            execution_id=previous.execution_id,
+            name=previous.name,
+            execution_input=previous.execution_input,
+            start=previous.start,
+            redrive_count=previous.redrive_count + 1,
+            counters=counters,
+            record_history=record_history,
+        )
+
+    def _loop(
+        self,
+        current: str,
+        data: Any,
+        variables: dict[str, Any],
+        *,
+        execution_id: str,
+        name: str,
+        execution_input: Any,
+        start: datetime,
+        redrive_count: int,
+        counters: Counters,
+        record_history: bool,
+    ) -> ExecutionResult:
+        sm_name = self.state_machine_arn.rsplit(":", 1)[-1]
         context = {
             "Execution": {
                 "Id": execution_id,
@@ -383,13 +446,18 @@ class Executor:
                 "StartTime": iso(start),
                 "Input": execution_input,
                 "RoleArn": "",
-                "RedriveCount": 0,
+                "RedriveCount": redrive_count,
             },
             "StateMachine": {"Id": self.state_machine_arn, "Name": sm_name},
         }
-        counters = Counters()
-        variables: dict[str, Any] = {}
-        current, data = self.machine.start_at, execution_input
+
+        def failed(state: str, error: str, cause: str, *, redrivable: bool = True) -> ExecutionResult:
+            return ExecutionResult(
+                execution_id, name, "FAILED", None, error, cause, state, start, self.clock.now, counters,
+                variables, failed_input=data, execution_input=execution_input, redrive_count=redrive_count,
+                redrivable=redrivable,
+            )  # fmt: skip
+
         while True:
             state = self.machine.states[current]
             counters.transitions += 1
@@ -398,65 +466,24 @@ class Executor:
             ctx = dict(context, State={"Name": current, "EnteredTime": self.clock.iso(), "RetryCount": 0})
             timeout = self.machine.timeout_seconds
             if timeout and (self.clock.now - start).total_seconds() > timeout:
-                return self._failed(
-                    execution_id,
-                    name,
-                    current,
-                    "States.Timeout",
-                    "execution timed out",
-                    start,
-                    counters,
-                    variables,
-                )
+                return failed(current, "States.Timeout", "execution timed out", redrivable=False)
             try:
                 outcome = self._step(state, data, ctx, variables, counters)
             except StatesError as err:
                 caught = self._catch(state, err, data, ctx, variables)
                 if caught is None:
-                    return self._failed(
-                        execution_id,
-                        name,
-                        current,
-                        err.error,
-                        err.cause,
-                        start=start,
-                        counters=counters,
-                        variables=variables,
-                    )
+                    return failed(current, err.error, err.cause)
                 current, data = caught
                 continue
             except _Fail as fail:
-                return self._failed(
-                    execution_id,
-                    name,
-                    current,
-                    fail.error,
-                    fail.cause,
-                    start=start,
-                    counters=counters,
-                    variables=variables,
-                )
+                return failed(current, fail.error, fail.cause)
             kind, value = outcome
             if kind == "end":
                 return ExecutionResult(
-                    execution_id,
-                    name,
-                    "SUCCEEDED",
-                    value,
-                    None,
-                    None,
-                    None,
-                    start,
-                    self.clock.now,
-                    counters,
-                    variables,
-                )
+                    execution_id, name, "SUCCEEDED", value, None, None, None, start, self.clock.now, counters,
+                    variables, execution_input=execution_input, redrive_count=redrive_count,
+                )  # fmt: skip
             current, data = kind, value
-
-    def _failed(self, eid, name, state, error, cause, *, start, counters, variables) -> ExecutionResult:
-        return ExecutionResult(
-            eid, name, "FAILED", None, error, cause, state, start, self.clock.now, counters, variables
-        )
 
     def _bindings(self, variables: dict[str, Any], states: dict[str, Any]) -> dict[str, Any]:
         bindings = dict(variables)

@@ -18,10 +18,16 @@ input-output-itembatcher.html, input-output-resultwriter.html):
    (COMPACT: each child's output) and ``FAILED_0.json[l]`` (failed children as NONE shapes them); the
    state's result is ``{"MapRunArn", "ResultWriterDetails": {"Bucket", "Key"}}``.
 6. The run is kept for ``describeMapRun`` (``ItemCounts``, ``ExecutionCounts``).
+7. Redrive (redrive-map-run.html): when the parent execution is redriven (``RedriveCount`` > 0) and this
+   state's map run failed, the same map run is redriven instead of a new one started: only the batches
+   whose child failed run again (EXPRESS children: new executions, StartExecution), the item and execution
+   counts add up the new outcomes, ``RedriveCount`` rises, the ResultWriter writes the results again, and
+   the state's result names the same ``MapRunArn``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -265,6 +271,13 @@ class MapRunRecord:
     workers: int
     seconds: float
     results_written: int
+    redrive_count: int = 0
+    state_name: str = ""
+    # What a redrive needs: the batch plan, each batch's last outcome, the configuration and writer args.
+    plan: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def failed_batches(self) -> list[int]:
+        return sorted(b for b, o in self.plan.get("final", {}).items() if o.status == "FAILED")
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -276,6 +289,7 @@ class MapRunRecord:
             "MaxConcurrency": self.max_concurrency,
             "ToleratedFailurePercentage": self.tolerated_percentage,
             "ToleratedFailureCount": 0,
+            "RedriveCount": self.redrive_count,
             "ItemCounts": {
                 "Pending": 0, "Running": 0, "Succeeded": self.items_succeeded, "Failed": self.items_failed,
                 "TimedOut": 0, "Aborted": 0, "Total": self.items_total, "ResultsWritten": self.results_written,
@@ -314,6 +328,17 @@ class MapRunner:
         self, state: CompiledState, data: Any, ctx: dict, variables: dict, counters: Counters, executor: Any
     ) -> dict[str, Any]:
         spec: MapSpec = state.extra["map"]
+        if ctx["Execution"].get("RedriveCount", 0) > 0:
+            previous = next(
+                (
+                    r
+                    for r in self.runs.values()
+                    if r.execution_arn == ctx["Execution"]["Id"] and r.state_name == spec.name
+                ),
+                None,
+            )
+            if previous is not None and previous.status == "FAILED":
+                return self._redrive(previous, spec, executor)
         started = time.perf_counter()
         start_iso = executor.clock.iso()
         bindings = dict(variables, states={"input": data, "context": ctx})
@@ -454,19 +479,87 @@ class MapRunner:
             workers=workers or 1,
             seconds=time.perf_counter() - started,
             results_written=len(outcomes),
+            state_name=spec.name,
+            plan={
+                "batches": batches,
+                "counts": counts,
+                "final": final,
+                "outcomes": outcomes,
+                "config": config,
+                "writer": ev(spec.writer_args) if spec.writer_args else None,
+                "run_id": run_id,
+                "workers": workers,
+                "written": written,
+            },
         )
         self.runs[map_run_arn] = record
-        if status == "FAILED":
-            first = next((o for o in outcomes if o.status == "FAILED"), None)
+        return self._outcome(record, spec)
+
+    def _outcome(self, record: MapRunRecord, spec: MapSpec) -> dict[str, Any]:
+        """The state's result, or the map's error when more items failed than tolerated."""
+        if record.status == "FAILED":
+            first = next((o for o in record.plan["final"].values() if o.status == "FAILED"), None)
             raise StatesError(
                 "States.ExceedToleratedFailureThreshold",
-                f"map run {map_run_arn}: {failed_items} of {total} items failed "
-                f"(tolerated {tolerated:g}%); first failure: {first.error if first else ''}: {first.cause if first else ''}",
+                f"map run {record.arn}: {record.items_failed} of {record.items_total} items failed "
+                f"(tolerated {record.tolerated_percentage:g}%) in batches {record.failed_batches()}; "
+                f"first failure: {first.error if first else ''}: {first.cause if first else ''}",
             )
-        result: dict[str, Any] = {"MapRunArn": map_run_arn}
-        if written is not None:
-            result["ResultWriterDetails"] = written
+        result: dict[str, Any] = {"MapRunArn": record.arn}
+        if record.plan.get("written") is not None:
+            result["ResultWriterDetails"] = record.plan["written"]
         return result
+
+    def _redrive(self, record: MapRunRecord, spec: MapSpec, executor: Any) -> dict[str, Any]:
+        """Redrive a failed map run: run the failed batches' children again, then count every batch."""
+        plan = record.plan
+        failed = set(record.failed_batches())
+        started = time.perf_counter()
+        config = dataclasses.replace(
+            plan["config"],
+            key=f"{plan['run_id']}-redrive-{record.redrive_count + 1}",
+            arrival=executor.clock.now,
+            faults=dataclasses.replace(plan["config"].faults, fail_batches=frozenset()),
+        )
+        workers = plan["workers"]
+        pool = self._pool(workers, config)
+        self._config = config
+        chosen = [
+            batch for unit in _units(plan["batches"], plan["counts"]) for batch in unit if batch[0] in failed
+        ]
+        rows = sum(plan["batches"][b] for b, _segments in chosen)
+        units = [chosen[i : i + 8] for i in range(0, len(chosen), 8)]
+        try:
+            outcomes, unit_results = self._run_units(pool, units, rows, spec.name)
+        except BrokenProcessPool as exc:
+            self.close()
+            raise StatesError(
+                "States.Runtime", f"state {spec.name!r}: a worker process died: {exc}"
+            ) from None
+        for result in unit_results:
+            self.firehose.add(result.firehose)
+            self.child_counters.add(result.counters)
+        for outcome in outcomes:
+            plan["final"][outcome.batch] = outcome
+        plan["outcomes"] = sorted(plan["outcomes"] + outcomes, key=lambda o: o.batch)
+        failed_items = sum(o.items for o in plan["final"].values() if o.status == "FAILED")
+        record.items_failed = failed_items
+        record.items_succeeded = record.items_total - failed_items
+        record.children += sum(r.child_executions for r in unit_results)
+        record.children_failed = sum(1 for o in plan["outcomes"] if o.status == "FAILED")
+        record.redrive_count += 1
+        record.stop = executor.clock.iso()
+        record.seconds += time.perf_counter() - started
+        total = record.items_total
+        record.status = (
+            "FAILED" if total and failed_items * 100.0 / total > record.tolerated_percentage else "SUCCEEDED"
+        )
+        final_outcomes = [plan["final"][b] for b in sorted(plan["final"])]
+        plan["written"] = self._write_results(
+            plan["writer"], spec, plan["run_id"], record.arn, final_outcomes
+        )
+        record.results_written = len(final_outcomes)
+        return self._outcome(record, spec)
 
     # -------------------------------------------------------------------------------------------------
     def prewarm(self, max_concurrency: Any) -> None:

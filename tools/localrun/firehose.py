@@ -9,7 +9,8 @@ waited the stream's buffer interval (``deliver_due``), under the prefix expanded
 why the definition waits before reconciling.
 
 Faults for tests: ``lose=True`` accepts records (``FailedPutCount`` 0) and never writes them, the loss
-Firehose's at-least-once contract does not allow but reconciliation must catch.
+Firehose's at-least-once contract does not allow but reconciliation must catch; ``outage=True`` refuses
+every entry of a call (HTTP 200, ``FailedPutCount`` = the entries), as PutRecordBatch does under an outage.
 
 Docs: Firehose API reference (PutRecordBatch limits), firehose/latest/dev/s3-prefixes.html,
 firehose/latest/dev/basic-deliver.html (buffering, object names), aws.amazon.com/firehose/pricing.
@@ -114,6 +115,7 @@ class FirehoseStandIn:
     buffer_size_bytes: int
     arrival: datetime
     lose: bool = False
+    outage: bool = False  # every entry refused with ServiceUnavailableException (a 200 with FailedPutCount)
     stats: FirehoseStats = field(default_factory=FirehoseStats)
     _file: Any = None
     _compressor: Any = None
@@ -154,6 +156,13 @@ class FirehoseStandIn:
                 "InvalidArgumentException", f"{sum(sizes):,} bytes in one call; max {MAX_BYTES_PER_CALL:,}"
             )
         self.stats.calls += 1
+        if self.outage:
+            refused = {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+            return {
+                "FailedPutCount": len(Records),
+                "Encrypted": True,
+                "RequestResponses": [refused] * len(Records),
+            }
         self.stats.records += len(Records)
         self.stats.bytes += sum(sizes)
         self.stats.billed_bytes += sum(math.ceil(s / BILLING_INCREMENT) * BILLING_INCREMENT for s in sizes)

@@ -56,6 +56,9 @@ class RunSummary:
     simulated_seconds: float = 0.0
     map_run_arn: str | None = None
     history: list[tuple[str, str, str]] = field(default_factory=list)
+    redrive_count: int = 0
+    redrivable: bool = False  # FAILED and RedriveExecution would continue it
+    failed_batches: list[int] = field(default_factory=list)  # batches whose child failed (0-based)
 
 
 class LocalPipeline:
@@ -114,6 +117,7 @@ class LocalPipeline:
         self.rng = random.Random(seed)
         self.verify = verify
         self.runs: list[RunSummary] = []
+        self.results: dict[str, asl.ExecutionResult] = {}  # by execution ARN, for redrive
         self.buckets = {
             stack.exports[k] for k in ("rawBucket", "unloadBucket", "athenaResultsBucket", "analyticsBucket")
         }
@@ -205,9 +209,24 @@ class LocalPipeline:
         if start is None:
             day = date.fromisoformat(run_date) if run_date and _is_day(run_date) else date.today()
             start = datetime(day.year, day.month, day.day, 2, 30, tzinfo=UTC) + timedelta(days=1)
+        executor = self._executor(start)
+        name = name or f"local-{run_date or 'default'}-{len(self.runs) + 1}"
+        execution_input = {"runDate": run_date} if run_date is not None else {}
+        return self._track(lambda: executor.run(execution_input, name=name), run_date)
+
+    def redrive(self, execution_id: str | None = None, *, after_seconds: float = 3600) -> RunSummary:
+        """RedriveExecution of a failed execution (the last one by default), ``after_seconds`` after it
+        stopped; raises ``asl.RedriveError`` when it is not redrivable."""
+        if not self.results:
+            raise asl.RedriveError("no execution to redrive")
+        previous = self.results[execution_id] if execution_id else list(self.results.values())[-1]
+        executor = self._executor(previous.stop + timedelta(seconds=after_seconds))
+        return self._track(lambda: executor.redrive(previous), previous.variables.get("runDate"))
+
+    def _executor(self, start: datetime) -> asl.Executor:
         clock = asl.Clock(start)
         clock.listeners.append(self.delivery.deliver_due)
-        executor = asl.Executor(
+        return asl.Executor(
             self.machine,
             tasks=self._tasks(),
             run_map=self.map_runner,
@@ -216,8 +235,9 @@ class LocalPipeline:
             rng=self.rng,
             verify=self.verify,
         )
-        name = name or f"local-{run_date or 'default'}-{len(self.runs) + 1}"
-        before_runs = set(self.map_runner.runs)
+
+    def _track(self, run: Any, run_date: str | None) -> RunSummary:
+        """Run an execution (or a redrive) and summarise what it did."""
         before_fh = FirehoseStats(**vars(self.map_runner.firehose))
         before_child = asl.Counters(
             transitions=self.map_runner.child_counters.transitions,
@@ -225,9 +245,10 @@ class LocalPipeline:
             retries=self.map_runner.child_counters.retries,
         )
         started = time.perf_counter()
-        result = executor.run({"runDate": run_date} if run_date is not None else {}, name=name)
+        result: asl.ExecutionResult = run()
         wall = time.perf_counter() - started
-        new_runs = [r for arn, r in self.map_runner.runs.items() if arn not in before_runs]
+        self.results[result.execution_id] = result
+        map_runs = [r for r in self.map_runner.runs.values() if r.execution_arn == result.execution_id]
         child = self.map_runner.child_counters
         fh_now = self.map_runner.firehose
         summary = RunSummary(
@@ -238,10 +259,10 @@ class LocalPipeline:
             cause=result.cause,
             failed_state=result.failed_state,
             output=result.output,
-            rows=sum(r.items_total for r in new_runs),
-            batches=sum(r.batches for r in new_runs),
-            child_executions=sum(r.children for r in new_runs),
-            workers=max((r.workers for r in new_runs), default=0),
+            rows=sum(r.items_total for r in map_runs),
+            batches=sum(r.batches for r in map_runs),
+            child_executions=sum(r.children for r in map_runs),
+            workers=max((r.workers for r in map_runs), default=0),
             parent_transitions=result.counters.transitions,
             child_transitions=child.transitions - before_child.transitions,
             lambda_invocations=child.lambda_invocations - before_child.lambda_invocations,
@@ -250,10 +271,13 @@ class LocalPipeline:
                 **{k: getattr(fh_now, k) - getattr(before_fh, k) for k in vars(before_fh)}
             ),
             wall_seconds=wall,
-            map_seconds=sum(r.seconds for r in new_runs),
+            map_seconds=sum(r.seconds for r in map_runs),
             simulated_seconds=(result.stop - result.start).total_seconds(),
-            map_run_arn=new_runs[-1].arn if new_runs else None,
+            map_run_arn=map_runs[-1].arn if map_runs else None,
             history=result.counters.history,
+            redrive_count=result.redrive_count,
+            redrivable=result.status == "FAILED" and result.redrivable,
+            failed_batches=[b for r in map_runs for b in r.failed_batches()],
         )
         self.runs.append(summary)
         return summary

@@ -42,6 +42,9 @@ class Faults:
 
     lose_batches: frozenset[int] = frozenset()  # Firehose accepts the batch's records and never writes them
     duplicate_batches: frozenset[int] = frozenset()  # the batch's child runs twice (Express: at-least-once)
+    # Firehose refuses every record of the batch, on every attempt of the first map run (an outage longer
+    # than every retry); a redrive of the map run finds it over.
+    fail_batches: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -323,9 +326,10 @@ def _run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]], starte
         runs = 2 if batch_no in c.faults.duplicate_batches else 1
         for _ in range(runs):
             _S.firehose.lose = batch_no in c.faults.lose_batches
+            _S.firehose.outage = batch_no in c.faults.fail_batches
             out.children.append(_run_child(batch_no, len(items), child_input, out.counters))
             out.child_executions += 1
-        _S.firehose.lose = False
+        _S.firehose.lose = _S.firehose.outage = False
     _S.firehose.flush()
     _S.log.flush()
     after = _S.firehose.stats

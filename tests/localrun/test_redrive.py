@@ -1,0 +1,86 @@
+"""A failed run completes by redrive, as AWS documents it (redrive-executions.html, redrive-map-run.html).
+
+The first two batches meet a Firehose outage longer than every retry (``Faults.fail_batches``): the map
+run fails, the execution fails in the map state and says which batches failed. A redrive continues from
+that state with the same ARN, re-runs only the failed batches' children (the outage is over), and goes on
+through reconciliation and KPIs: every reading delivered, each counted once by record id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from components import definition
+from tools.localrun import asl, report
+from tools.localrun.worker import Faults
+
+from .conftest import DAY
+
+FAILED = frozenset({0, 1})
+
+
+def test_failed_batches_then_redrive_delivers_every_reading_once(make_pipeline: Any, sim_day: Any) -> None:
+    # deliveryMaxAttempts 2 keeps the detector's real back-off sleeps short.
+    pipeline = make_pipeline(
+        "dev", {"deliveryMaxAttempts": 2}, processes=0, faults=Faults(fail_batches=FAILED)
+    )
+    first = pipeline.execute(DAY)
+    assert (first.status, first.error) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    assert first.failed_state == definition.MAP_STATE
+    assert first.failed_batches == sorted(FAILED)
+    assert first.redrivable
+    visited = [state for _time, state, _event in first.history]
+    assert "WaitForDelivery" not in visited
+
+    invocations_before = pipeline.map_runner.child_counters.lambda_invocations
+    second = pipeline.redrive()
+    assert second.status == "SUCCEEDED", (second.error, second.cause)
+    assert second.execution_id == first.execution_id
+    assert second.redrive_count == 1
+    # Only the failed batches ran again, each once (no retry needed now).
+    assert pipeline.map_runner.child_counters.lambda_invocations - invocations_before == len(FAILED)
+    record = pipeline.map_runner.runs[second.map_run_arn]
+    assert (record.status, record.redrive_count, record.items_failed) == ("SUCCEEDED", 1, 0)
+    assert record.describe()["ItemCounts"]["Succeeded"] == record.items_total
+    # The redrive continued from the map: nothing before it ran again.
+    redriven = [state for _time, state, _event in second.history][len(visited) :]
+    assert redriven[0] == definition.MAP_STATE
+    assert "ExportDay" not in redriven
+    assert "WriteKpis" in redriven
+
+    truth = sim_day[1]
+    assert second.output["rowsProcessed"] == second.output["rowsDelivered"] == truth.num_rows
+    assert second.output["rowsFailed"] == 0
+    pipeline.settle()
+    records = report.delivered_records(pipeline, [second.execution_id])
+    rows = {(r["sourcefile"], r["sourceindex"]) for r in records}
+    assert len(rows) == truth.num_rows  # every row of the day, however often delivered
+    clean = make_pipeline("dev", folder="clean")
+    assert clean.execute(DAY).status == "SUCCEEDED"
+    clean.settle()
+    expected_ids = {r["recordid"] for r in report.delivered_records(clean, [clean.runs[-1].execution_id])}
+    assert {r["recordid"] for r in records} == expected_ids  # every reading, each once by record id
+
+
+def test_a_succeeded_run_cannot_be_redriven(make_pipeline: Any) -> None:
+    pipeline = make_pipeline("dev")
+    run = pipeline.execute(DAY)
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    with pytest.raises(asl.RedriveError, match="SUCCEEDED and cannot be redriven"):
+        pipeline.redrive()
+
+
+def test_a_bad_run_date_is_not_rescued_by_redrive(make_pipeline: Any) -> None:
+    """InvalidRunDate is a Fail state: the redrive re-runs it and fails again, with the same cause."""
+    pipeline = make_pipeline("dev")
+    run = pipeline.execute("2026-02-30")
+    assert (run.error, run.failed_state) == ("InvalidRunDate", "InvalidRunDate")
+    again = pipeline.redrive()
+    assert (again.status, again.error, again.cause, again.redrive_count) == (
+        "FAILED",
+        run.error,
+        run.cause,
+        1,
+    )
