@@ -73,7 +73,9 @@ def test_the_table_is_not_empty_and_every_alarm_has_a_firing_scenario():
 
 @pytest.mark.parametrize("spec", all_specs(), ids=spec_id)
 def test_fires_on_what_it_is_for(spec):
-    assert alarmsim.evaluate(spec, FIRES[spec.key], duration=3 * DAY).ever_alarm
+    result = alarmsim.evaluate(spec, FIRES[spec.key], duration=3 * DAY)
+    # Only an ALARM reached after the trouble began counts, not one left over from the deploy.
+    assert [t for t in result.transitions if t.at > RUN_AT and t.new == alarmsim.ALARM] != []
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=spec_id)
