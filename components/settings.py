@@ -11,6 +11,7 @@ the value and what is allowed, so an engineer fixes a stack file in one pass ins
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -33,6 +34,11 @@ MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
 # task, each running to the timeout, plus every retry wait, fits (components.definition).
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = definition.max_lambda_timeout_seconds()
+
+# Namespaces a stack file may use: the project's own settings and those of the plugins the program loads
+# (pulumi-aws reads ``aws:*``; the engine itself reads ``pulumi:*``). Any other namespace is a typo that
+# the engine would pass on and nothing would read.
+NAMESPACES: Final = (PROJECT, "aws", "pulumi")
 
 _STAGE_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -158,14 +164,21 @@ SPECS_BY_KEY: Final = {spec.key: spec for spec in SPECS}
 
 
 class SettingsError(ValueError):
-    """Every problem found in a stack's configuration, one per line."""
+    """Every problem found in a stack's configuration, one per line; ``source`` names the file."""
 
-    def __init__(self, problems: list[str]):
-        self.problems = problems
+    def __init__(self, problems: list[str], *, source: str | None = None):
+        self.problems = list(problems)
+        self.source = source
         super().__init__(
-            f"{len(problems)} problem(s) in the {PROJECT} configuration:\n"
-            + "\n".join(f"  - {p}" for p in problems)
+            f"{len(self.problems)} problem(s) in {source or f'the {PROJECT} configuration'}:\n"
+            + "\n".join(f"  - {p}" for p in self.problems)
         )
+
+
+def did_you_mean(word: str, candidates: Any) -> str:
+    """`` (did you mean X?)`` for a near miss among ``candidates``, else an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,6 +253,17 @@ def _parse(spec: Spec, raw: Any) -> tuple[Any, str | None]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             return None, f"{spec.key}={raw!r}: expected {spec.allowed()}"
+    elif isinstance(raw, str) and raw[:1] in "[{":
+        # The engine hands a YAML list or map over as JSON text, so a string setting given a list in the
+        # stack file (``owner: [iot-platform]``) arrives as the string '["iot-platform"]'. No string
+        # setting takes JSON, so JSON text that parses to a list or map is that type error.
+        try:
+            structured = json.loads(raw)
+        except json.JSONDecodeError:
+            structured = None
+        if isinstance(structured, list | dict):
+            kind = "a list" if isinstance(structured, list) else "a map"
+            return None, f"{spec.key}={structured!r}: expected a string, got {kind}"
     if spec.type == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             return None, f"{spec.key}={raw!r}: expected {spec.allowed()}"
@@ -255,10 +279,16 @@ def _parse(spec: Spec, raw: Any) -> tuple[Any, str | None]:
             return None, f"{spec.key}={raw!r}: expected a list of strings"
         value = tuple(value)
     elif not isinstance(value, str):
-        return None, f"{spec.key}={raw!r}: expected a string"
+        return None, f"{spec.key}={raw!r}: expected a string, got {_kind(value)}"
     if spec.choices is not None and value not in spec.choices:
         return None, f"{spec.key}={value!r}: not allowed; allowed: {spec.allowed()}"
     return value, None
+
+
+def _kind(value: Any) -> str:
+    return {list: "a list", dict: "a map", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _cross_field_problems(s: dict[str, Any]) -> list[str]:
@@ -317,21 +347,31 @@ def _cross_field_problems(s: dict[str, Any]) -> list[str]:
     return problems
 
 
-def load(config: Mapping[str, Any], *, stack: str) -> Settings:
+def load(config: Mapping[str, Any], *, stack: str, source: str | None = None) -> Settings:
     """Build and validate a stage's settings from its config (keys with or without the project prefix).
 
-    Raises ``SettingsError`` listing every problem: unknown keys (with the allowed keys), bad values
-    (with the allowed range or choices) and cross-field conflicts.
+    Raises ``SettingsError`` listing every problem: keys in a namespace no plugin reads, unknown keys
+    (with a near miss and the allowed keys), bad values (with the allowed range or choices) and
+    cross-field conflicts. ``source`` (the stack file) heads the message.
     """
     problems: list[str] = []
     raw: dict[str, Any] = {}
     for full_key, value in config.items():
-        namespace, _, key = full_key.rpartition(":")
+        namespace, _, key = str(full_key).rpartition(":")
+        if namespace not in ("", *NAMESPACES):
+            close = difflib.get_close_matches(namespace, NAMESPACES, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]}:{key}?)" if close else ""
+            problems.append(
+                f"{full_key}={value!r}: unknown namespace {namespace!r}{hint}; "
+                f"a stack file may use {', '.join(n + ':' for n in NAMESPACES)}"
+            )
+            continue
         if namespace not in ("", PROJECT):
             continue  # provider settings such as aws:region belong to their providers
         if key not in SPECS_BY_KEY:
             problems.append(
-                f"{PROJECT}:{key}: unknown setting; allowed keys: {', '.join(sorted(SPECS_BY_KEY))}"
+                f"{PROJECT}:{key}: unknown setting{did_you_mean(key, SPECS_BY_KEY)} (value {value!r}); "
+                f"allowed keys: {', '.join(sorted(SPECS_BY_KEY))}"
             )
             continue
         raw[key] = value
@@ -350,23 +390,22 @@ def load(config: Mapping[str, Any], *, stack: str) -> Settings:
         values["stage"] = stack
     problems.extend(_cross_field_problems(values))
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems, source=source)
     return Settings(**values)
 
 
 def from_pulumi() -> Settings:
     """Read the running stack's settings from the Pulumi configuration (the one place that does).
 
-    Every key under the project's namespace is read, not only the declared ones, so a misspelt key in a
-    stack file is reported instead of silently ignored. The language host hands the program its config
-    both as ``PULUMI_CONFIG`` and through ``set_all_config``; both are merged.
+    Every key is read, not only the declared ones, so a misspelt key or namespace in a stack file is
+    reported instead of silently ignored. The language host hands the program its config both as
+    ``PULUMI_CONFIG`` and through ``set_all_config``; both are merged.
     """
     import pulumi
     from pulumi.runtime import config as runtime_config
 
     everything = {**pulumi.runtime.get_config_env(), **runtime_config.CONFIG.get()}
-    config = {k: v for k, v in everything.items() if k.startswith(f"{PROJECT}:")}
-    return load(config, stack=pulumi.get_stack())
+    return load(everything, stack=pulumi.get_stack(), source=f"Pulumi.{pulumi.get_stack()}.yaml")
 
 
 def markdown_table() -> str:

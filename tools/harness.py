@@ -7,8 +7,8 @@ resource type, as AWS would shape them) and its parent; every provider call (``a
 ...) is answered and recorded. Each run gets a fresh event loop and a fresh root stack, so runs never leak
 state into each other, and ``preview=False`` so values are known, as in an update.
 
-The configuration is assembled as the engine assembles it: the ``config:`` defaults declared in
-``Pulumi.yaml``, then ``Pulumi.<stack>.yaml``, then the caller's overrides.
+The configuration is assembled as the engine assembles it (``tools.stackfile``): the ``config:`` defaults
+declared in ``Pulumi.yaml``, then ``Pulumi.<stack>.yaml``, then the caller's overrides.
 
 Used by the tests, ``make synth`` (tools/synth.py) and the offline policy gate (tools/policy_gate.py).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tools import stackfile
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "sensorflow"
@@ -210,30 +210,15 @@ def _call_result(token: str, args: dict[str, Any], region: str, account_id: str)
 
 
 def stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The configuration the engine would hand the program: Pulumi.yaml defaults < stack file < overrides.
-
-    Keys are fully qualified (``sensorflow:maxConcurrency``, ``aws:region``); values keep their YAML types.
-    """
-    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
-    config: dict[str, Any] = {
-        f"{PROJECT}:{key}": spec["default"]
-        for key, spec in (project.get("config") or {}).items()
-        if "default" in spec
-    }
-    stack_file = ROOT / f"Pulumi.{stack}.yaml"
-    if stack_file.exists():
-        config.update((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {})
-    for key, value in (overrides or {}).items():
-        full = key if ":" in key else f"{PROJECT}:{key}"
-        if value is None:
-            config.pop(full, None)
-        else:
-            config[full] = value
-    return config
+    """The configuration the engine would hand the program (``tools.stackfile.config``: Pulumi.yaml
+    defaults < ``Pulumi.<stack>.yaml`` < overrides); a stack without a stack file is refused."""
+    return stackfile.config(stack, overrides)
 
 
 def _engine_value(value: Any) -> str:
-    # The engine passes every config value to the program as a string; structured values as JSON.
+    # The engine passes every config value to the program as a string; structured values as JSON. Here a
+    # list given to a string setting becomes a string: the program's settings.load recognises JSON text,
+    # and tools.stackfile.load checks the YAML types before this point.
     return value if isinstance(value, str) else json.dumps(value)
 
 

@@ -460,15 +460,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from tools import harness
+    from components.settings import SettingsError
+    from tools import harness, stackfile
 
     if not (ROOT / "__main__.py").exists():
         print(f"policy gate: {ROOT / '__main__.py'} does not exist; nothing to check", file=sys.stderr)
         return 2
+    # The stack file first: a stack without one would otherwise be checked on defaults and pass, and a
+    # broken one would fail inside the program with a traceback instead of the list of its problems.
+    try:
+        stackfile.load(args.stack)
+    except SettingsError as exc:
+        print(f"policy gate: {exc}", file=sys.stderr)
+        return 2
     try:
         run = harness.run(stack=args.stack)
         report = check(run, stage=args.stack, pack_config=args.config or default_config(args.stack))
-    except GateError as exc:
+    except (GateError, SettingsError) as exc:
         print(f"policy gate: {exc}", file=sys.stderr)
         return 2
     for line in render(report):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from components import settings as settings_module
-from tools import harness
+from tools import harness, stackfile
 
 BUILD = harness.ROOT / "build"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -63,9 +63,13 @@ def tree(run: harness.Run) -> str:
 
 
 def synth(stack: str, out: Path = BUILD) -> Path:
-    """Render one stage into ``out/<stack>/`` and return that folder."""
+    """Render one stage into ``out/<stack>/`` and return that folder.
+
+    The stack file is validated first (``tools.stackfile.load``: every problem at once, on the YAML
+    types), so the program never runs on a stack file with problems.
+    """
+    stage_settings = stackfile.load(stack).settings
     run = harness.run(stack=stack)
-    stage_settings = settings_module.load(run.config, stack=stack)
     folder = out / stack
     (folder / "iam").mkdir(parents=True, exist_ok=True)
     for stale in (folder / "iam").glob("*.json"):
@@ -102,11 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", action="append", required=True, help="stage to render (repeatable)")
     parser.add_argument("--out", type=Path, default=BUILD, help="output folder (default: build/)")
     args = parser.parse_args(argv)
+    # Every named stack is checked before any is rendered: a typo in the second stops the first too.
+    failed = False
+    for stack in args.stack:
+        try:
+            stackfile.load(stack)
+        except settings_module.SettingsError as error:
+            print(f"synth: {error}", file=sys.stderr)
+            failed = True
+    if failed:
+        return 1
     for stack in args.stack:
         try:
             folder = synth(stack, args.out)
         except settings_module.SettingsError as error:
-            print(f"{stack}: {error}", file=sys.stderr)
+            print(f"synth: {error}", file=sys.stderr)
             return 1
         resources = (folder / "resources.txt").read_text()
         shown = folder.relative_to(harness.ROOT) if folder.is_relative_to(harness.ROOT) else folder

@@ -27,13 +27,17 @@ input-output-itembatcher.html, input-output-resultwriter.html):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -588,8 +592,11 @@ class MapRunner:
             initargs=(env, worker.HANDLER_MODULE, str(self.log_dir)),
         )
         self._executor_workers = workers
-        for _ in range(workers):  # start every worker now rather than on first use
-            self._executor.submit(time.sleep, 0)
+        # Workers start with SIGINT ignored (an ignored signal stays ignored across exec, and Python keeps
+        # it so), so a Ctrl-C during their start-up reaches only the parent; worker.warm keeps it ignored.
+        with _sigint_ignored():
+            for _ in range(workers):  # start every worker now rather than on first use
+                self._executor.submit(time.sleep, 0)
         return self._executor
 
     def close(self) -> None:
@@ -597,6 +604,18 @@ class MapRunner:
             self._executor.shutdown(wait=True, cancel_futures=True)
         self._executor = None
         self._executor_workers = 0
+
+    def abort(self) -> None:
+        """Stop the workers now (Ctrl-C): they ignore SIGINT, so the parent ends them, once."""
+        executor, self._executor, self._executor_workers = self._executor, None, 0
+        if executor is None:
+            return
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
 
     def _pool(self, workers: int, config: worker.WorkerConfig) -> ProcessPoolExecutor | None:
         if workers <= 0 or self.processes == 0:
@@ -704,6 +723,18 @@ class MapRunner:
         if record is None:
             raise StatesError("Sfn.ResourceNotFoundException", f"map run {arn!r} does not exist")
         return record.describe()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _sizes_result(sizes: Any) -> Any:

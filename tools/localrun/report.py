@@ -411,12 +411,13 @@ def write_report(
         ))  # fmt: skip
     for run in runs:
         if run.status != "SUCCEEDED":
+            origin, fail_state = failure_states(run)
             sections.append(
                 (
                     f"Execution {run.run_date} FAILED",
-                    f"{run.error}: {run.cause}",
-                    ["state"],
-                    [[run.failed_state]],
+                    failure_line(run),
+                    ["failed state", "went to", "error", "cause"],
+                    [[origin, fail_state or "", run.error, run.cause]],
                 )
             )
     title = f"sensorflow {pipeline.stack.stage}: local run"
@@ -445,6 +446,26 @@ def write_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>"
     )
     return paths
+
+
+def failure_states(run: RunSummary) -> tuple[str | None, str | None]:
+    """(the state whose error ended the run, the Fail state a Catch or Choice sent it to, if any).
+
+    The executor reports the state it stopped in; after a Catch that is the ``Fail`` state (say
+    ``ExportFailed``), which tells a reader nothing about what failed. The execution history it records
+    (time, state, type) has the state entered just before the ``Fail``: the one that failed.
+    """
+    history = run.history
+    if len(history) >= 2 and history[-1][1] == run.failed_state and history[-1][2] == "Fail":
+        return history[-2][1], run.failed_state
+    return run.failed_state, None
+
+
+def failure_line(run: RunSummary) -> str:
+    """``failed in ExportDay → ExportFailed: <error>: <cause>`` for a failed execution."""
+    origin, fail_state = failure_states(run)
+    where = f"{origin} → {fail_state}" if fail_state else str(origin)
+    return f"failed in {where}: {run.error}: {run.cause}"
 
 
 def print_summary(runs: list[RunSummary], pipeline: LocalPipeline) -> str:

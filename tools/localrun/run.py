@@ -293,14 +293,34 @@ class LocalPipeline:
 
 
 def check_header(csv_file: Path) -> None:
-    """The raw table skips the first line as the header: it must be the raw layout's header."""
+    """The raw table skips the first line as the header: it must be the raw layout's header.
+
+    The error names the columns that are missing, the ones that are not the raw table's, or the order.
+    """
     with csv_file.open("rb") as f:
         first = f.readline().decode("utf-8", "replace").strip().lstrip("\ufeff")
-    if first.replace(" ", "").lower() != RAW_HEADER:
-        raise InputError(
-            f"{csv_file}: first line is {first[:120]!r}; the raw table expects the header {RAW_HEADER!r} "
-            "(columns in that order, comma-separated, no quotes)"
-        )
+    got = [c.strip().strip('"').lower() for c in first.split(",")] if first else []
+    expected = RAW_HEADER.split(",")
+    if got == expected and first.replace(" ", "").lower() == RAW_HEADER:
+        return
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    details = []
+    if missing:
+        details.append(f"missing column(s) {', '.join(missing)}")
+    if extra:
+        details.append(f"unexpected column(s) {', '.join(repr(c) for c in extra)}")
+    if not details:
+        if got == expected:
+            details.append("quotes or spaces around the column names")
+        elif sorted(got) == sorted(expected):
+            details.append("the right columns in another order")
+        else:
+            details.append("a column given twice")
+    raise InputError(
+        f"{csv_file}: header {first[:120]!r}: {'; '.join(details)}; the raw table expects the header "
+        f"{RAW_HEADER!r} (columns in that order, comma-separated, no quotes)"
+    )
 
 
 def _is_day(text: str) -> bool:

@@ -17,6 +17,7 @@ import gc
 import importlib
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -151,6 +152,10 @@ def warm(env: dict[str, str], handler_module: str, log_dir: str, *, in_process: 
     started while the parent is still exporting the day, like warm Lambda environments, and serve every
     map run of the pipeline.
     """
+    if not in_process:
+        # Ctrl-C reaches the whole process group: the parent alone handles it (one line, exit 130) and
+        # ends the workers, instead of every worker printing its own KeyboardInterrupt traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(NotImplementedError, AttributeError):  # give freed Arrow memory back promptly
         pa.jemalloc_set_decay_ms(0)

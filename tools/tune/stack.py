@@ -1,8 +1,7 @@
 """The planner for a named stack: the stage's settings and prices in, a ``Plan`` out.
 
 ``plan_stack("prod", rows=100_000_000)`` is what ``make tune`` runs and what tests call. It assembles the
-stack's configuration as the engine does (``tools.harness.stack_config``), validates it with
-``components.settings.load``, loads prices with the stage's ``priceOverrides`` and any extra overrides,
+stack's configuration as the engine does and validates it (``tools.stackfile.load``), loads prices with the stage's ``priceOverrides`` and any extra overrides,
 measures a representative item and record for the stage unless sizes are given, and runs ``model.plan``.
 """
 
@@ -13,9 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from components import settings as settings_module
 from components.naming import Account
-from tools import harness
+from tools import harness, stackfile
 from tools.tune import model, prices, sizes
 
 # What-if knobs: planner name -> Capacity field. They bypass the stack validation on purpose, so the
@@ -60,8 +58,8 @@ def plan_stack(
     ``item_sizes``/``record_sizes`` (one per row, as a local run measures them) give exact counts;
     ``item_bytes``/``record_bytes`` are measured averages; neither: a representative example per stage.
     """
-    config = harness.stack_config(stack)
-    settings = settings_module.load(config, stack=stack)
+    loaded = stackfile.load(stack)
+    config, settings = loaded.config, loaded.settings
     capacity = model.Capacity.from_settings(settings)
     unknown = sorted(set(what_if or {}) - set(WHAT_IF_FIELDS))
     if unknown:
