@@ -84,3 +84,22 @@ def test_a_bad_run_date_is_not_rescued_by_redrive(make_pipeline: Any) -> None:
         run.cause,
         1,
     )
+
+
+def test_the_command_fails_batches_then_redrives_the_last_failed_execution(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.localrun.__main__ import main
+
+    out = tmp_path / "out"
+    common = ["--stack", "dev", "--out", str(out), "--no-progress", "--processes", "0"]
+    assert main([*common, "--devices", "2", "--fail-batches", "1"]) == 1
+    first = capsys.readouterr().out
+    assert "failed in DetectAnomalies" in first
+    assert "batches [0] (0-based, in map order) failed; the run can be redriven" in first
+    assert main([*common, "--redrive"]) == 0
+    second = capsys.readouterr().out
+    assert "redrive 1: SUCCEEDED, 576 rows" in second
+    assert "576 of 576 rows delivered; on disk 576 distinct rows, 576 distinct record ids" in second
+    assert main([*common, "--redrive"]) == 2
+    assert "SUCCEEDED and cannot be redriven" in capsys.readouterr().err

@@ -29,14 +29,15 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from components.settings import SettingsError
 from functions.detector.config import DetectorConfig
 from tools import stackfile
 from tools.localrun import report, stack
-from tools.localrun.asl import DefinitionError
+from tools.localrun.asl import DefinitionError, RedriveError
 from tools.localrun.run import InputError, LocalPipeline, check_header
+from tools.localrun.worker import Faults
 from tools.simulate import DEFAULT_START, Fleet, SimulationError, Thresholds, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +134,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--build-dir", type=Path, help="where make synth wrote the stages (default build/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="run even when the size estimate exceeds memory")
+    p.add_argument(
+        "--fail-batches",
+        type=_count(0),
+        default=0,
+        help="the first N batches meet a Firehose outage longer than every retry (the run fails, redrivable)",
+    )
+    p.add_argument(
+        "--redrive",
+        action="store_true",
+        help="redrive the last failed execution in the output folder (RedriveExecution), then report",
+    )
     return p
 
 
@@ -179,6 +191,8 @@ def _shown(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     started = time.perf_counter()
+    if args.redrive:
+        return _redrive(args, started)
     try:
         local, plan = _prepare(args)
     except (Refused, InputError, SimulationError, SettingsError, stack.StackError) as exc:
@@ -198,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 folder / "run",
                 processes=args.processes,
                 progress=sys.stderr.isatty() and not args.no_progress,
+                faults=Faults(fail_batches=frozenset(range(args.fail_batches))),
             )
             status = _run(
                 args, local=local, fleet=plan, pipeline=pipeline, out=out, folder=folder, started=started
@@ -300,7 +315,9 @@ def _run(
         line = f"{summary.run_date}: {summary.status} in {summary.wall_seconds:.2f} s, {summary.rows:,} rows"
         if summary.status != "SUCCEEDED":
             line += f" -- {report.failure_line(summary)}"
+            line += "\n" + _redrive_hint(summary)
         print(line)
+    pipeline.save_executions()
     pipeline.settle()
     check = None
     if truth is not None:
@@ -319,6 +336,65 @@ def _run(
     print(f"total {time.perf_counter() - started:.1f} s")
     failed = any(r.status != "SUCCEEDED" for r in runs) or (check is not None and not check.ok)
     return 1 if failed else 0
+
+
+def _redrive_hint(summary: Any) -> str:
+    if summary.failed_batches:
+        batches = f"batches {summary.failed_batches} (0-based, in map order) failed; "
+    else:
+        batches = ""
+    if summary.redrivable:
+        return f"  {batches}the run can be redriven: make demo ARGS=--redrive (RedriveExecution)"
+    return f"  {batches}not redrivable: fix the cause and start a new run"
+
+
+def _redrive(args: argparse.Namespace, started: float) -> int:
+    """RedriveExecution of the last failed execution of the latest run, in that run's own folder."""
+    try:
+        stackfile.load(args.stack)
+        local = stack.load(args.stack, build_dir=args.build_dir)
+    except (SettingsError, stack.StackError) as exc:
+        print(f"localrun: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or ROOT / "out" / local.stage
+    latest = out / "latest"
+    if not (latest / "run").is_dir():
+        print(f"localrun: nothing to redrive: {_shown(latest)} holds no run", file=sys.stderr)
+        return 2
+    with exclusive(out):
+        folder = latest.resolve()
+        pipeline = LocalPipeline(local, folder / "run", processes=args.processes)
+        try:
+            if not pipeline.load_executions():
+                print(f"localrun: nothing to redrive: {_shown(latest)} kept no execution", file=sys.stderr)
+                return 2
+            try:
+                summary = pipeline.redrive()
+            except RedriveError as exc:
+                print(f"localrun: cannot redrive: {exc}", file=sys.stderr)
+                return 2
+            pipeline.save_executions()
+            line = f"{summary.run_date}: redrive {summary.redrive_count}: {summary.status}, {summary.rows:,} rows"
+            if summary.status != "SUCCEEDED":
+                line += f" -- {report.failure_line(summary)}\n" + _redrive_hint(summary)
+            print(line)
+            pipeline.settle()
+            if summary.status == "SUCCEEDED":
+                records = report.delivered_records(pipeline, [summary.execution_id])
+                rows = {(r["sourcefile"], r["sourceindex"]) for r in records}
+                ids = {r["recordid"] for r in records}
+                print(
+                    f"reconciliation: {summary.output['rowsDelivered']:,} of {summary.output['rowsProcessed']:,} "
+                    f"rows delivered; on disk {len(rows):,} distinct rows, {len(ids):,} distinct record ids "
+                    f"({len(records) - len(ids):,} duplicate deliveries counted once)"
+                )
+            paths = report.write_report(pipeline, [summary], folder)
+            for name, path in paths.items():
+                print(f"  {name:10} {latest / path.relative_to(folder)}")
+        finally:
+            pipeline.close()
+    print(f"total {time.perf_counter() - started:.1f} s")
+    return 0 if summary.status == "SUCCEEDED" else 1
 
 
 if __name__ == "__main__":

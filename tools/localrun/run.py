@@ -7,6 +7,7 @@ execution input ``{"runDate": day}``, starting at 02:30 UTC the next day, as the
 
 from __future__ import annotations
 
+import pickle
 import random
 import shutil
 import time
@@ -24,6 +25,7 @@ from tools.localrun.stack import LocalStack
 from tools.localrun.store import ObjectStore, StoreError
 from tools.localrun.worker import Faults
 
+EXECUTIONS_FILE = "executions.pickle"  # the run's executions and map runs, for a later redrive
 RAW_HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude"
 
 
@@ -222,6 +224,22 @@ class LocalPipeline:
         previous = self.results[execution_id] if execution_id else list(self.results.values())[-1]
         executor = self._executor(previous.stop + timedelta(seconds=after_seconds))
         return self._track(lambda: executor.redrive(previous), previous.variables.get("runDate"))
+
+    def save_executions(self) -> None:
+        """Keep what a later ``redrive`` needs beside the run: the executions and the map runs."""
+        with (self.root / EXECUTIONS_FILE).open("wb") as f:
+            pickle.dump({"results": self.results, "map_runs": self.map_runner.runs}, f)
+
+    def load_executions(self) -> bool:
+        """Take the executions and map runs a previous ``save_executions`` kept; False if there are none."""
+        path = self.root / EXECUTIONS_FILE
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            kept = pickle.load(f)
+        self.results.update(kept["results"])
+        self.map_runner.runs.update(kept["map_runs"])
+        return bool(self.results)
 
     def _executor(self, start: datetime) -> asl.Executor:
         clock = asl.Clock(start)
