@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, SimulationError) as exc:
         print(f"localrun: {exc}", file=sys.stderr)
         return 2
+    for path, why in pipeline.skipped_inputs:
+        print(f"skipped {path}: {why}")
 
     runs = []
     for day in days:
