@@ -307,6 +307,8 @@ def _run(
             days = pipeline.put_raw(sim_dir)
     except (InputError, SimulationError) as exc:
         raise Refused(str(exc)) from None
+    for path, why in pipeline.skipped_inputs:
+        print(f"skipped {path}: {why}")
 
     runs = []
     for day in days:

@@ -1,10 +1,10 @@
 """The Athena stand-in: DuckDB reading the stage's Glue tables from the object store.
 
 * Tables come from the rendered Glue tables (``stack.TableSpec``): the raw CSV table (header skipped,
-  every value read as text then trimmed and ``TRY_CAST`` to its column type, as Athena's LazySimpleSerDe
-  parses numbers (Java's ``Double.parseDouble`` ignores surrounding blanks) and turns an unparseable value
-  into NULL; missing trailing fields are NULL, extra fields ignored, ``\\N`` is NULL,
-  no quoting), the analysis table (newline-delimited JSON, gzip by file extension, unknown keys ignored
+  every value read as text; a ``double`` column parsed by Java's ``Double.parseDouble`` grammar, an
+  unparseable value NULL (see ``JAVA_DOUBLE_RE``); missing trailing fields are NULL, extra fields
+  ignored, ``\\N`` is NULL, no quoting; a blank line is a row; invalid UTF-8 becomes U+FFFD; see
+  ``read_text_file``), the analysis table (newline-delimited JSON, gzip by file extension, unknown keys ignored
   like the OpenX JSON SerDe) and the KPI table (Parquet). Partition projection is emulated by listing the
   folders the ``storage.location.template`` names and giving each its literal ``dt``; a filter on ``dt``
   therefore prunes whole folders, as projection does.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
@@ -56,6 +57,133 @@ HIVE_SCALARS = {
     "date": "DATE", "timestamp": "TIMESTAMP",
 }  # fmt: skip
 ROWS_PER_UNLOAD_FILE = 200_000  # Athena writes several files; so does the stand-in, so the map reads many
+
+# How LazySimpleSerDe reads a double field (Athena's engine is Trino; its reader for this SerDe is
+# trino-hive-formats line/simple/SimpleDeserializer.java, "bug for bug compatible with LazySimpleSerDe"):
+# the field's bytes go to NumberParser.parseDouble, which gives exactly java.lang.Double.parseDouble's
+# result, and a NumberFormatException makes the value NULL (encodings/text/DoubleEncoding.java,
+# decodeValueInto). Hive's own LazyDouble also calls Double.parseDouble and sets NULL on failure. So the
+# accepted text is the grammar of Double.valueOf (FloatingDecimal.readJavaFormatString): surrounding
+# characters <= U+0020 trimmed (String.trim), an optional sign, then NaN, Infinity (case-sensitive), a
+# decimal with optional exponent and an optional f/F/d/D suffix, or a hex float whose binary exponent
+# (p...) is mandatory. No digit separators ("1_000"), no decimal comma, no "inf"/"nan".
+_JAVA_BLANK = r"[\x00-\x20]*"
+_JAVA_SPECIAL = r"[+-]?(?:NaN|Infinity)"
+_JAVA_DECIMAL = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_JAVA_HEX = r"[+-]?0[xX](?:[0-9a-fA-F]+\.?|[0-9a-fA-F]*\.[0-9a-fA-F]+)[pP][+-]?[0-9]+"
+JAVA_DOUBLE_RE = (
+    f"^{_JAVA_BLANK}(?:({_JAVA_SPECIAL})|({_JAVA_DECIMAL})[fFdD]?|({_JAVA_HEX})[fFdD]?){_JAVA_BLANK}$"
+)
+_JAVA_HEX_RE = f"^{_JAVA_BLANK}{_JAVA_HEX}[fFdD]?{_JAVA_BLANK}$"
+# Athena's limits on a text line (athena/latest/ug/other-notable-limitations.html): a line of a text file
+# may be at most 200 MB (TextLineLengthLimitExceededException), and a row or any of its columns at most
+# 32 MB, "a hard limit of the service". The stand-in fails the query above the smaller of the two (as
+# strict as Athena, never more lenient) and reads every shorter line whole.
+ATHENA_MAX_ROW_BYTES = 32 * 1024 * 1024
+DUCKDB_MAX_LINE_BYTES = 2_097_152  # read_csv's default max_line_size: longer lines go the Python way
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")  # Hadoop/Trino line readers end a line at LF, CR or CRLF
+
+
+def java_double(text: str) -> float | None:
+    """``Double.parseDouble(text)`` as LazySimpleSerDe applies it: the double, or None where Java throws."""
+    m = re.match(JAVA_DOUBLE_RE, text)
+    if m is None:
+        return None
+    special, decimal, hexa = m.groups()
+    if hexa is not None:
+        return _hex_double(hexa)
+    return float(special or decimal)
+
+
+def _hex_double(text: str | None) -> float | None:
+    if text is None:
+        return None
+    core = text.strip("".join(chr(c) for c in range(0x21))).rstrip("fFdD")
+    try:
+        return float.fromhex(core)
+    except OverflowError:  # Java rounds an out-of-range hex float to an infinity, as for decimals
+        return float("-inf") if core.startswith("-") else float("inf")
+
+
+def java_double_sql(column: str) -> str:
+    """DuckDB SQL for ``java_double`` over a VARCHAR column (DuckDB's own cast accepts more: ``1_000``)."""
+    pattern = _lit(JAVA_DOUBLE_RE)
+    # Once the grammar matched, DuckDB's cast gives Java's value for the text itself, except for the
+    # blanks Java trims, the f/d suffix and hex floats: only those take the slower ways.
+    return (
+        f"CASE WHEN NOT regexp_full_match({column}, {pattern}) THEN NULL "
+        f"WHEN NOT regexp_matches({column}, '[xXfFdD\\x00-\\x20]') THEN TRY_CAST({column} AS DOUBLE) "
+        f"WHEN regexp_full_match({column}, {_lit(_JAVA_HEX_RE)}) THEN __java_hex_double({column}) "
+        f"ELSE TRY_CAST(regexp_replace({column}, {pattern}, '\\1\\2') AS DOUBLE) END"
+    )
+
+
+@dataclass(frozen=True)
+class TextFileRead:
+    """What ``read_text_file`` made of one text file: its rows (all text) and what it had to repair."""
+
+    rows: list[list[str | None]]
+    replaced_bytes: int  # invalid UTF-8 sequences now U+FFFD
+    blank_lines: int
+    longest_line: int
+
+
+def needs_text_reader(data: bytes) -> bool:
+    """Whether DuckDB's read_csv would read ``data`` differently from LazySimpleSerDe (or fail on it).
+
+    read_csv refuses a file with invalid UTF-8 or a line over its max_line_size (losing every row of the
+    query), and skips blank lines, which Athena reads as rows.
+    """
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    if b"\n\n" in data or b"\r\r" in data or b"\r\n\r\n" in data or b"\n\r\n" in data:
+        return True
+    if len(data) > DUCKDB_MAX_LINE_BYTES:
+        return max(len(line) for line in _LINE_BREAK.split(data)) > DUCKDB_MAX_LINE_BYTES // 2
+    return False
+
+
+def read_text_file(data: bytes, *, columns: int, delimiter: str, skip_header: int, uri: str) -> TextFileRead:
+    """One text file read line by line as Trino's LazySimpleSerDe reader does.
+
+    * Lines end at LF, CR or CRLF; a terminator at the end of the file does not start another line.
+    * Every line is a row (SimpleDeserializer declares a position per line): a blank line is one empty
+      first field and NULLs after it; missing trailing fields are NULL, extra fields are ignored, a field
+      that is exactly ``\\N`` is NULL.
+    * Invalid UTF-8 is replaced by U+FFFD, as Hadoop's ``Text.toString()`` (``decode(..., replace=true)``)
+      and Trino's ``Slice.toStringUtf8()`` do when they turn the bytes into characters; a number with such
+      a byte does not parse and is NULL, as in Athena.
+    * A line longer than ``ATHENA_MAX_ROW_BYTES`` fails the query with HIVE_BAD_DATA, as Athena does.
+    """
+    lines = _LINE_BREAK.split(data)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    rows: list[list[str | None]] = []
+    replaced = blank = longest = 0
+    delim = delimiter.encode()
+    for number, line in enumerate(lines[skip_header:], skip_header + 1):
+        longest = max(longest, len(line))
+        if len(line) > ATHENA_MAX_ROW_BYTES:
+            raise AthenaError(
+                "HIVE_BAD_DATA",
+                f"Line too long in text file: {uri} (line {number}: {len(line):,} bytes; Athena's row limit "
+                f"is {ATHENA_MAX_ROW_BYTES:,})",
+            )
+        if not line:
+            blank += 1
+        fields: list[str | None] = []
+        for raw in line.split(delim)[:columns]:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", "replace")
+                replaced += text.count("\ufffd") - raw.decode("utf-8", "ignore").count("\ufffd")
+            fields.append(None if text == "\\N" else text)
+        fields += [None] * (columns - len(fields))
+        rows.append(fields)
+    return TextFileRead(rows, replaced, blank, longest)
 
 
 class AthenaError(RuntimeError):
@@ -163,9 +291,12 @@ class AthenaStandIn:
         # DuckDB's type_pushdown turns TRY_CAST over a CSV column into a strict typed read that fails on
         # the first unparseable value; the raw table must turn such a value into NULL instead.
         self.con.execute("SET disabled_optimizers = 'type_pushdown'")
+        self.con.create_function("__java_hex_double", _hex_double, ["VARCHAR"], "DOUBLE", side_effects=False)
         self.queries: dict[str, QueryRecord] = {}
         self.cache_json = cache_json
         self._json_cache: dict[str, dict[str, tuple[int, tuple[int, int]]]] = {}  # path: (id, ident)
+        self._text_cache: dict[str, tuple[tuple[int, int], str | None]] = {}  # path: (ident, table or None)
+        self.repairs: dict[str, TextFileRead] = {}  # s3 URI: what read_text_file repaired in that object
         self._next_file_id = 0
         self._lock = threading.Lock()
 
@@ -251,6 +382,65 @@ class AthenaStandIn:
                 known[path] = (number, current[path][1])
         return f"SELECT {names}, dt FROM {cache}"
 
+    def _text_source(self, table: TableSpec, cols: list[tuple[str, str]], files: list[str], uri: str) -> str:
+        """The text files of one partition as VARCHAR columns, every line read as LazySimpleSerDe does.
+
+        Files DuckDB's read_csv reads exactly as Athena does go to read_csv (fast); the others (invalid
+        UTF-8, a line over read_csv's limit, blank lines) are read by ``read_text_file`` once per object
+        version into a cached table, so one bad line costs neither its file nor the rest of the day.
+        """
+        names = [n for n, _ in cols]
+        plain, sources = [], []
+        for path in files:
+            cached = self._text_cache_table(table, names, path, uri)
+            if cached is None:
+                plain.append(path)
+            else:
+                sources.append(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM {cached}")
+        if plain:
+            spec = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
+            sources.insert(
+                0,
+                f"SELECT * FROM read_csv([{', '.join(_lit(f) for f in plain)}], "
+                f"header={'true' if table.skip_header_lines else 'false'}, "
+                f"columns={spec}, delim={_lit(table.field_delimiter)}, quote='', escape='', "
+                "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false)",
+            )
+        return "(" + " UNION ALL ".join(sources) + ")"
+
+    def _text_cache_table(self, table: TableSpec, names: list[str], path: str, uri: str) -> str | None:
+        """The cached table holding ``path`` read by ``read_text_file``, or None when read_csv reads it."""
+        stat = Path(path).stat()
+        ident = (stat.st_size, stat.st_mtime_ns)
+        known = self._text_cache.get(path)
+        if known is not None and known[0] == ident:
+            return known[1]
+        if known is not None and known[1] is not None:
+            self.con.execute(f"DROP TABLE IF EXISTS {known[1]}")
+        data = Path(path).read_bytes()
+        name = None
+        if needs_text_reader(data):
+            key = path.rsplit("/", 1)[-1]
+            read = read_text_file(
+                data,
+                columns=len(names),
+                delimiter=table.field_delimiter,
+                skip_header=table.skip_header_lines,
+                uri=uri + key,
+            )
+            self.con.execute("ATTACH IF NOT EXISTS ':memory:' AS __cache (COMPRESS)")
+            self._next_file_id += 1
+            name = f'"__cache"."{table.name}__text{self._next_file_id}"'
+            columns = {n: pa.array([row[i] for row in read.rows], pa.string()) for i, n in enumerate(names)}
+            self.con.register("__text_rows", pa.table(columns))
+            try:
+                self.con.execute(f"CREATE TABLE {name} AS SELECT * FROM __text_rows")
+            finally:
+                self.con.unregister("__text_rows")
+            self.repairs[uri + key] = read
+        self._text_cache[path] = (ident, name)
+        return name
+
     def _table_sql(self, table: TableSpec) -> str:
         cols = [(n, hive_to_duckdb(t)) for n, t in table.columns]
         if table.classification == "json" and self.cache_json:
@@ -262,14 +452,14 @@ class AthenaStandIn:
                 continue
             file_list = "[" + ", ".join(_lit(f) for f in files) + "]"
             if table.classification == "csv":
-                spec = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n, _ in cols) + "}"
-                source = (
-                    f"read_csv({file_list}, header={'true' if table.skip_header_lines else 'false'}, "
-                    f"columns={spec}, delim={_lit(table.field_delimiter)}, quote='', escape='', "
-                    "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false)"
-                )
+                source = self._text_source(table, cols, files, uri)
                 select = ", ".join(
-                    f'"{n}"' if t == "VARCHAR" else f'TRY_CAST(trim("{n}") AS {t}) AS "{n}"' for n, t in cols
+                    f'"{n}"'
+                    if t == "VARCHAR"
+                    else f'{java_double_sql(chr(34) + n + chr(34))} AS "{n}"'
+                    if t in ("DOUBLE", "FLOAT")
+                    else f'TRY_CAST(trim("{n}") AS {t}) AS "{n}"'
+                    for n, t in cols
                 )
             elif table.classification == "json":
                 spec = "{" + ", ".join(f"{_lit(n)}: {_lit(t)}" for n, t in cols) + "}"

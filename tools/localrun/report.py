@@ -316,6 +316,24 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _identical_readings(runs: list[RunSummary], figures: list[DayFigures]) -> int:
+    """Rows the KPIs count once because they repeat another row exactly (same recordid).
+
+    The KPI table counts distinct record ids, so a day's map items minus its valid and invalid readings
+    are the repeats (a rerun day is taken from its last successful execution).
+    """
+    items = {r.run_date: r.rows for r in runs if r.status == "SUCCEEDED"}
+    counted = {
+        day.day: sum(
+            (row["validreadings"] or 0) + (row["invalidreadings"] or 0)
+            for row in day.kpis
+            if row["deviceid"] == "*"
+        )
+        for day in figures
+    }
+    return sum(max(items.get(day, 0) - n, 0) for day, n in counted.items())
+
+
 def summary_rows(runs: list[RunSummary], figures: list[DayFigures]) -> list[tuple[str, str]]:
     """The run's headline figures, as (label, value)."""
     fleet = [row for day in figures for row in day.kpis if row["deviceid"] == "*"]
@@ -332,6 +350,10 @@ def summary_rows(runs: list[RunSummary], figures: list[DayFigures]) -> list[tupl
         (
             "valid / invalid readings",
             f"{sum(d['validreadings'] or 0 for d in fleet):,} / {sum(d['invalidreadings'] or 0 for d in fleet):,}",
+        ),
+        (
+            "identical readings counted once",
+            f"{_identical_readings(runs, figures):,} (same device, time and values: one recordid, one reading)",
         ),
         ("anomalous readings", f"{sum(d['anomalousreadings'] or 0 for d in fleet):,}"),
         ("anomalies by type", ", ".join(f"{k} {v:,}" for k, v in by_type.items())),

@@ -120,24 +120,42 @@ class LocalPipeline:
         self.verify = verify
         self.runs: list[RunSummary] = []
         self.results: dict[str, asl.ExecutionResult] = {}  # by execution ARN, for redrive
+        self.skipped_inputs: list[tuple[str, str]] = []  # (path, why) of input put_raw left out
         self.buckets = {
             stack.exports[k] for k in ("rawBucket", "unloadBucket", "athenaResultsBucket", "analyticsBucket")
         }
 
     # ------------------------------------------------------------------------------------------ raw data
     def put_raw(self, source: Path) -> list[str]:
-        """Copy ``<source>/daily-data/<day>/*.csv`` (or ``<source>/<day>/*.csv``) into the raw bucket."""
+        """Copy ``<source>/daily-data/<day>/*.csv`` (or ``<source>/<day>/*.csv``) into the raw bucket.
+
+        Everything else in the folder is left out and listed in ``skipped_inputs`` with the reason.
+        """
         base = source / "daily-data" if (source / "daily-data").is_dir() else source
-        days = sorted(p for p in base.iterdir() if p.is_dir() and _is_day(p.name)) if base.is_dir() else []
+        entries = sorted(base.iterdir()) if base.is_dir() else []
+        days = [p for p in entries if p.is_dir() and _is_day(p.name)]
         if not days:
             raise InputError(f"{source}: no <YYYY-MM-DD>/ folders of CSV files found")
+        for entry in entries:
+            if entry not in days:
+                kind = "folder" if entry.is_dir() else "file"
+                self.skipped_inputs.append(
+                    (
+                        str(entry),
+                        f"{kind} outside a <YYYY-MM-DD>/ day folder: not a partition of the raw table",
+                    )
+                )
         bucket = self.stack.exports["rawBucket"]
         for day in days:
-            for csv_file in sorted(day.glob("*.csv")):
-                check_header(csv_file)
-                target = self.store.path(bucket, f"daily-data/{day.name}/{csv_file.name}")
+            for entry in sorted(day.iterdir()):
+                reason = _skip_reason(entry)
+                if reason:
+                    self.skipped_inputs.append((str(entry), reason))
+                    continue
+                check_header(entry)
+                target = self.store.path(bucket, f"daily-data/{day.name}/{entry.name}")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(csv_file, target)
+                shutil.copyfile(entry, target)
         return [d.name for d in days]
 
     def put_raw_file(self, csv_file: Path, day: str) -> None:
@@ -339,6 +357,19 @@ def check_header(csv_file: Path) -> None:
         f"{csv_file}: header {first[:120]!r}: {'; '.join(details)}; the raw table expects the header "
         f"{RAW_HEADER!r} (columns in that order, comma-separated, no quotes)"
     )
+
+
+def _skip_reason(entry: Path) -> str | None:
+    """Why ``put_raw`` leaves a day folder's entry out, or None for a raw CSV file it copies."""
+    if entry.is_dir():
+        return "folder inside a day folder: the raw table reads only the day folder's own files"
+    if entry.name.startswith((".", "_")):
+        return "hidden name (starts with '.' or '_'): Athena skips such files"
+    if entry.suffix == ".csv":
+        return None
+    if entry.suffix.lower() == ".csv":
+        return f"extension {entry.suffix!r} is not '.csv' (names are case-sensitive): rename it to read it"
+    return f"not a .csv file (suffix {''.join(entry.suffixes) or 'none'!r}): only uncompressed .csv files are read"
 
 
 def _is_day(text: str) -> bool:
