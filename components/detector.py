@@ -38,6 +38,13 @@ def detector_role_policy(*, log_group_arn: iam.Arn, stream_arn: iam.Arn) -> dict
     )
 
 
+# Lambda's application log levels (monitoring-cloudwatchlogs-log-level.html): with the JSON log format the
+# function's application log level, INFO unless set, decides what reaches CloudWatch and takes precedence
+# over POWERTOOLS_LOG_LEVEL (Lambda sets AWS_LAMBDA_LOG_LEVEL, which Powertools' Logger reads first), so
+# the stage's lambdaLogLevel must be set there. Lambda spells WARNING as WARN.
+APPLICATION_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
+
+
 def environment(settings: Settings, *, function_name: str, stream_name: pulumi.Input[str]) -> dict:
     """The detector's environment: every variable ``functions/detector`` reads."""
     return {
@@ -113,7 +120,10 @@ class Detector(pulumi.ComponentResource):
                 )
             ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.log_group.name
+                log_format="JSON",
+                log_group=self.log_group.name,
+                application_log_level=APPLICATION_LOG_LEVELS[settings.lambda_log_level],
+                system_log_level="WARN",  # platform START/END/REPORT lines only when they say something
             ),
             tags=settings.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_group]),

@@ -73,10 +73,18 @@ def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
+# The condition key each service documents for its role's trust policy, where it is not aws:SourceAccount:
+# Firehose documents sts:ExternalId equal to the account id (firehose/latest/dev/controlling-access.html,
+# "Grant Firehose access to an Amazon S3 destination"), not aws:SourceAccount.
+ACCOUNT_CONDITION_KEYS: Final = {"firehose.amazonaws.com": "sts:ExternalId"}
+
+
 def trust_policy(service: str, *, source_account: str, source_arn: Arn | None = None) -> dict[str, Any]:
     """Trust one AWS service principal, only on behalf of this account (and resource, when given), which
-    closes the confused-deputy hole (docs: IAM User Guide, "The confused deputy problem")."""
-    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    closes the confused-deputy hole (docs: IAM User Guide, "The confused deputy problem"). The account is
+    matched with the key the service documents (``ACCOUNT_CONDITION_KEYS``; aws:SourceAccount otherwise)."""
+    key = ACCOUNT_CONDITION_KEYS.get(service, "aws:SourceAccount")
+    condition: dict[str, Any] = {"StringEquals": {key: source_account}}
     if source_arn is not None:
         condition["ArnLike"] = {"aws:SourceArn": source_arn}
     return document(

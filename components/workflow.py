@@ -61,10 +61,11 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             iam.statement(
                 "StartMapChildren", ["states:StartExecution"], [a.state_machine_arn(p.state_machine_name)]
             ),
+            # The map run watches and stops its children. A redriven map run re-runs EXPRESS children with
+            # StartExecution (RedriveExecution API reference; iam-policies-eg-dist-map.html lists
+            # RedriveExecution for STANDARD children only), so no RedriveExecution on them.
             iam.statement(
-                "ManageMapChildren",
-                ["states:DescribeExecution", "states:StopExecution", "states:RedriveExecution"],
-                [children],
+                "ManageMapChildren", ["states:DescribeExecution", "states:StopExecution"], [children]
             ),
             iam.statement(
                 "ReadMapRunCounts",

@@ -87,6 +87,12 @@ def test_detector_function_follows_settings(run, stage_settings):
     )
     assert log_group.inputs["retentionInDays"] == s.log_retention_days
     assert inputs["loggingConfig"]["logGroup"] == log_group.inputs["name"]
+    # With JSON logs Lambda's application log level wins over POWERTOOLS_LOG_LEVEL: the setting goes there.
+    assert inputs["loggingConfig"]["logFormat"] == "JSON"
+    expected_level = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}[
+        s.lambda_log_level
+    ]
+    assert inputs["loggingConfig"]["applicationLogLevel"] == expected_level
 
 
 def test_delivery_stream_partitions_by_day_and_is_encrypted(run, stage_settings):
