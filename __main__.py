@@ -76,11 +76,12 @@ pulumi.export("analysisTable", catalog.analysis_table.name)
 pulumi.export("kpiTable", catalog.kpi_table.name)
 pulumi.export("alarmTopicArn", observability.topic_arn)
 pulumi.export("dashboardName", observability.dashboard_name)
+# One argument per word once a shell splits it: the input stays a single quoted JSON argument.
 pulumi.export(
     "startExecutionCommand",
     pulumi.Output.concat(
-        "aws stepfunctions start-execution --state-machine-arn ",
+        'aws stepfunctions start-execution --state-machine-arn "',
         workflow.state_machine.arn,
-        """ --input '{"runDate": "YYYY-MM-DD"}'""",
+        """" --input '{"runDate": "YYYY-MM-DD"}'""",
     ),
 )

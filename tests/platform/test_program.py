@@ -237,9 +237,13 @@ def test_every_taggable_resource_carries_stage_and_owner(run):
 
 
 def test_exports_give_a_ready_start_execution_command(run):
+    import shlex
+
     command = run.exports["startExecutionCommand"]
-    assert command.startswith("aws stepfunctions start-execution --state-machine-arn arn:aws:states:")
-    assert '"runDate"' in command
+    words = shlex.split(command.replace("YYYY-MM-DD", "2026-11-20"))  # as a shell splits it
+    assert words[:4] == ["aws", "stepfunctions", "start-execution", "--state-machine-arn"]
+    assert words[4] == run.one("aws:sfn/stateMachine:StateMachine").outputs["arn"]
+    assert words[5:] == ["--input", '{"runDate": "2026-11-20"}']
     for key in (
         "rawBucket",
         "analyticsBucket",
