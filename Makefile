@@ -23,7 +23,7 @@ NODE_STAMP := node_modules/.installed
 PACKAGE_STAMP := build/lambda/detector/.packaged
 DETECTOR_SOURCES := $(wildcard functions/detector/*.py)
 
-.PHONY: help setup package synth demo test lint format unit policy tune bench lock clean
+.PHONY: help setup package synth demo test lint format unit policy tune bench lock clean distclean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -91,5 +91,8 @@ lock: ## re-resolve constraints.txt from requirements-dev.txt in a throwaway ven
 	(echo "# Transitive pins for requirements-dev.txt (pip freeze of a clean install); regenerate with 'make lock'."; \
 		build/lock-venv/bin/python -m pip freeze) > constraints.txt
 
-clean: ## remove everything the Makefile builds
-	rm -rf build out .pytest_cache .ruff_cache
+clean: ## remove build outputs and local runs (build/, out/, caches); installed tools stay
+	rm -rf build out .pytest_cache .ruff_cache .hypothesis
+
+distclean: clean ## also remove every installed dependency (.venv, policies/.venv, node_modules)
+	rm -rf $(VENV) $(POLICY_VENV) node_modules
