@@ -23,7 +23,7 @@ NODE_STAMP := node_modules/.installed
 PACKAGE_STAMP := build/lambda/detector/.packaged
 DETECTOR_SOURCES := $(wildcard functions/detector/*.py)
 
-.PHONY: help setup package synth demo test lint format unit policy tune bench lock clean distclean
+.PHONY: help setup package synth check-definition demo test lint format unit policy tune bench lock clean distclean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ package: $(PACKAGE_STAMP) ## build the Lambda package under build/lambda/detecto
 
 synth: setup ## render dev and prod under recording mocks into build/<stage>/ (the offline preview)
 	$(PY) -m tools.synth $(addprefix --stack ,$(STACKS))
+	$(foreach s,$(STACKS),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
+
+check-definition: setup ## every validator and rule on a definition: make check-definition FILE=build/dev/definition.asl.json
+	$(PY) -m tools.check_definition $(FILE)
 
 demo: synth ## run the whole pipeline locally: make demo [STACK=prod DEVICES=50 DAYS=1 INPUT=readings.csv]
 	$(PY) -m tools.localrun --stack $(STACK) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DAYS),--days $(DAYS)) \

@@ -112,6 +112,15 @@ class LocalPipeline:
             progress=progress,
             verify=verify,
         )
+        # Refuse what AWS would refuse or fail on (tools.check_definition's own rules; the validators run in
+        # make synth / check-definition), before anything runs.
+        from tools.check_definition import rule_problems
+
+        problems = rule_problems(stack.definition)
+        if problems:
+            raise asl.DefinitionError(
+                "the definition breaks rules AWS enforces:\n" + "\n".join(f"  {p.line()}" for p in problems)
+            )
         self.machine = asl.load(stack.definition, partition=_partition(stack.state_machine_arn))
         for state in self.machine.states.values():
             if state.type == "Map":
