@@ -170,10 +170,14 @@ def kpis_for_day(
     )
     rolled_up = (
         "SELECT CASE WHEN grouping(deviceid) = 1 THEN '*' ELSE deviceid END AS deviceid, "
-        "sum(readings) AS readings, sum(validreadings) AS validreadings, "
-        "sum(invalidreadings) AS invalidreadings, sum(anomalousreadings) AS anomalousreadings, "
-        "sum(temperaturespikes) AS temperaturespikes, sum(humidityanomalies) AS humidityanomalies, "
-        "sum(lowbatteryreadings) AS lowbatteryreadings, "
+        # coalesce: over a day without records the grand total is the only group and its sums are NULL;
+        # counts of nothing are 0, so the fleet row says readings 0 and health no_data, not NULLs and ok.
+        "coalesce(sum(readings), 0) AS readings, coalesce(sum(validreadings), 0) AS validreadings, "
+        "coalesce(sum(invalidreadings), 0) AS invalidreadings, "
+        "coalesce(sum(anomalousreadings), 0) AS anomalousreadings, "
+        "coalesce(sum(temperaturespikes), 0) AS temperaturespikes, "
+        "coalesce(sum(humidityanomalies), 0) AS humidityanomalies, "
+        "coalesce(sum(lowbatteryreadings), 0) AS lowbatteryreadings, "
         "min(mintemperature) AS mintemperature, max(maxtemperature) AS maxtemperature, "
         "sum(sumtemperature) / nullif(sum(ntemperature), 0) AS avgtemperature, "
         "min(minhumidity) AS minhumidity, max(maxhumidity) AS maxhumidity, "

@@ -97,5 +97,12 @@ def test_an_empty_day_succeeds_with_zero_counts(tmp_path: Path) -> None:
         assert "DetectAnomalies" not in visited
         assert run.lambda_invocations == 0
         assert "WriteKpis" in visited
+        columns, rows = pipeline.athena.query(
+            'SELECT deviceid, readings, validreadings, anomalousreadings, health FROM "sensorflow_dev_db"."device_kpis" WHERE dt = ?',
+            [DAY],
+        )
+        assert [dict(zip(columns, row, strict=True)) for row in rows] == [
+            {"deviceid": "*", "readings": 0, "validreadings": 0, "anomalousreadings": 0, "health": "no_data"}
+        ]
     finally:
         pipeline.close()
