@@ -480,7 +480,10 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "QueryString": template_expression(
                     queries.kpis_for_day(p.catalog),
                     {
+                        "run_id": _sql_text("$states.context.Execution.Id"),
                         "run_date": "$runDate",
+                        "since": since,
+                        "until": "$substring($states.context.State.EnteredTime, 0, 10)",
                         "location": f"'s3://{p.analytics_bucket}/{KPI_PREFIX}dt=' & $runDate & '/'",
                     },
                 ),

@@ -140,9 +140,15 @@ def kpis_for_day(
     would mean nothing). Time order is the detector's ``readingtime`` (the UTC instant in one fixed-width
     notation), never the timestamp text as it arrived; ties break by record id, so every run agrees.
 
-    Placeholders: run_date, location (the day's KPI folder, emptied first so a rerun replaces the day).
+    Placeholders: run_id (the execution ARN), run_date, since and until (the first and last arrival day
+    the run's records can have), location (the day's KPI folder, emptied first so a rerun replaces the day).
     """
-    records = _latest_records(catalog, "rundate = '{run_date}' AND dt >= '{run_date}'")
+    # Only this run's records, in only the partitions it can have written: Firehose partitions by arrival
+    # day, so they lie between the execution's start day and the day the KPI state runs. `dt >= run date`
+    # made a backfill of an old day scan every partition since then (and meet the workgroup's cutoff).
+    records = _latest_records(
+        catalog, "runid = '{run_id}' AND rundate = '{run_date}' AND dt BETWEEN '{since}' AND '{until}'"
+    )
     valid = "FILTER (WHERE healthstatus <> 'invalid')"
     order = "concat(readingtime, '#', recordid)"
     per_device = (

@@ -22,6 +22,7 @@ CONTEXT = {
         "Input": {},
     },
     "StateMachine": {"Id": "arn:aws:states:eu-west-1:222222222222:stateMachine:sensorflow-dev-pipeline"},
+    "State": {"Name": "WriteKpis", "EnteredTime": "2026-11-21T02:41:07.456Z", "RetryCount": 0},
 }
 MANIFEST = "s3://sensorflow-dev-athena-222222222222-eu-west-1/results/4f2c8a1e-1111-2222-3333-444455556666-manifest.csv"
 # What the optimised integrations return, trimmed to the fields the definition reads (API references:
@@ -345,3 +346,14 @@ def test_an_empty_export_skips_the_map_with_zero_counts():
     assert states["HasRows"]["Default"] == "NoRows"
     assert states["NoRows"]["Assign"] == {"mapRunArn": None, "expected": 0, "failedItems": 0, "found": 0}
     assert states["NoRows"]["Next"] == "ListOldKpis"
+
+
+def test_kpis_read_only_this_runs_records_in_the_partitions_it_wrote():
+    """A backfill of an old day must not scan every analysis partition since that day."""
+    d = stage_definition("dev")["States"]
+    sql = evaluate(d["WriteKpis"]["Arguments"]["QueryString"][3:-3], state="WriteKpis", path="$.Arguments")
+    assert (
+        f"WHERE runid = '{EXECUTION_ARN}' AND rundate = '2026-11-20' AND dt BETWEEN '2026-11-21' AND '2026-11-21'"
+        in sql
+    )
+    assert "dt >=" not in sql
