@@ -126,9 +126,12 @@ def evaluation_range_problems(spec: AlarmSpec) -> list[str]:
     return problems
 
 
-def account_alarm_name(role: str) -> str:
-    """``sensorflow-account-<role>``: the same in every stage, so two owners would collide visibly."""
-    return f"{ACCOUNT_ALARM_PREFIX}-{role}"
+def account_alarm_name(role: str, stage: str) -> str:
+    """``sensorflow-account-<role>-<owning stage>``. PutMetricAlarm creates or overwrites by name, so a name
+    shared by every stage would let a second owner in the same account and Region silently take the alarm
+    over (pointing it at its own topic) and delete it for both on destroy; with the owner in the name, a
+    second owner makes a second, visible alarm (docs/operations.md, "Account-level alarms")."""
+    return f"{ACCOUNT_ALARM_PREFIX}-{role}-{stage}"
 
 
 def alarm_specs(
@@ -153,7 +156,7 @@ def alarm_specs(
         specs += [
             AlarmSpec(
                 key="open-map-runs",
-                name=account_alarm_name("open-map-runs"),
+                name=account_alarm_name("open-map-runs", settings.stage),
                 scope=Scope.ACCOUNT,
                 namespace=NS_STATES,
                 metric="ApproximateOpenMapRunCount",
@@ -171,7 +174,7 @@ def alarm_specs(
             ),
             AlarmSpec(
                 key="map-run-backlog",
-                name=account_alarm_name("map-run-backlog"),
+                name=account_alarm_name("map-run-backlog", settings.stage),
                 scope=Scope.ACCOUNT,
                 namespace=NS_STATES,
                 metric="ApproximateMapRunBacklogSize",

@@ -67,6 +67,11 @@ def test_account_alarms_follow_the_ownership_setting():
     owned = [s for s in specs_for("dev", ownsAccountAlarms=True) if s.scope is Scope.ACCOUNT]
     assert {s.key for s in owned} == {"open-map-runs", "map-run-backlog"}
     assert all(s.name.startswith("sensorflow-account-") for s in owned)
+    # PutMetricAlarm overwrites by name: the owner's stage in the name keeps a second owner from taking
+    # the alarm over. dev and prod owners in one account would make four distinct alarms, not two.
+    prod_owned = [s for s in specs_for("prod", ownsAccountAlarms=True) if s.scope is Scope.ACCOUNT]
+    assert prod_owned
+    assert not {s.name for s in owned} & {s.name for s in prod_owned}
     assert all(s.dimensions == {} for s in owned)  # the series has no dimension at all
     assert [s for s in specs_for("dev", ownsAccountAlarms=False) if s.scope is Scope.ACCOUNT] == []
 

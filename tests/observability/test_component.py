@@ -173,6 +173,8 @@ def test_stage_alarm_names_start_with_the_stage_prefix(stack):
     for key, alarm in alarms.items():
         prefix = "sensorflow-account-" if key in ACCOUNT_KEYS else f"sensorflow-{stack}-"
         assert alarm.inputs["name"].startswith(prefix), alarm.inputs["name"]
+        if key in ACCOUNT_KEYS:  # the owning stage is in the name: two owners never share an alarm
+            assert alarm.inputs["name"].endswith(f"-{stack}"), alarm.inputs["name"]
 
 
 def test_no_success_alarm_spans_the_configured_window_in_hourly_periods():
@@ -196,7 +198,7 @@ def test_stack_files_give_each_account_its_map_run_alarms_once():
 def test_account_alarms_appear_once_when_owned(stack):
     alarms = run_of(stack, ownsAccountAlarms=True).of_type(ALARM)
     assert alarms
-    for name in ("sensorflow-account-open-map-runs", "sensorflow-account-map-run-backlog"):
+    for name in (f"sensorflow-account-open-map-runs-{stack}", f"sensorflow-account-map-run-backlog-{stack}"):
         assert [a.inputs["name"] for a in alarms].count(name) == 1
     series = [a for a in alarms if a.inputs["metricName"] == "ApproximateOpenMapRunCount"]
     assert len(series) == 1
