@@ -178,10 +178,8 @@ def variables(definition: dict[str, Any]) -> list[Problem]:
     """Forward "definitely assigned" dataflow per machine (intersection over the edges reaching a state)."""
     problems = []
     for path, machine, child in _machines(definition):
+        # Each machine starts empty: a distributed map's child has none of the parent's variables.
         states = machine.get("States", {})
-        if child:
-            # A distributed map's child starts with no variables of the parent.
-            pass
         everything = set().union(*(set(s.get("Assign", {}) or {}) for s in states.values()), set())
         for s in states.values():
             for rule in s.get("Catch", []):
@@ -217,13 +215,12 @@ def variables(definition: dict[str, Any]) -> list[Problem]:
             if name not in reachable:
                 continue
             missing = sorted(_state_reads(state) - assigned[name])
-            for rule_index, rule in enumerate(state.get("Catch", [])):
+            for rule in state.get("Catch", []):
                 missing += sorted(
                     v
                     for v in _reads({k: rule[k] for k in ("Output", "Assign") if k in rule})
                     if v not in assigned[name]
                 )
-                del rule_index
             for variable in sorted(set(missing)):
                 rule_id = "child-reads-parent-variable" if child else "unassigned-variable"
                 problems.append(
