@@ -49,7 +49,7 @@ SHORT_PERIOD_SECONDS: Final = 3_600
 # map retries, so it is better to hear about the slope than about the cliff.
 DURATION_TIMEOUT_SHARE: Final = 0.8
 
-# Account-level alarms carry no stage in their name: one stack per account and Region owns them.
+# Account-level alarms watch account-wide series; their names carry the owning stage (account_alarm_name).
 ACCOUNT_ALARM_PREFIX: Final = f"{PROJECT}-account"
 
 
@@ -101,6 +101,9 @@ class AlarmSpec:
     missing_data_why: str
     description: str
     runbook: str
+    # Whether a transition into INSUFFICIENT_DATA notifies ops (insufficient-data actions). Only for an
+    # alarm whose silence is the trouble (see no-recent-success); every other alarm is silent when idle.
+    notify_insufficient_data: bool = False
 
     @property
     def evaluation_range_seconds(self) -> int:
@@ -226,8 +229,16 @@ def alarm_specs(
         )
     )
     if settings.schedule_enabled:
+        # A heartbeat alarm: "no datapoint" is the trouble, and also the state of a fresh deploy. So
+        # missing data is `missing`, not `breaching`: when every datapoint of the evaluation range is
+        # missing, the alarm goes to INSUFFICIENT_DATA (alarms-and-missing-data.html), which is also the
+        # state a new alarm starts in, and actions run only on a state change ("It invokes one or more
+        # actions only when the alarm state changes": autoscaling/application/userguide/
+        # cloudwatch-alarm-notifications.html). A fresh deploy therefore stays silent until its first
+        # success (INSUFFICIENT_DATA -> OK), and a window with no success after that is a transition
+        # into INSUFFICIENT_DATA, which notifies through the insufficient-data action.
         # 26 h (default) is more than the one day allowed for periods under an hour, so the window is
-        # hourly periods, all of which must show no success; 168 h x 3,600 s is exactly the 7-day cap.
+        # hourly periods; 168 h x 3,600 s is exactly the 7-day cap.
         hours = settings.success_window_hours
         specs.append(
             stage_alarm(
@@ -241,11 +252,15 @@ def alarm_specs(
                 datapoints_to_alarm=hours,
                 threshold=1,
                 comparison=Comparison.LT,
-                missing_data=MissingData.BREACHING,
-                missing_data_why="no data means no execution succeeded: exactly what this alarm is for",
+                missing_data=MissingData.MISSING,
+                missing_data_why=(
+                    "no datapoint means no execution succeeded: after a first success, a window without "
+                    "one goes to INSUFFICIENT_DATA, which notifies; a fresh deploy starts there and is silent"
+                ),
+                notify_insufficient_data=True,
                 description=(
                     f"{settings.stage}: no pipeline execution succeeded in the last {hours} h although "
-                    "the daily schedule is on."
+                    "the daily schedule is on (this alarm reports it as INSUFFICIENT_DATA)."
                 ),
             )
         )
@@ -374,6 +389,6 @@ def publishing_alarm_arns(specs: list[AlarmSpec], names: Names) -> list[str]:
     """The exact ARNs of the alarms allowed to publish to the stage's topic (its topic policy's SourceArn).
 
     Exact ARNs, not a ``sensorflow-<stage>-*`` pattern: a pattern for stage ``dev`` would also match a
-    stage called ``dev-eu``, and the account alarms carry no stage in their name at all.
+    stage called ``dev-eu``.
     """
     return [names.account.arn("cloudwatch", f"alarm:{spec.name}") for spec in specs]

@@ -103,6 +103,7 @@ class Observability(pulumi.ComponentResource):
                 actions_enabled=True,
                 alarm_actions=[self.topic_arn],
                 ok_actions=[self.topic_arn],
+                insufficient_data_actions=[self.topic_arn] if spec.notify_insufficient_data else None,
                 tags=settings.tags,
                 opts=child,
             )

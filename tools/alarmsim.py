@@ -51,12 +51,22 @@ class Transition:
 class Result:
     timeline: list[tuple[int, str]]
     transitions: list[Transition]
+    notify_insufficient_data: bool = False  # the spec's insufficient-data action (observability.py)
 
     @property
     def notified(self) -> list[str]:
-        """States whose actions fire: the alarms send ALARM and OK actions (observability.py), and an
-        OK reached from INSUFFICIENT_DATA notifies too (OK actions run on any transition into OK)."""
-        return [t.new for t in self.transitions if t.new in (ALARM, OK)]
+        """States whose actions fire, one per transition (actions run only on a state change): every
+        alarm has ALARM and OK actions (an OK reached from INSUFFICIENT_DATA notifies too), and an alarm
+        with an insufficient-data action also notifies on a transition into INSUFFICIENT_DATA."""
+        wanted = (ALARM, OK, INSUFFICIENT) if self.notify_insufficient_data else (ALARM, OK)
+        return [t.new for t in self.transitions if t.new in wanted]
+
+    @property
+    def pages(self) -> list[Transition]:
+        """The transitions that tell ops something is wrong: into ALARM, and into INSUFFICIENT_DATA for
+        an alarm whose insufficient-data action is the notification (a heartbeat alarm)."""
+        trouble = (ALARM, INSUFFICIENT) if self.notify_insufficient_data else (ALARM,)
+        return [t for t in self.transitions if t.new in trouble]
 
     @property
     def ever_alarm(self) -> bool:
@@ -106,4 +116,4 @@ def evaluate(
             transitions.append(Transition(end, state, new))
             state = new
         timeline.append((end, state))
-    return Result(timeline, transitions)
+    return Result(timeline, transitions, spec.notify_insufficient_data)

@@ -74,8 +74,8 @@ def test_the_table_is_not_empty_and_every_alarm_has_a_firing_scenario():
 @pytest.mark.parametrize("spec", all_specs(), ids=spec_id)
 def test_fires_on_what_it_is_for(spec):
     result = alarmsim.evaluate(spec, FIRES[spec.key], duration=3 * DAY)
-    # Only an ALARM reached after the trouble began counts, not one left over from the deploy.
-    assert [t for t in result.transitions if t.at > RUN_AT and t.new == alarmsim.ALARM] != []
+    # Only a page after the trouble began counts, not one left over from the deploy.
+    assert [t for t in result.pages if t.at > RUN_AT] != []
 
 
 @pytest.mark.parametrize("spec", all_specs(), ids=spec_id)
@@ -83,24 +83,33 @@ def test_quiet_on_a_normal_day_with_one_successful_run(spec):
     daily = {m: [(d * DAY + t, v) for d in range(3) for t, v in pts] for m, pts in HEALTHY.items()}
     result = alarmsim.evaluate(spec, daily, duration=3 * DAY)
     # Steady state from the second day on; the deploy itself is the fresh-deploy test's concern.
-    assert [t for t in result.transitions if t.at > DAY and t.new == alarmsim.ALARM] == []
+    assert [t for t in result.pages if t.at > DAY] == []
 
 
-def fresh_deploy_expectation(spec):
-    if spec.key == "no-recent-success":
-        return pytest.param(
-            spec,
-            id=spec_id(spec),
-            marks=pytest.mark.xfail(
-                strict=True, reason="missing data is breaching: pages within the first window"
-            ),
-        )
-    return pytest.param(spec, id=spec_id(spec))
-
-
-@pytest.mark.parametrize("spec", [fresh_deploy_expectation(s) for s in all_specs()])
+@pytest.mark.parametrize("spec", all_specs(), ids=spec_id)
 def test_quiet_for_48_hours_after_a_fresh_deploy_with_no_data(spec):
-    assert not alarmsim.evaluate(spec, {}, duration=2 * DAY).ever_alarm
+    result = alarmsim.evaluate(spec, {}, duration=2 * DAY)
+    assert not result.ever_alarm
+    assert result.pages == []
+    assert [state for state in result.notified if state != alarmsim.OK] == []
+
+
+def test_no_recent_success_pages_when_the_scheduled_run_never_starts():
+    spec = next(s for s in all_specs() if s.key == "no-recent-success")
+    # One success on day 1, then the schedule stops firing: no series at all afterwards.
+    result = alarmsim.evaluate(spec, {"ExecutionsSucceeded": [(RUN_AT, 1.0)]}, duration=3 * DAY)
+    pages = result.pages
+    assert [t.new for t in pages] == [alarmsim.INSUFFICIENT]
+    # The window is every hour of successWindowHours: the page comes that long after the last success.
+    assert pages[0].at == (RUN_AT // HOUR + 1 + spec.evaluation_periods) * HOUR
+    assert alarmsim.INSUFFICIENT in result.notified
+
+
+def test_no_recent_success_under_breaching_would_page_a_fresh_deploy():
+    # The negative control for the design: the old `breaching` policy pages within the first window.
+    spec = next(s for s in all_specs() if s.key == "no-recent-success")
+    old = dataclasses.replace(spec, missing_data=alarmsim.MissingData.BREACHING, notify_insufficient_data=False)
+    assert alarmsim.evaluate(old, {}, duration=2 * DAY).pages != []
 
 
 def test_negative_control_a_wrong_expectation_is_flagged():

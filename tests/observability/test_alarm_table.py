@@ -58,9 +58,11 @@ def test_every_alarm_states_why_it_treats_missing_data_as_it_does(stack):
     specs = specs_for(stack, scheduleEnabled=True)
     assert specs
     assert all(isinstance(s.missing_data, MissingData) and s.missing_data_why for s in specs)
-    # Only "no success" reads silence as trouble; everything else is silent when idle.
-    breaching = [s.key for s in specs if s.missing_data is MissingData.BREACHING]
-    assert breaching == ["no-recent-success"]
+    # No alarm reads missing data as breaching: a fresh deploy has none. Only "no success" reads
+    # silence as trouble, through its insufficient-data notification.
+    assert [s.key for s in specs if s.missing_data is MissingData.BREACHING] == []
+    assert [s.key for s in specs if s.notify_insufficient_data] == ["no-recent-success"]
+    assert [s.key for s in specs if s.missing_data is MissingData.MISSING] == ["no-recent-success"]
 
 
 def test_account_alarms_follow_the_ownership_setting():
@@ -92,7 +94,7 @@ def test_no_success_window_is_a_valid_cloudwatch_evaluation_range(hours):
     assert spec.evaluation_periods == spec.datapoints_to_alarm == hours
     assert spec.evaluation_range_seconds == hours * 3_600
     assert evaluation_range_problems(spec) == []
-    assert (spec.comparison, spec.threshold, spec.missing_data) == (Comparison.LT, 1, MissingData.BREACHING)
+    assert (spec.comparison, spec.threshold, spec.missing_data) == (Comparison.LT, 1, MissingData.MISSING)
 
 
 def test_evaluation_range_check_rejects_what_cloudwatch_rejects():

@@ -46,7 +46,7 @@ EXPECTED = {
     "executions-timed-out": ("AWS/States", "ExecutionsTimedOut", "Sum", ("StateMachineArn",), GTE, "notBreaching"),
     "executions-aborted": ("AWS/States", "ExecutionsAborted", "Sum", ("StateMachineArn",), GTE, "notBreaching"),
     "executions-throttled": ("AWS/States", "ExecutionThrottled", "Sum", ("StateMachineArn",), GTE, "notBreaching"),
-    "no-recent-success": ("AWS/States", "ExecutionsSucceeded", "Sum", ("StateMachineArn",), LT, "breaching"),
+    "no-recent-success": ("AWS/States", "ExecutionsSucceeded", "Sum", ("StateMachineArn",), LT, "missing"),
     "detector-errors": ("AWS/Lambda", "Errors", "Sum", ("FunctionName",), GTE, "notBreaching"),
     "detector-throttles": ("AWS/Lambda", "Throttles", "Sum", ("FunctionName",), GTE, "notBreaching"),
     "detector-duration": ("AWS/Lambda", "Duration", "Maximum", ("FunctionName",), GTE, "notBreaching"),
@@ -165,6 +165,15 @@ def test_every_alarm_notifies_its_own_stage_topic_on_alarm_and_ok(stack):
         assert alarm.inputs["okActions"] == [topic.outputs["arn"]], alarm.name
         assert alarm.inputs["actionsEnabled"] is True
         assert not any(f"sensorflow-{other}-" in a for a in alarm.inputs["alarmActions"])
+        # Only the heartbeat alarm notifies on INSUFFICIENT_DATA (its silence is the trouble).
+        heartbeat = alarm.inputs["name"].endswith("-no-recent-success")
+        assert alarm.inputs.get("insufficientDataActions") == ([topic.outputs["arn"]] if heartbeat else None)
+
+
+def test_the_heartbeat_alarm_notifies_on_insufficient_data_in_a_scheduled_stack():
+    alarms = alarms_by_key(run_of("prod", scheduleEnabled=True))
+    assert alarms["no-recent-success"].inputs["insufficientDataActions"]
+    assert alarms["no-recent-success"].inputs["treatMissingData"] == "missing"
 
 
 @pytest.mark.parametrize("stack", STACKS)
