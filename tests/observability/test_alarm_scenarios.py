@@ -108,7 +108,9 @@ def test_no_recent_success_pages_when_the_scheduled_run_never_starts():
 def test_no_recent_success_under_breaching_would_page_a_fresh_deploy():
     # The negative control for the design: the old `breaching` policy pages within the first window.
     spec = next(s for s in all_specs() if s.key == "no-recent-success")
-    old = dataclasses.replace(spec, missing_data=alarmsim.MissingData.BREACHING, notify_insufficient_data=False)
+    old = dataclasses.replace(
+        spec, missing_data=alarmsim.MissingData.BREACHING, notify_insufficient_data=False
+    )
     assert alarmsim.evaluate(old, {}, duration=2 * DAY).pages != []
 
 
