@@ -79,14 +79,18 @@ def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
 ACCOUNT_CONDITION_KEYS: Final = {"firehose.amazonaws.com": "sts:ExternalId"}
 
 
-def trust_policy(service: str, *, source_account: str, source_arn: Arn | None = None) -> dict[str, Any]:
-    """Trust one AWS service principal, only on behalf of this account (and resource, when given), which
+def trust_policy(
+    service: str, *, source_account: str, source_arn: Arn | Sequence[Arn] | None = None
+) -> dict[str, Any]:
+    """Trust one AWS service principal, only on behalf of this account (and resources, when given), which
     closes the confused-deputy hole (docs: IAM User Guide, "The confused deputy problem"). The account is
-    matched with the key the service documents (``ACCOUNT_CONDITION_KEYS``; aws:SourceAccount otherwise)."""
+    matched with the key the service documents (``ACCOUNT_CONDITION_KEYS``; aws:SourceAccount otherwise);
+    several source ARNs are alternatives (a condition key with a list of values matches any of them)."""
     key = ACCOUNT_CONDITION_KEYS.get(service, "aws:SourceAccount")
     condition: dict[str, Any] = {"StringEquals": {key: source_account}}
     if source_arn is not None:
-        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+        arns = [source_arn] if isinstance(source_arn, str | pulumi.Output) else list(source_arn)
+        condition["ArnLike"] = {"aws:SourceArn": arns[0] if len(arns) == 1 else arns}
     return document(
         [
             {
@@ -109,7 +113,7 @@ def service_role(
     description: str,
     policy: dict[str, Any],
     tags: Mapping[str, str],
-    source_arn: Arn | None = None,
+    source_arn: Arn | Sequence[Arn] | None = None,
 ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
     """A role only ``service`` may assume, for this account, with its one inline policy.
 

@@ -196,6 +196,17 @@ class WorkflowArgs:
     analytics_bucket: aws.s3.Bucket
 
 
+def state_machine_source_arns(state_machine_arn: str) -> list[str]:
+    """The ``aws:SourceArn`` values the workflow role's trust admits: the state machine and its map runs'
+    child executions, which run as ``stateMachine:<name>/<map label>`` (mapRun ARNs are
+    ``stateMachine:<name>/<label>:<id>``; state-map-distributed.html). Step Functions documents the
+    confused-deputy guard for its roles as ``ArnLike`` on ``aws:SourceArn`` with wildcards for the unknown
+    part plus ``aws:SourceAccount`` (step-functions/latest/dg/procedure-create-iam-role.html, "Prevent
+    cross-service confused deputy issue"); the wildcard here covers only this state machine's children,
+    not every state machine of the account as the page's example does."""
+    return [state_machine_arn, state_machine_arn + "/*"]
+
+
 class Workflow(pulumi.ComponentResource):
     """The state machine.
 
@@ -223,7 +234,7 @@ class Workflow(pulumi.ComponentResource):
             name=names.resource("pipeline"),
             service="states.amazonaws.com",
             source_account=names.account.account_id,
-            source_arn=names.account.state_machine_arn(self.state_machine_name),
+            source_arn=state_machine_source_arns(names.account.state_machine_arn(self.state_machine_name)),
             description="The pipeline state machine",
             policy=state_machine_policy(
                 PolicyInputs(

@@ -169,3 +169,14 @@ def test_allowlist_is_valid_iam(action):
     issues = {f.issue for f in analyze_policy_string(json.dumps(doc)).findings}
     assert "UNKNOWN_ACTION" not in issues
     assert "UNKNOWN_PREFIX" not in issues
+
+
+def test_workflow_trust_admits_the_state_machine_and_its_map_children_only(run):
+    role = next(r for r in run.of_type("aws:iam/role:Role") if r.inputs["name"].endswith("-pipeline"))
+    [stmt] = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert stmt["Principal"]["Service"] == "states.amazonaws.com"
+    arn = run.one("aws:sfn/stateMachine:StateMachine").outputs["arn"]
+    # Distributed Map children run as stateMachine:<name>/<label> (procedure-create-iam-role.html).
+    assert stmt["Condition"]["ArnLike"] == {"aws:SourceArn": [arn, arn + "/*"]}
+    # Not every state machine of the account, as the AWS page's example would admit.
+    assert all(":stateMachine:*" not in a for a in stmt["Condition"]["ArnLike"]["aws:SourceArn"])
