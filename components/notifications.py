@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import pulumi
 import pulumi_aws as aws
@@ -95,6 +95,25 @@ def subscriptions(settings: Settings) -> list[tuple[str, str]]:
     ]
 
 
+# An HTTPS subscriber must confirm the subscription by visiting the SubscribeURL SNS posts to it
+# (sns/latest/dg/SendMessageToHttp.prepare.html); paging services such as PagerDuty do so on their own.
+# The provider manages an HTTP(S) subscription fully only when told the endpoint confirms itself
+# (`endpoint_auto_confirms`, pulumi-aws sns.TopicSubscription: http/https are "partially supported"
+# otherwise), and then waits up to `confirmation_timeout_in_minutes` for the confirmed ARN. Email
+# subscriptions stay pending until the recipient follows the link SNS mails them (README, Operations).
+HTTPS_CONFIRMATION_TIMEOUT_MINUTES: Final = 5
+
+
+def subscription_confirmation(protocol: str) -> dict[str, Any]:
+    """The TopicSubscription arguments about confirmation for one protocol (none for email)."""
+    if protocol == "https":
+        return {
+            "endpoint_auto_confirms": True,
+            "confirmation_timeout_in_minutes": HTTPS_CONFIRMATION_TIMEOUT_MINUTES,
+        }
+    return {}
+
+
 def subscription_suffix(protocol: str, endpoint: str) -> str:
     """A stable logical-name suffix: reordering the list in a stack file replaces nothing."""
     return f"{protocol}-{hashlib.sha256(endpoint.encode()).hexdigest()[:10]}"
@@ -160,6 +179,7 @@ class AlarmTopic(pulumi.ComponentResource):
                 topic=self.topic.arn,
                 protocol=protocol,
                 endpoint=endpoint,
+                **subscription_confirmation(protocol),
                 opts=child,
             )
             for protocol, endpoint in subscriptions(settings)

@@ -142,7 +142,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("openMapRunThreshold", "integer", 900, "Alarm when ApproximateOpenMapRunCount reaches this (limit 1,000).",
          minimum=1, maximum=1_000),
     Spec("alarmEmails", "array", [], "Email addresses subscribed to the stage's alarm topic."),
-    Spec("alarmHttpsEndpoints", "array", [], "HTTPS endpoints (chat or paging webhooks) subscribed to the topic."),
+    Spec("alarmHttpsEndpoints", "array", [], "HTTPS endpoints subscribed to the topic; each must confirm the subscription itself (PagerDuty, Opsgenie do)."),
     Spec("successWindowHours", "integer", 26,
          "With the schedule on, alarm when no run succeeded within this many hours.", minimum=1, maximum=168),
     Spec("deliveryFreshnessAlarmSeconds", "integer", 900,

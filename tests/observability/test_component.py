@@ -325,6 +325,17 @@ def test_subscriptions_follow_each_stacks_config():
     assert all(s.inputs["topic"] == topic_arn for s in run_of("prod").of_type(SUBSCRIPTION))
 
 
+def test_https_subscriptions_confirm_themselves_and_emails_stay_pending_until_clicked():
+    subs = run_of("prod").of_type(SUBSCRIPTION)
+    by_protocol = {s.inputs["protocol"]: s for s in subs}
+    assert set(by_protocol) == {"email", "https"}
+    https = by_protocol["https"].inputs
+    # Without endpointAutoConfirms the provider cannot manage an HTTPS subscription (pulumi-aws docs).
+    assert (https["endpointAutoConfirms"], https["confirmationTimeoutInMinutes"]) == (True, 5)
+    # An email subscription is confirmed by its recipient, never by the provider.
+    assert "endpointAutoConfirms" not in by_protocol["email"].inputs
+
+
 # --- dashboard ----------------------------------------------------------------------------------------
 
 
