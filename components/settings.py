@@ -29,6 +29,9 @@ LOG_RETENTION_DAYS: Final = (
 
 # Step Functions: a distributed map runs at most 10,000 children at once; a child's input is at most
 # 256 KiB (docs: input-output-itembatcher.html, state-map-distributed.html).
+# Step Functions redrives an unsuccessful execution only within 14 days of its end (RedriveExecution API
+# reference, docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html).
+REDRIVE_WINDOW_DAYS: Final = 14
 MAP_CONCURRENCY_LIMIT: Final = 10_000
 MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
@@ -133,7 +136,12 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("rawRetentionDays", "integer", 0, "Days raw readings are kept; 0 keeps them forever.", minimum=0),
     Spec("analyticsRetentionDays", "integer", 0, "Days analysis records and KPIs are kept; 0 keeps them forever.",
          minimum=0),
-    Spec("stagingRetentionDays", "integer", 7, "Days UNLOAD output and Athena results are kept.", minimum=1),
+    # A failed execution can be redriven for 14 days (RedriveExecution API reference), and a redrive whose
+    # map run never started starts it then, reading the UNLOAD manifest and files from staging: staging
+    # must outlive the redrive window.
+    Spec("stagingRetentionDays", "integer", REDRIVE_WINDOW_DAYS,
+         "Days UNLOAD output and Athena results are kept; at least the 14 days a failed run can be redriven.",
+         minimum=REDRIVE_WINDOW_DAYS),
     Spec("noncurrentVersionRetentionDays", "integer", 30,
          "Days overwritten or deleted object versions are kept in versioned buckets.", minimum=1),
     # --- observability

@@ -147,3 +147,12 @@ def test_readme_settings_table_is_current():
     assert end in readme
     table = readme[readme.index(start) + len(start) : readme.index(end)]
     assert table == settings.markdown_table(), "README settings table is stale: regenerate it from SPECS"
+
+
+def test_staging_retention_below_the_redrive_window_is_refused_with_the_minimum():
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.load({"sensorflow:stagingRetentionDays": 3}, stack="dev")
+    message = str(caught.value)
+    assert "stagingRetentionDays" in message
+    assert ">= 14" in message
+    assert settings.load({"sensorflow:stagingRetentionDays": 14}, stack="dev").staging_retention_days == 14
