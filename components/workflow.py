@@ -46,12 +46,15 @@ def state_machine_policy(p: PolicyInputs) -> dict:
     a = p.account
     children = a.execution_arn(p.state_machine_name, f"/{p.label}:*")
     objects = iam.join
+    # The tables a query of the definition reads: the day's UNLOAD reads raw readings; reconciliation and
+    # the KPI UNLOAD read analysis records. The KPI table is only written (as UNLOAD output objects, no
+    # Glue call) and read by operators, so the state machine has no Glue right on it.
     glue_resources = [
         a.arn("glue", "catalog"),
         a.arn("glue", f"database/{p.catalog.database}"),
         *(
             a.arn("glue", f"table/{p.catalog.database}/{table}")
-            for table in (p.catalog.raw_table, p.catalog.analysis_table, p.catalog.kpi_table)
+            for table in (p.catalog.raw_table, p.catalog.analysis_table)
         ),
     ]
     write_actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
@@ -86,15 +89,22 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             iam.statement(
                 "ReadDataCatalog", ["athena:GetDataCatalog"], [a.arn("athena", "datacatalog/AwsDataCatalog")]
             ),
+            # No glue:GetPartition(s): every table uses partition projection, which "lets Athena avoid
+            # calling GetPartitions because the partition projection configuration gives Athena all of
+            # the necessary information to build the partitions itself" (athena/latest/ug/
+            # partition-projection.html). GetDatabase and GetTable remain: the projection properties,
+            # schema and location live on the Glue table (athena/latest/ug/
+            # fine-grained-access-to-glue-resources.html: access is granted on catalog, database, table).
+            iam.statement("ReadTables", ["glue:GetDatabase", "glue:GetTable"], glue_resources),
+            # s3:ListBucketMultipartUploads lets a caller list a bucket's in-progress multipart uploads
+            # (S3 User Guide, mpuoverview.html, "Multipart upload API and permissions"): of use only to a
+            # writer that uploads in parts and cleans up (UNLOAD output, query results, KPIs). The raw
+            # bucket is only read.
+            iam.statement("ListRawBucket", ["s3:GetBucketLocation", "s3:ListBucket"], [p.raw_bucket_arn]),
             iam.statement(
-                "ReadTables",
-                ["glue:GetDatabase", "glue:GetPartition", "glue:GetPartitions", "glue:GetTable"],
-                glue_resources,
-            ),
-            iam.statement(
-                "ListStageBuckets",
+                "ListWrittenBuckets",
                 ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
-                [p.raw_bucket_arn, p.unload_bucket_arn, p.athena_bucket_arn, p.analytics_bucket_arn],
+                [p.unload_bucket_arn, p.athena_bucket_arn, p.analytics_bucket_arn],
             ),
             iam.statement(
                 "ReadRawReadings", ["s3:GetObject"], [objects(p.raw_bucket_arn, f"/{definition.RAW_PREFIX}*")]

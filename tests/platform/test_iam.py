@@ -180,3 +180,28 @@ def test_workflow_trust_admits_the_state_machine_and_its_map_children_only(run):
     assert stmt["Condition"]["ArnLike"] == {"aws:SourceArn": [arn, arn + "/*"]}
     # Not every state machine of the account, as the AWS page's example would admit.
     assert all(":stateMachine:*" not in a for a in stmt["Condition"]["ArnLike"]["aws:SourceArn"])
+
+
+def test_state_machine_reads_only_the_tables_its_queries_read_without_partition_calls(run):
+    [doc] = [doc for name, doc in documents(run).items() if name == "workflow-policy.policy"]
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    # Partition projection: Athena builds partitions from table properties, no GetPartitions.
+    assert by_sid["ReadTables"]["Action"] == ["glue:GetDatabase", "glue:GetTable"]
+    tables = sorted(r.rsplit("/", 1)[1] for r in by_sid["ReadTables"]["Resource"] if ":table/" in r)
+    # The day's UNLOAD reads raw readings; reconciliation and KPIs read analysis records. KPIs are
+    # only written (UNLOAD objects), so no Glue right on their table.
+    assert tables == sorted(
+        run.one("aws:glue/catalogTable:CatalogTable", name_contains=role).inputs["name"]
+        for role in ("raw", "analysis")
+    )
+    all_actions = {a for s in doc["Statement"] for a in s["Action"]}
+    assert {"glue:GetPartition", "glue:GetPartitions"}.isdisjoint(all_actions)
+
+
+def test_multipart_listing_only_on_buckets_the_state_machine_writes(run):
+    [doc] = [doc for name, doc in documents(run).items() if name == "workflow-policy.policy"]
+    raw = run.one("aws:s3/bucket:Bucket", name_contains="raw").outputs["arn"]
+    listing = [s for s in doc["Statement"] if "s3:ListBucketMultipartUploads" in s["Action"]]
+    assert listing
+    assert all(raw not in s["Resource"] for s in listing)
+    assert any(raw in s["Resource"] and "s3:ListBucket" in s["Action"] for s in doc["Statement"])
