@@ -8,7 +8,8 @@ for it, so each refuses the same things with the same message:
 - a file that is not YAML, or repeats a key (YAML would silently keep the last), with file, line, column;
 - every problem of the configuration in one ``SettingsError``: keys in a namespace nothing reads,
   unknown keys, values of the wrong type (checked on the YAML types, before the engine turns every value
-  into a string), out-of-range values, cross-field conflicts and the provider keys the tools rely on.
+  into a string), out-of-range values, cross-field conflicts and the provider keys the tools rely on;
+- a second stack file owning the account-level alarms of the same account and Region.
 
 The configuration is assembled as the engine assembles it: the ``config:`` defaults declared in
 ``Pulumi.yaml``, then ``Pulumi.<stack>.yaml``, then the caller's overrides.
@@ -178,6 +179,42 @@ def _provider_problems(conf: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _owned_account_regions(stack: str, root: Path | None) -> set[tuple[str, str]]:
+    """The (account, Region) pairs whose account-level alarms ``stack`` creates; none when unknown.
+
+    Read leniently (a broken file is its own stack's problem, reported when that stack is loaded).
+    """
+    try:
+        conf = config(stack, root=root)
+    except settings_module.SettingsError:
+        return set()
+    owns = conf.get(f"{PROJECT}:ownsAccountAlarms", True)
+    accounts, region = conf.get("aws:allowedAccountIds"), conf.get("aws:region")
+    if owns is not True or not isinstance(accounts, list) or not isinstance(region, str):
+        return set()
+    return {(str(account), region) for account in accounts}
+
+
+def account_alarm_owner_problems(stack: str, conf: Mapping[str, Any], root: Path | None = None) -> list[str]:
+    """A second stack of this project owning the account-level alarms of an account and Region this stack
+    owns. Both would create ``sensorflow-account-*-<stage>`` alarms on the one account-wide series, and
+    ops would be paged twice for every event (docs/operations.md, "Account-level alarms")."""
+    if conf.get(f"{PROJECT}:ownsAccountAlarms", True) is not True:
+        return []
+    mine = _owned_account_regions(stack, root)
+    problems = []
+    for other in stacks(root):
+        if other == stack:
+            continue
+        for account, region in sorted(mine & _owned_account_regions(other, root)):
+            problems.append(
+                f"{PROJECT}:ownsAccountAlarms: Pulumi.{other}.yaml also owns the account-level alarms of "
+                f"account {account} in {region}; exactly one stack per account and Region may "
+                f"(set {PROJECT}:ownsAccountAlarms: false in all but one)"
+            )
+    return problems
+
+
 @dataclass(frozen=True)
 class Stack:
     """A validated stack: its name, file, assembled configuration and typed settings."""
@@ -192,7 +229,9 @@ def load(stack: str, overrides: Mapping[str, Any] | None = None, root: Path | No
     """Find, parse and validate a stack, reporting every problem of its file in one ``SettingsError``."""
     file = path(stack, root)
     conf = config(stack, overrides, root)
-    problems = _read(stack, root)[1] + _provider_problems(conf)
+    problems = (
+        _read(stack, root)[1] + _provider_problems(conf) + account_alarm_owner_problems(stack, conf, root)
+    )
     try:
         loaded = settings_module.load(conf, stack=stack, source=file.name)
     except settings_module.SettingsError as error:

@@ -137,3 +137,27 @@ def test_commands_print_the_list_without_a_traceback(project: Path, command: lis
     assert done.returncode in (1, 2), done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     assert "5 problem(s) in Pulumi.dev.yaml" in done.stderr, done.stderr
+
+
+def test_two_stacks_owning_one_accounts_alarms_are_refused_naming_the_other(project: Path) -> None:
+    prod = project / "Pulumi.prod.yaml"
+    shutil.copyfile(harness.ROOT / "Pulumi.prod.yaml", prod)
+    # The shipped stacks deploy to different accounts: each owns its own account's alarms.
+    assert stackfile.load("dev", root=project).settings.owns_account_alarms
+    assert stackfile.load("prod", root=project).settings.owns_account_alarms
+    # prod moved into dev's account and Region, still owning the alarms: both stacks are refused.
+    dev_account = stackfile.config("dev", root=project)["aws:allowedAccountIds"][0]
+    prod_account = stackfile.config("prod", root=project)["aws:allowedAccountIds"][0]
+    prod.write_text(prod.read_text().replace(prod_account, dev_account))
+    with pytest.raises(settings.SettingsError) as caught:
+        stackfile.load("dev", root=project)
+    assert "Pulumi.prod.yaml also owns the account-level alarms" in str(caught.value)
+    assert dev_account in str(caught.value)
+    with pytest.raises(settings.SettingsError):
+        stackfile.load("prod", root=project)
+    # Fixed as the runbook says: one owner per account and Region.
+    prod.write_text(
+        prod.read_text().replace("sensorflow:ownsAccountAlarms: true", "sensorflow:ownsAccountAlarms: false")
+    )
+    assert not stackfile.load("prod", root=project).settings.owns_account_alarms
+    assert stackfile.load("dev", root=project).settings.owns_account_alarms
