@@ -144,6 +144,8 @@ SPECS: Final[tuple[Spec, ...]] = (
          minimum=REDRIVE_WINDOW_DAYS),
     Spec("noncurrentVersionRetentionDays", "integer", 30,
          "Days overwritten or deleted object versions are kept in versioned buckets.", minimum=1),
+    Spec("accessLogRetentionDays", "integer", 90,
+         "Days S3 server access logs of the stage's buckets are kept in its access-log bucket.", minimum=1),
     # --- observability
     Spec("ownsAccountAlarms", "boolean", True,
          "This stack owns the account-wide map-run alarms (one stack per account and Region should)."),
@@ -223,6 +225,7 @@ class Settings:
     analytics_retention_days: int
     staging_retention_days: int
     noncurrent_version_retention_days: int
+    access_log_retention_days: int
     owns_account_alarms: bool
     open_map_run_threshold: int
     alarm_emails: tuple[str, ...]

@@ -1,4 +1,6 @@
-"""S3 rules: every bucket encrypted, shielded from public access and TLS-only; data buckets versioned in prod.
+"""S3 rules: every bucket encrypted, shielded from public access and TLS-only; data buckets versioned in prod;
+every bucket but the access-log bucket logs its requests to the stack's access-log bucket, whose policy
+admits the S3 log delivery service and nobody else.
 
 pulumi-aws v7 configures a bucket through separate resources (BucketServerSideEncryptionConfiguration,
 BucketPublicAccessBlock, BucketPolicy, BucketVersioning), each naming the bucket in its ``bucket`` prop.
@@ -8,6 +10,7 @@ even though no single resource is wrong. The ``V2`` tokens are the deprecated al
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -30,11 +33,21 @@ VERSIONING_TYPES: Final = (
     "aws:s3/bucketVersioningV2:BucketVersioningV2",
 )
 ACL_TYPES: Final = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
+LOGGING_TYPES: Final = (
+    "aws:s3/bucketLogging:BucketLogging",
+    "aws:s3/bucketLoggingV2:BucketLoggingV2",
+)
 
 PAB_FLAGS: Final = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
 PUBLIC_ACLS: Final = frozenset({"public-read", "public-read-write", "authenticated-read"})
 SSE_ALGORITHMS: Final = frozenset({"AES256", "aws:kms", "aws:kms:dsse"})
 DATA_CLASS_TAG: Final = "data-class"
+# The access-log bucket is the one tagged data-class=access-logs (components/storage.py ACCESS_LOGS).
+ACCESS_LOGS_CLASS: Final = "access-logs"
+LOGGING_SERVICE: Final = "logging.s3.amazonaws.com"
+# Conditions the S3 User Guide's "Permissions for log delivery" puts on the grant, against the confused
+# deputy (https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html).
+LOG_GRANT_CONDITION_KEYS: Final = ("aws:SourceArn", "aws:SourceAccount")
 
 
 def _is_everyone(principal: Any) -> bool:
@@ -157,6 +170,106 @@ def check_versioning(stack: Stack, config: Mapping[str, Any]) -> Iterator[tuple[
             )
 
 
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _is_access_log_bucket(bucket: Any) -> bool:
+    return tags_of(bucket.props).get(DATA_CLASS_TAG) == ACCESS_LOGS_CLASS
+
+
+def _logging_targets(stack: Stack) -> dict[str, list[Any]]:
+    """Source bucket name -> the ``targetBucket`` values it logs to (BucketLogging, or the inline form)."""
+    targets: dict[str, list[Any]] = {}
+    for name, configs in stack.by_bucket(*LOGGING_TYPES).items():
+        targets.setdefault(name, []).extend(get(c.props, "targetBucket") for c in configs)
+    for name, bucket in _buckets(stack):
+        inline = get(bucket.props, "logging", "targetBucket")
+        if inline is not None:
+            targets.setdefault(name, []).append(inline)
+    return targets
+
+
+def check_access_logging(stack: Stack, _config: Mapping[str, Any]) -> Iterator[tuple[str, str | None]]:
+    buckets = dict(_buckets(stack))
+    log_buckets = {name for name, bucket in buckets.items() if _is_access_log_bucket(bucket)}
+    targets = _logging_targets(stack)
+    for name, bucket in buckets.items():
+        found = targets.get(name, [])
+        if name in log_buckets:
+            # Exempt from logging itself, but only as a real log bucket: something of the stack logs to it.
+            if found:
+                yield (
+                    f"access-log bucket {name} has server access logging itself; it must not (logging "
+                    "into itself logs its own deliveries, endlessly; elsewhere it needs a second log bucket).",
+                    bucket.urn,
+                )
+            if not any(name in t for source, t in targets.items() if source != name):
+                yield (
+                    f"bucket {name} is tagged {DATA_CLASS_TAG}={ACCESS_LOGS_CLASS} but no bucket of the stack "
+                    "logs to it: only the stack's access-log bucket is exempt from access logging.",
+                    bucket.urn,
+                )
+            continue
+        if any(is_unknown(t) for t in found):
+            continue  # a target not known until the update: judged by the stack rule run after it
+        good = [t for t in found if t in log_buckets and t != name]
+        if not good:
+            where = f"logs to {sorted(map(str, found))}" if found else "has no BucketLogging"
+            yield (
+                f"bucket {name} {where}; it must log to the stack's access-log bucket (a bucket of this "
+                f"stack tagged {DATA_CLASS_TAG}={ACCESS_LOGS_CLASS}"
+                f"{': ' + ', '.join(sorted(log_buckets)) if log_buckets else ', and there is none'}).",
+                bucket.urn,
+            )
+
+
+def _log_grant_problems(label: str, stmt: Mapping[str, Any]) -> Iterator[str]:
+    if stmt.get("Effect") != "Allow":
+        return
+    principal = stmt.get("Principal")
+    services = as_list(principal.get("Service")) if isinstance(principal, dict) else []
+    others = sorted(k for k in principal if k != "Service") if isinstance(principal, dict) else []
+    if others or services != [LOGGING_SERVICE]:
+        yield f"{label} allows {_compact(principal)}; the access-log bucket grants {LOGGING_SERVICE} only."
+        return
+    actions = [a for a in as_list(stmt.get("Action")) if not is_unknown(a)]
+    if actions != ["s3:PutObject"] or "NotAction" in stmt:
+        yield f"{label} grants {LOGGING_SERVICE} {actions}; log delivery needs s3:PutObject only."
+    condition = stmt.get("Condition") if isinstance(stmt.get("Condition"), dict) else {}
+    keys = {key for block in condition.values() if isinstance(block, dict) for key in block}
+    missing = [k for k in LOG_GRANT_CONDITION_KEYS if k not in keys]
+    if missing:
+        yield f"{label} grants {LOGGING_SERVICE} without {' and '.join(missing)} conditions."
+
+
+def check_access_log_bucket_policy(
+    stack: Stack, _config: Mapping[str, Any]
+) -> Iterator[tuple[str, str | None]]:
+    policies = stack.by_bucket(POLICY_TYPE)
+    for name, bucket in _buckets(stack):
+        if not _is_access_log_bucket(bucket):
+            continue
+        grants = 0
+        for policy in policies.get(name, []):
+            raw = get(policy.props, "policy")
+            if not isinstance(raw, str) or is_unknown(raw):
+                grants += 1  # not known until the update: judged by the stack rule run after it
+                continue
+            for label, stmt in statements(json_document(raw, "policy")):
+                problems = list(_log_grant_problems(label, stmt))
+                for problem in problems:
+                    yield f"access-log bucket {name}: {problem}", policy.urn
+                if stmt.get("Effect") == "Allow" and not problems:
+                    grants += 1
+        if not grants:
+            yield (
+                f"access-log bucket {name} has no bucket policy statement granting {LOGGING_SERVICE} "
+                "s3:PutObject; S3 cannot deliver the logs.",
+                bucket.urn,
+            )
+
+
 POLICIES = [
     resource_rule(
         name="s3-no-public-access",
@@ -189,6 +302,26 @@ POLICIES = [
         severity=Severity.HIGH,
         remediation="Add a BucketPolicy statement: Deny, Principal '*', Action s3:*, Resource bucket and "
         "bucket/*, Condition Bool aws:SecureTransport 'false'.",
+    ),
+    stack_rule(
+        name="s3-bucket-access-logging",
+        description="Every bucket except the stack's access-log bucket (tagged data-class=access-logs) has "
+        "server access logging (BucketLogging) to that access-log bucket; the access-log bucket does not log "
+        "to itself and is the target of at least one bucket.",
+        check=check_access_logging,
+        severity=Severity.HIGH,
+        remediation="Create aws.s3.BucketLogging(bucket=<bucket>.bucket, target_bucket=<access-log "
+        "bucket>.bucket, target_prefix='<bucket name>/').",
+    ),
+    stack_rule(
+        name="s3-access-log-bucket-policy",
+        description="The access-log bucket's policy allows only logging.s3.amazonaws.com, only s3:PutObject, "
+        "with aws:SourceArn and aws:SourceAccount conditions, and has at least one such grant.",
+        check=check_access_log_bucket_policy,
+        severity=Severity.HIGH,
+        remediation="Grant Principal {Service: logging.s3.amazonaws.com} s3:PutObject on "
+        "<log bucket ARN>/<prefix>* with ArnLike aws:SourceArn <source bucket ARN> and StringEquals "
+        "aws:SourceAccount <account>; nothing else.",
     ),
     stack_rule(
         name="s3-data-bucket-versioning",

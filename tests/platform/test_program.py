@@ -112,7 +112,7 @@ def test_delivery_stream_partitions_by_day_and_is_encrypted(run, stage_settings)
 
 def test_every_bucket_is_encrypted_private_tls_only_with_lifecycle(run):
     buckets = run.of_type(BUCKET)
-    assert len(buckets) == 4
+    assert len(buckets) == 5  # four data buckets and the access-log bucket
     for bucket in buckets:
         name = bucket.inputs["bucket"]
 
@@ -132,13 +132,61 @@ def test_every_bucket_is_encrypted_private_tls_only_with_lifecycle(run):
             for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
         )
         [policy] = attached("aws:s3/bucketPolicy:BucketPolicy")
-        [deny] = json.loads(policy.inputs["policy"])["Statement"]
+        deny = json.loads(policy.inputs["policy"])["Statement"][0]
         assert deny["Effect"] == "Deny"
         assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         [lifecycle] = attached("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
         assert lifecycle.inputs["rules"]
         versioned = attached("aws:s3/bucketVersioning:BucketVersioning")
         assert bool(versioned) == (bucket.tags["data-class"] == "data"), name
+
+
+LOGGING = "aws:s3/bucketLogging:BucketLogging"
+
+
+def test_every_data_bucket_logs_to_the_access_log_bucket_under_its_own_prefix(run, stage_settings):
+    [log_bucket] = [b for b in run.of_type(BUCKET) if b.tags["data-class"] == "access-logs"]
+    log_name = log_bucket.inputs["bucket"]
+    assert (
+        log_name
+        == f"sensorflow-{run.stack}-access-logs-{run.exports['stateMachineArn'].split(':')[4]}-eu-west-1"
+    )
+    sources = [b for b in run.of_type(BUCKET) if b is not log_bucket]
+    assert len(sources) == 4
+    loggings = {r.inputs["bucket"]: r for r in run.of_type(LOGGING)}
+    assert set(loggings) == {b.inputs["bucket"] for b in sources}  # and not the log bucket itself
+    for source in sources:
+        name = source.inputs["bucket"]
+        assert loggings[name].inputs["targetBucket"] == log_name
+        assert loggings[name].inputs["targetPrefix"] == f"{name}/"
+    # The delivery grant: one statement per source, exactly as the S3 User Guide documents it.
+    [policy] = [p for p in run.of_type("aws:s3/bucketPolicy:BucketPolicy") if p.inputs["bucket"] == log_name]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    assert statements[0]["Sid"] == "DenyInsecureTransport"
+    grants = [s for s in statements if s["Effect"] == "Allow"]
+    account = run.exports["stateMachineArn"].split(":")[4]
+    assert sorted(g["Condition"]["ArnLike"]["aws:SourceArn"] for g in grants) == sorted(
+        b.outputs["arn"] for b in sources
+    )
+    for grant in grants:
+        source = grant["Condition"]["ArnLike"]["aws:SourceArn"].split(":::", 1)[1]
+        assert grant["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+        assert grant["Action"] == "s3:PutObject"
+        assert grant["Resource"] == f"{log_bucket.outputs['arn']}/{source}/*"
+        assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": account}
+    [ownership] = [
+        r
+        for r in run.of_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+        if r.inputs["bucket"] == log_name
+    ]
+    assert ownership.inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    [lifecycle] = [
+        r
+        for r in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        if r.inputs["bucket"] == log_name
+    ]
+    days = stage_settings[run.stack].access_log_retention_days
+    assert any(rule.get("expiration", {}).get("days") == days for rule in lifecycle.inputs["rules"])
 
 
 def test_staging_buckets_expire(run, stage_settings):
@@ -162,7 +210,7 @@ def test_prod_protects_and_retains_its_data_stores_and_dev_does_not(runs):
     )
     for stage, expected in (("prod", True), ("dev", False)):
         found = [r for t in stores for r in runs[stage].of_type(t)]
-        assert len(found) == 8
+        assert len(found) == 9  # five buckets (the access logs too: audit evidence), three tables, a database
         assert all(
             r.options["protect"] is expected and r.options["retainOnDelete"] is expected for r in found
         )

@@ -125,6 +125,48 @@ def bucket_set(stage: str, role: str, data_class: str) -> list[tuple[str, str, d
     return out
 
 
+def bucket_name(stage: str, role: str) -> str:
+    return f"sensorflow-{stage}-{role}-{ACCOUNT}-{REGION}"
+
+
+def log_grant(stage: str, source_role: str) -> dict[str, Any]:
+    """The S3 User Guide's log delivery grant for one source bucket (enable-server-access-logging.html)."""
+    log_arn = f"arn:aws:s3:::{bucket_name(stage, 'access-logs')}"
+    source = bucket_name(stage, source_role)
+    return {
+        "Sid": f"S3ServerAccessLogs{source_role.capitalize()}",
+        "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject",
+        "Resource": f"{log_arn}/{source}/*",
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{source}"},
+            "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        },
+    }
+
+
+def access_log_set(stage: str, sources: tuple[str, ...]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The access-log bucket (its TLS policy plus one delivery grant per source) and each source's logging."""
+    out = bucket_set(stage, "access-logs", "access-logs")
+    tls = find(out, "access-logs-tls")[2]
+    tls_statements = json.loads(tls["policy"])["Statement"]
+    tls["policy"] = doc(*tls_statements, *(log_grant(stage, role) for role in sources))
+    for role in sources:
+        out.append(
+            (
+                "aws:s3/bucketLogging:BucketLogging",
+                f"{role}-logging",
+                {
+                    "bucket": bucket_name(stage, role),
+                    "targetBucket": bucket_name(stage, "access-logs"),
+                    "targetPrefix": f"{bucket_name(stage, role)}/",
+                },
+            )
+        )
+    return out
+
+
 def good_stack(stage: str = "prod", *, owns_alarms: bool = True) -> list[tuple[str, str, dict[str, Any]]]:
     fn = f"sensorflow-{stage}-detector"
     topic = f"sensorflow-{stage}-alarms"
@@ -133,6 +175,7 @@ def good_stack(stage: str = "prod", *, owns_alarms: bool = True) -> list[tuple[s
     resources = [
         *bucket_set(stage, "raw", "data"),
         *bucket_set(stage, "unload", "staging"),
+        *access_log_set(stage, ("raw", "unload")),
         (
             "aws:iam/role:Role",
             "workflow-role",

@@ -22,6 +22,8 @@ def stage_program(
     wildcard_statement: bool = False,
     public_bucket: bool = False,
     alarm_topic_arn: str | None = None,
+    unlogged_bucket: bool = False,
+    foreign_log_writer: bool = False,
 ) -> Callable[[], None]:
     def program() -> None:
         import pulumi
@@ -30,9 +32,12 @@ def stage_program(
         tags = fx.tags(stage)
         fn_name = f"sensorflow-{stage}-detector"
 
-        for role, data_class in (("raw", "data"), ("unload", "staging")):
-            name = f"sensorflow-{stage}-{role}-{fx.ACCOUNT}-{fx.REGION}"
+        buckets: dict[str, Any] = {}
+        policies: dict[str, Any] = {}
+        for role, data_class in (("raw", "data"), ("unload", "staging"), ("access-logs", "access-logs")):
+            name = fx.bucket_name(stage, role)
             bucket = aws.s3.Bucket(role, bucket=name, tags=fx.tags(stage, **{"data-class": data_class}))
+            buckets[role] = bucket
             aws.s3.BucketServerSideEncryptionConfiguration(
                 f"{role}-sse",
                 bucket=bucket.bucket,
@@ -47,28 +52,44 @@ def stage_program(
                 ignore_public_acls=block,
                 restrict_public_buckets=block,
             )
-            aws.s3.BucketPolicy(
+            statements: list[Any] = [
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": "s3:*",
+                    "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ]
+            if data_class == "access-logs":
+                statements += [fx.log_grant(stage, source) for source in ("raw", "unload")]
+                if foreign_log_writer:
+                    statements.append(
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "firehose.amazonaws.com"},
+                            "Action": "s3:PutObject",
+                            "Resource": pulumi.Output.concat(bucket.arn, "/*"),
+                        }
+                    )
+            policies[role] = aws.s3.BucketPolicy(
                 f"{role}-tls",
                 bucket=bucket.bucket,
-                policy=pulumi.Output.json_dumps(
-                    {
-                        "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Deny",
-                                "Principal": {"AWS": "*"},
-                                "Action": "s3:*",
-                                "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            }
-                        ],
-                    }
-                ),
+                policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
             )
             if data_class == "data":
                 aws.s3.BucketVersioning(
                     f"{role}-versioning", bucket=bucket.bucket, versioning_configuration={"status": "Enabled"}
                 )
+
+        for source in ("raw",) if unlogged_bucket else ("raw", "unload"):
+            aws.s3.BucketLogging(
+                f"{source}-logging",
+                bucket=buckets[source].bucket,
+                target_bucket=buckets["access-logs"].bucket,
+                target_prefix=f"{fx.bucket_name(stage, source)}/",
+                opts=pulumi.ResourceOptions(depends_on=[policies["access-logs"]]),
+            )
 
         role = aws.iam.Role(
             "detector-role",

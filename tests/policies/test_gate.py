@@ -47,6 +47,8 @@ def test_a_compliant_stage_passes(pack, stage: str) -> None:
         ({"wildcard_statement": True}, "iam-no-resource-star", "detector-policy"),
         ({"public_bucket": True}, "s3-no-public-access", "raw-pab"),
         ({"public_bucket": True}, "s3-bucket-public-access-block", "raw"),
+        ({"unlogged_bucket": True}, "s3-bucket-access-logging", "unload"),
+        ({"foreign_log_writer": True}, "s3-access-log-bucket-policy", "access-logs-tls"),
         ({"max_concurrency": 0}, "sfn-distributed-map-guardrails", "workflow"),
         ({"max_concurrency": 0}, "sfn-map-concurrency-within-lambda-reserve", "workflow"),
         ({"max_concurrency": 50}, "sfn-map-concurrency-within-lambda-reserve", "workflow"),
@@ -67,7 +69,14 @@ def test_an_unsafe_change_fails_prod_naming_rule_and_resource(pack, change, rule
 
 
 @pytest.mark.parametrize(
-    "change", [{"wildcard_statement": True}, {"public_bucket": True}, {"max_concurrency": 0}]
+    "change",
+    [
+        {"wildcard_statement": True},
+        {"public_bucket": True},
+        {"max_concurrency": 0},
+        {"unlogged_bucket": True},
+        {"foreign_log_writer": True},
+    ],
 )
 def test_security_rules_block_dev_too(pack, change) -> None:
     report = gate(stage_program("dev", owns_alarms=False, **change), "dev", pack)

@@ -182,6 +182,30 @@ STACK_CASES: dict[str, tuple[list[Any], list[Any], dict[str, Any], str]] = {
         "aws:SecureTransport",
     ),
     "s3-data-bucket-versioning": (GOOD, fx.without(GOOD, "raw-versioning"), PROD, "not versioned"),
+    "s3-bucket-access-logging": (
+        GOOD,
+        fx.without(GOOD, "unload-logging"),
+        {},
+        "bucket sensorflow-prod-unload-123456789012-eu-west-1 has no BucketLogging",
+    ),
+    "s3-access-log-bucket-policy": (
+        GOOD,
+        fx.replace(
+            GOOD,
+            "access-logs-tls",
+            policy=fx.doc(
+                fx.log_grant("prod", "raw"),
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": ["logging.s3.amazonaws.com", "firehose.amazonaws.com"]},
+                    "Action": "s3:PutObject",
+                    "Resource": f"arn:aws:s3:::{fx.bucket_name('prod', 'access-logs')}/*",
+                },
+            ),
+        ),
+        {},
+        "grants logging.s3.amazonaws.com only",
+    ),
     "sfn-map-concurrency-within-lambda-reserve": (
         GOOD,
         fx.replace(GOOD, "workflow", definition=json.dumps(fx.definition("prod", max_concurrency=50))),
@@ -339,6 +363,83 @@ def test_a_stack_that_does_not_own_the_account_alarms_must_not_create_them() -> 
     found = stack_violations("observability-map-run-alarms", GOOD, {"ownsAccountAlarms": False})
     assert len(found) == 2, found
     assert all(u for _, u in found), found  # each names the alarm's URN
+
+
+LOG_BUCKET = fx.bucket_name("prod", "access-logs")
+
+
+def _log_policy(*statements: dict[str, Any]) -> list[Any]:
+    return fx.replace(GOOD, "access-logs-tls", policy=fx.doc(*statements))
+
+
+@pytest.mark.parametrize(
+    ("stack", "expected"),
+    [
+        # logging into a data bucket instead of the access-log bucket
+        (
+            fx.replace(GOOD, "raw-logging", targetBucket=fx.bucket_name("prod", "unload")),
+            "logs to ['sensorflow-prod-unload-123456789012-eu-west-1']",
+        ),
+        # logging into itself
+        (fx.replace(GOOD, "raw-logging", targetBucket=fx.bucket_name("prod", "raw")), "must log to"),
+        # no access-log bucket at all: the tag is what marks it
+        (fx.replace(GOOD, "access-logs", tags=fx.tags("prod", **{"data-class": "staging"})), "there is none"),
+        # the access-log bucket logging into itself
+        (
+            [
+                *GOOD,
+                (
+                    "aws:s3/bucketLogging:BucketLogging",
+                    "self-logging",
+                    {"bucket": LOG_BUCKET, "targetBucket": LOG_BUCKET, "targetPrefix": "self/"},
+                ),
+            ],
+            "has server access logging itself",
+        ),
+        # a data bucket tagged as an access-log bucket to dodge the rule: nothing logs to it
+        (
+            fx.replace(GOOD, "raw", tags=fx.tags("prod", **{"data-class": "access-logs"})),
+            "sensorflow-prod-raw-123456789012-eu-west-1 is tagged data-class=access-logs but no bucket",
+        ),
+    ],
+)
+def test_access_logging_rejects(stack: list[Any], expected: str) -> None:
+    found = stack_violations("s3-bucket-access-logging", stack)
+    assert any(expected in message for message, _ in found), found
+    assert all(u for _, u in found), found
+
+
+def test_access_logging_accepts_the_deprecated_inline_form_and_an_unknown_target() -> None:
+    inline = fx.replace(fx.without(GOOD, "raw-logging"), "raw", logging={"targetBucket": LOG_BUCKET})
+    assert stack_violations("s3-bucket-access-logging", inline) == []
+    unknown = fx.replace(GOOD, "raw-logging", targetBucket=UNKNOWN)
+    assert stack_violations("s3-bucket-access-logging", unknown) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"Principal": "*"}, 'allows "*"'),
+        ({"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}, "grants logging.s3.amazonaws.com only"),
+        ({"Action": ["s3:PutObject", "s3:GetObject"]}, "needs s3:PutObject only"),
+        ({"Condition": {"StringEquals": {"aws:SourceAccount": fx.ACCOUNT}}}, "without aws:SourceArn"),
+        ({"Condition": None}, "without aws:SourceArn and aws:SourceAccount"),
+    ],
+)
+def test_access_log_bucket_policy_rejects(change: dict[str, Any], expected: str) -> None:
+    grant = {**fx.log_grant("prod", "raw"), **change}
+    grant = {k: v for k, v in grant.items() if v is not None}
+    found = stack_violations(
+        "s3-access-log-bucket-policy", _log_policy(fx.log_grant("prod", "unload"), grant)
+    )
+    assert any(expected in message for message, _ in found), found
+    assert all(u and "access-logs-tls" in u for _, u in found), found  # names the policy
+
+
+def test_access_log_bucket_without_any_grant_is_reported() -> None:
+    deny = json.loads(fx.find(GOOD, "raw-tls")[2]["policy"])["Statement"]
+    found = stack_violations("s3-access-log-bucket-policy", _log_policy(*deny))
+    assert any("no bucket policy statement granting" in message for message, _ in found), found
 
 
 def test_versioning_is_not_required_in_dev() -> None:
