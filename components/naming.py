@@ -9,8 +9,35 @@ Everything else takes its ARN from the resource's own output, never from a retyp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from components.settings import PROJECT
+
+# Every bucket of a stage, by role (components/storage.py builds exactly these; a test keeps them equal).
+BUCKET_ROLES: Final = ("raw", "unload", "athena", "analytics", "access-logs")
+# S3 bucket names are 3 to 63 characters (AmazonS3/latest/userguide/bucketnamingrules.html).
+MAX_BUCKET_NAME: Final = 63
+
+
+def bucket_name(stage: str, role: str, account_id: str, region: str) -> str:
+    return f"{PROJECT}-{stage}-{role}-{account_id}-{region}"
+
+
+def bucket_name_problems(stage: str, region: str) -> list[str]:
+    """The stage's bucket names that S3 would refuse in ``region`` (account ids are always 12 digits)."""
+    too_long = [
+        name
+        for role in BUCKET_ROLES
+        if len(name := bucket_name(stage, role, "0" * 12, region)) > MAX_BUCKET_NAME
+    ]
+    if not too_long:
+        return []
+    spare = MAX_BUCKET_NAME - max(len(n) for n in too_long) + len(stage)
+    return [
+        f"stage={stage!r}: in {region} the bucket name {too_long[0].replace('0' * 12, '<account>')!r} "
+        f"would be {len(too_long[0])} characters, S3 allows {MAX_BUCKET_NAME}; "
+        f"in this Region the stage may have at most {max(spare, 0)} characters"
+    ]
 
 
 @dataclass(frozen=True)
@@ -67,9 +94,9 @@ class Names:
 
     def bucket(self, role: str) -> str:
         """Globally unique and at most 63 characters: ``sensorflow-<stage>-<role>-<account>-<region>``."""
-        name = f"{self.prefix}-{role}-{self.account.account_id}-{self.account.region}"
-        if len(name) > 63:
-            raise ValueError(f"bucket name {name!r} is {len(name)} characters; S3 allows 63")
+        name = bucket_name(self.stage, role, self.account.account_id, self.account.region)
+        if len(name) > MAX_BUCKET_NAME:
+            raise ValueError(f"bucket name {name!r} is {len(name)} characters; S3 allows {MAX_BUCKET_NAME}")
         return name
 
     def glue(self, role: str) -> str:

@@ -79,7 +79,7 @@ class Spec:
 
 SPECS: Final[tuple[Spec, ...]] = (
     # --- identity and tags
-    Spec("stage", "string", "", "Stage name used in resource names and tags; empty means the stack name."),
+    Spec("stage", "string", "", "Stage name used in resource names and tags (2-15 characters, fewer where bucket names would pass 63 in the stack's Region); empty means the stack name."),
     Spec("owner", "string", "iot-platform", "Team that owns the stage; tagged on every resource as `owner`."),
     # --- Distributed Map
     Spec("maxConcurrency", "integer", 10, "Distributed Map MaxConcurrency: child executions running at once.",
@@ -400,6 +400,13 @@ def load(config: Mapping[str, Any], *, stack: str, source: str | None = None) ->
     if values.get("stage") == "":
         values["stage"] = stack
     problems.extend(_cross_field_problems(values))
+    region = config.get("aws:region")
+    if isinstance(region, str) and "stage" in values and _STAGE_RE.match(values["stage"]):
+        # Bucket names carry the Region, so their length is known only with it. Imported here because
+        # naming imports this module for PROJECT.
+        from components.naming import bucket_name_problems
+
+        problems.extend(bucket_name_problems(values["stage"], region))
     if problems:
         raise SettingsError(problems, source=source)
     return Settings(**values)

@@ -156,3 +156,23 @@ def test_staging_retention_below_the_redrive_window_is_refused_with_the_minimum(
     assert "stagingRetentionDays" in message
     assert ">= 14" in message
     assert settings.load({"sensorflow:stagingRetentionDays": 14}, stack="dev").staging_retention_days == 14
+
+
+def test_a_stage_whose_bucket_names_exceed_63_characters_in_its_region_is_refused():
+    long_stage = "a" + "b" * 14  # the longest stage the name rule allows
+    assert settings.load({"sensorflow:stage": long_stage, "aws:region": "eu-west-1"}, stack="x")
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.load({"sensorflow:stage": long_stage, "aws:region": "ap-southeast-1"}, stack="x")
+    message = str(caught.value)
+    assert "ap-southeast-1" in message
+    assert "at most 12 characters" in message  # 63 - len("sensorflow--access-logs-<12>-ap-southeast-1")
+    # Without a Region (unit tests, tools that do not name one) nothing is guessed.
+    assert settings.load({"sensorflow:stage": long_stage}, stack="x")
+
+
+def test_the_bucket_roles_the_length_check_uses_are_the_buckets_storage_builds():
+    from components import naming, storage
+
+    stage = settings.load({}, stack="dev")
+    built = [spec.role for spec in storage.bucket_specs(stage)] + [storage.access_log_spec(stage).role]
+    assert sorted(built) == sorted(naming.BUCKET_ROLES)
