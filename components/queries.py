@@ -105,16 +105,30 @@ def _anomaly_count(kind: str) -> str:
     return f"count_if(any_match(anomalies, x -> x.type = '{kind}'))"
 
 
+# A reading is invalid when it has invalid reasons and anomalous when it broke a rule: independent facts
+# (the detector judges every finite value, valid or not). `healthstatus` is one word for both, with the
+# anomaly winning, so it is no test of validity: `healthstatus <> 'invalid'` would let humidity 150 into
+# the day's maximum. cardinality() is Trino's array length.
+# https://trino.io/docs/current/functions/array.html#cardinality
+IS_INVALID: Final = "cardinality(invalidreasons) > 0"
+IS_VALID: Final = "cardinality(invalidreasons) = 0"
+IS_ANOMALOUS: Final = "anomalycount > 0"
+
+
 KPI_COLUMNS: Final = (
     ("deviceid", "string", "device id, or '*' for the fleet-wide row"),
     ("readings", "bigint", "readings of the day (each reading once)"),
-    ("validreadings", "bigint", "readings that were valid"),
-    ("invalidreadings", "bigint", "readings marked invalid"),
-    ("anomalousreadings", "bigint", "valid readings with at least one anomaly"),
+    ("validreadings", "bigint", "readings without invalid reasons"),
+    ("invalidreadings", "bigint", "readings with at least one invalid reason (they may be anomalous too)"),
+    ("anomalousreadings", "bigint", "readings with at least one anomaly, valid or invalid"),
     ("temperaturespikes", "bigint", "readings with a temperature_spike"),
     ("humidityanomalies", "bigint", "readings with a humidity_anomaly"),
     ("lowbatteryreadings", "bigint", "readings with low_battery"),
-    ("anomalyrate", "double", "anomalousreadings / validreadings"),
+    (
+        "anomalyrate",
+        "double",
+        "anomalousreadings / readings (both count every reading, so at most 1); null without readings",
+    ),
     ("mintemperature", "double", "°C"),
     ("maxtemperature", "double", "°C"),
     ("avgtemperature", "double", "°C"),
@@ -125,7 +139,11 @@ KPI_COLUMNS: Final = (
     ("batterydrain", "double", "first minus last battery level of the day (percentage points)"),
     ("firstreading", "string", "earliest valid reading (UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ)"),
     ("lastreading", "string", "latest valid reading (UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ)"),
-    ("health", "string", "ok | watch | critical | no_data"),
+    (
+        "health",
+        "string",
+        "no_data (no valid reading and no anomaly) | critical | watch | ok, from anomalyrate and invalid readings",
+    ),
 )
 
 
@@ -149,13 +167,14 @@ def kpis_for_day(
     records = _latest_records(
         catalog, "runid = '{run_id}' AND rundate = '{run_date}' AND dt BETWEEN '{since}' AND '{until}'"
     )
-    valid = "FILTER (WHERE healthstatus <> 'invalid')"
+    # Metrics over valid readings only: an invalid reading's finite values may be impossible (humidity 150).
+    valid = f"FILTER (WHERE {IS_VALID})"
     order = "concat(readingtime, '#', recordid)"
     per_device = (
         "SELECT deviceid, count(*) AS readings, "
-        "count_if(healthstatus <> 'invalid') AS validreadings, "
-        "count_if(healthstatus = 'invalid') AS invalidreadings, "
-        "count_if(healthstatus = 'anomalies_detected') AS anomalousreadings, "
+        f"count_if({IS_VALID}) AS validreadings, "
+        f"count_if({IS_INVALID}) AS invalidreadings, "
+        f"count_if({IS_ANOMALOUS}) AS anomalousreadings, "
         f"{_anomaly_count(schema.TEMPERATURE_SPIKE)} AS temperaturespikes, "
         f"{_anomaly_count(schema.HUMIDITY_ANOMALY)} AS humidityanomalies, "
         f"{_anomaly_count(schema.LOW_BATTERY)} AS lowbatteryreadings, "
@@ -192,13 +211,18 @@ def kpis_for_day(
         "min(firstreading) AS firstreading, max(lastreading) AS lastreading "
         f"FROM ({per_device}) GROUP BY GROUPING SETS ((deviceid), ())"
     )
-    rate = "CAST(anomalousreadings AS double) / validreadings"
+    # Over every reading: anomalous readings include invalid ones, so over valid readings the rate could
+    # exceed 1 (two anomalous invalid readings beside one valid one would be 2.0).
+    rate = "CAST(anomalousreadings AS double) / readings"
     projection = (
         "deviceid, readings, validreadings, invalidreadings, anomalousreadings, temperaturespikes, "
-        f"humidityanomalies, lowbatteryreadings, CASE WHEN validreadings = 0 THEN NULL ELSE {rate} END "
+        f"humidityanomalies, lowbatteryreadings, CASE WHEN readings = 0 THEN NULL ELSE {rate} END "
         "AS anomalyrate, mintemperature, maxtemperature, avgtemperature, minhumidity, maxhumidity, avghumidity, "
         "minbattery, batterydrain, firstreading, lastreading, "
-        "CASE WHEN validreadings = 0 THEN 'no_data' "
+        # no_data only if there is nothing to judge: no valid reading and no anomaly (this includes a day
+        # without readings). A device whose only readings are invalid but anomalous has invalid readings
+        # and a positive rate, so it is at least watch, never no_data or ok.
+        "CASE WHEN validreadings = 0 AND anomalousreadings = 0 THEN 'no_data' "
         f"WHEN {rate} >= {critical_anomaly_rate} THEN 'critical' "
         f"WHEN {rate} >= {watch_anomaly_rate} OR invalidreadings > 0 THEN 'watch' ELSE 'ok' END AS health"
     )
@@ -216,22 +240,24 @@ def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
     latest = _latest_records(catalog, "analysisdate = ? AND dt >= ?")
     return {
         "anomalies-of-a-day": (
-            "Every anomalous reading of a day, newest delivery per record. Parameters: day, day (YYYY-MM-DD).",
+            "Every anomalous reading of a day (valid or not), newest delivery per record. "
+            "Parameters: day, day (YYYY-MM-DD).",
             "SELECT deviceid, readingtimestamp, anomalies, metrics FROM "
-            f"({latest}) WHERE healthstatus = 'anomalies_detected' ORDER BY deviceid, readingtime",
+            f"({latest}) WHERE {IS_ANOMALOUS} ORDER BY deviceid, readingtime",
         ),
         "device-health": (
             "Per device for a day: readings, anomalies, invalid readings and the last battery level. "
             "Parameters: day, day (YYYY-MM-DD).",
-            "SELECT deviceid, count(*) AS readings, count_if(healthstatus = 'anomalies_detected') AS anomalous, "
-            "count_if(healthstatus = 'invalid') AS invalid, "
+            f"SELECT deviceid, count(*) AS readings, count_if({IS_ANOMALOUS}) AS anomalous, "
+            f"count_if({IS_INVALID}) AS invalid, "
             "max_by(metrics.batterylevel, concat(readingtime, '#', recordid)) AS lastbattery "
             f"FROM ({latest}) GROUP BY deviceid ORDER BY anomalous DESC, invalid DESC",
         ),
         "invalid-readings": (
-            "Readings marked invalid on a day, with the reasons. Parameters: day, day (YYYY-MM-DD).",
+            "Readings with invalid reasons on a day (anomalous or not), with the reasons. "
+            "Parameters: day, day (YYYY-MM-DD).",
             f"SELECT deviceid, readingtimestamp, invalidreasons, sourcefile FROM ({latest}) "
-            "WHERE healthstatus = 'invalid' ORDER BY deviceid",
+            f"WHERE {IS_INVALID} ORDER BY deviceid",
         ),
         "worst-devices-of-a-day": (
             "Devices of a day ranked by anomaly rate, then invalid readings. Parameter: day (YYYY-MM-DD).",

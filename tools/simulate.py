@@ -13,7 +13,8 @@ batterylevel,latitude,longitude``, the reference sample's layout the raw table r
   below its thresholds, humidity above and below, and a battery brown-out reading below the threshold.
 * Malformed rows, a configurable share: a non-numeric value, an empty value, a malformed timestamp,
   missing trailing columns, an empty device id, a physically impossible value. Each must come out of the
-  pipeline as exactly one record marked invalid.
+  pipeline as exactly one record with invalid reasons; its usable values are still judged by the rules
+  (humidity 150 is also a humidity anomaly), so its verdict is ``anomalies_detected`` if one breaks.
 * Seeded (``numpy.random.default_rng``): the same arguments always give the same files.
 
 The expected verdict of every reading is computed from the values actually written, with the stage's
@@ -57,13 +58,14 @@ class Thresholds:
     humidity_low: float = 5.0
     battery_low: float = 20.0
 
-    def anomalies(self, t: float, h: float, b: float) -> list[str]:
+    def anomalies(self, t: float | None, h: float | None, b: float | None) -> list[str]:
+        """The rules broken by the finite values (None: unusable, breaks no rule), as the detector judges."""
         found = []
-        if t > self.temperature_high or t < self.temperature_low:
+        if t is not None and (t > self.temperature_high or t < self.temperature_low):
             found.append("temperature_spike")
-        if h > self.humidity_high or h < self.humidity_low:
+        if h is not None and (h > self.humidity_high or h < self.humidity_low):
             found.append("humidity_anomaly")
-        if b < self.battery_low:
+        if b is not None and b < self.battery_low:
             found.append("low_battery")
         return found
 
@@ -214,11 +216,9 @@ def simulate(fleet: Fleet, out: Path) -> pa.Table:
                 truth["timestamp"].append(fields[1])
                 for name, value in zip(NUMERIC, values, strict=True):
                     truth[name].append(value)
-                if kind:
-                    status, anomalies = "invalid", []
-                else:
-                    anomalies = fleet.thresholds.anomalies(values[0], values[1], values[2])
-                    status = "anomalies_detected" if anomalies else "healthy"
+                # The detector's precedence: any anomaly, else invalid (a malformed row), else healthy.
+                anomalies = fleet.thresholds.anomalies(values[0], values[1], values[2])
+                status = "anomalies_detected" if anomalies else "invalid" if kind else "healthy"
                 truth["status"].append(status)
                 truth["anomalies"].append(anomalies)
                 truth["injected"].append(injected[k])

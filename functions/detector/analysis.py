@@ -4,7 +4,8 @@ Two paths produce the same bytes:
 
 * ``Analyzer.analyse(item)`` is the reference: plain code that returns the analysis record as a dict
   (keys exactly ``schema.ANALYSIS_KEYS``, in order). It handles every kind of bad input.
-* ``Analyzer.line(item)`` is the per-row hot path used by the handler. For a valid reading it writes the
+* ``Analyzer.line(item)`` is the per-row hot path used by the handler: (line, anomaly types, whether the
+  reading is invalid). For a valid reading it writes the
   JSON line from fragments prepared once per batch (keys, constants, thresholds), because the stdlib
   encoder alone costs more per record than the whole 5 µs budget of the 200,000 rows/s target on this
   machine. Anything unusual (a missing field, a string, an impossible value...) falls back to the
@@ -13,10 +14,18 @@ Two paths produce the same bytes:
 
 Decisions (documented in docs/detector.md):
 
-* An invalid reading carries no anomalies: its verdict is ``invalid`` with the reasons, and it is not
-  counted as anomalous. Values that are finite numbers but physically impossible (humidity 150) stay in
-  ``metrics`` so a faulty sensor can be diagnosed; values that are missing, non-numeric or not finite are
-  null there.
+* The anomaly rules apply to every finite value of their field (every value ``coerce_number``
+  accepts), even a physically impossible one: humidity 150 is a ``humidity_anomaly`` and also
+  ``humidity:out_of_range``. A value that is missing, non-numeric or not finite breaks no rule (there is
+  nothing to compare) and is null in ``metrics``; the other fields' rules still apply, so a reading with
+  an unusable temperature and battery 10 is ``low_battery`` beside ``temperature:not_finite``.
+  ``invalidreasons`` (data quality) and ``anomalies`` (the rules) are independent findings, side by side.
+* ``healthstatus`` is one word for both, by precedence: ``anomalies_detected`` if the reading broke any
+  rule, else ``invalid`` if it has any invalid reason, else ``healthy``. An anomaly is what an operator
+  must act on, so it wins the single verdict; whether a reading is valid is ``invalidreasons`` being
+  empty, never ``healthstatus <> 'invalid'``.
+* A record too large for one Firehose record (``row:too_large``) keeps its anomalies: only long text
+  fields are cut, and three anomaly entries always fit.
 * ``recordid`` is the sha256 of the reading's canonical content: a versioned prefix, the device id, the
   timestamp as a UTC instant (its packed fields; naive timestamps are taken as UTC) and the five values
   after parsing (their IEEE 754 bytes), so a Parquet 21.5 and a CSV "21.5" give the same id, in every
@@ -291,7 +300,8 @@ class Analysis:
     """The reference result for one item: the record, and what the batch counters need."""
 
     record: dict[str, Any]
-    anomaly_types: tuple[str, ...] | None  # None when the reading is invalid
+    anomaly_types: tuple[str, ...]  # the rules the reading broke, valid or not (empty when none)
+    invalid: bool  # the reading has invalid reasons (counted apart from its anomalies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,8 +351,8 @@ class Analyzer:
         self._sources: dict[Any, tuple[str | None, str]] = {}
         self._source_json: dict[str, str] = {}
         self.invalid_reasons: Counter[str] = Counter()  # reason -> invalid readings (for the log line)
-        # line(item) -> (JSON line without newline, anomaly types or None when invalid). Equal, byte for
-        # byte, to json.dumps of analyse(item).record; a closure (not a method) to save a call per row.
+        # line(item) -> (JSON line without newline, anomaly types, invalid?). Equal, byte for byte, to
+        # json.dumps of analyse(item).record; a closure (not a method) to save a call per row.
         self.line: LineFn = self._make_line()
 
     # ----------------------------------------------------------------------------------------- fast path
@@ -426,7 +436,7 @@ class Analyzer:
         healthy, anomalous = schema.HEALTHY, schema.ANOMALIES_DETECTED
         no_types: tuple[str, ...] = ()
 
-        def line(item: Any) -> tuple[str, tuple[str, ...] | None]:
+        def line(item: Any) -> tuple[str, tuple[str, ...], bool]:
             if type(item) is not dict:
                 return slow(item)
             if "row" in item:
@@ -518,7 +528,7 @@ class Analyzer:
             ))  # fmt: skip
             if len(text) > MAX_LINE_CHARS:
                 return slow(item)
-            return text, types
+            return text, types, False  # every value is usable and possible: no invalid reason
 
         return line
 
@@ -539,22 +549,26 @@ class Analyzer:
         body = ",".join(frags[side][0] + text + frags[side][1] for side, text in sides)
         return tuple(self._rule_text[side][0] for side, _ in sides), "[" + body + "]"
 
-    def _slow(self, item: Any) -> tuple[str, tuple[str, ...] | None]:
+    def _slow(self, item: Any) -> tuple[str, tuple[str, ...], bool]:
         result = self.analyse(item)
-        if result.anomaly_types is None:
+        if result.invalid:
             self.invalid_reasons.update(result.record["invalidreasons"])
-        return _encode_record(result.record), result.anomaly_types
+        return _encode_record(result.record), result.anomaly_types, result.invalid
 
     # ------------------------------------------------------------------------------------ reference path
-    def anomalies(self, t: float, h: float, b: float) -> list[dict[str, Any]]:
-        """The rules, as data: strict inequalities, in the sample's order (temperature, humidity, battery)."""
+    def anomalies(self, t: float | None, h: float | None, b: float | None) -> list[dict[str, Any]]:
+        """The rules, as data: strict inequalities, in the sample's order (temperature, humidity, battery).
+
+        A value is a finite float (possible or not) or None (unusable: missing, not a number, not finite),
+        which breaks no rule; the other values are still judged.
+        """
         found = []
         for side, value, broken in (
-            ("t_high", t, t > self._t_high),
-            ("t_low", t, t < self._t_low),
-            ("h_high", h, h > self._h_high),
-            ("h_low", h, h < self._h_low),
-            ("b_low", b, b < self._b_low),
+            ("t_high", t, t is not None and t > self._t_high),
+            ("t_low", t, t is not None and t < self._t_low),
+            ("h_high", h, h is not None and h > self._h_high),
+            ("h_low", h, h is not None and h < self._h_low),
+            ("b_low", b, b is not None and b < self._b_low),
         ):
             if broken:
                 kind, threshold = self._rule_text[side]
@@ -666,10 +680,9 @@ class Analyzer:
         index: int | None,
     ) -> Analysis:
         ctx = self.context
-        anomalies: list[dict[str, Any]] = []
-        if not reasons:
-            anomalies = self.anomalies(values[0], values[1], values[2])  # type: ignore[arg-type]
-        status = schema.INVALID if reasons else schema.ANOMALIES_DETECTED if anomalies else schema.HEALTHY
+        # Every rule on every finite value, whatever the reasons say (module docstring, "Decisions").
+        anomalies = self.anomalies(values[0], values[1], values[2])
+        status = schema.ANOMALIES_DETECTED if anomalies else schema.INVALID if reasons else schema.HEALTHY
         record = {
             "recordid": rid,
             "deviceid": deviceid,
@@ -690,25 +703,28 @@ class Analyzer:
         }
         if len(_encode_record(record)) > MAX_LINE_CHARS:
             record = _shrink(record)
-        if record["healthstatus"] == schema.INVALID:
-            return Analysis(record=record, anomaly_types=None)
-        return Analysis(record=record, anomaly_types=tuple(a["type"] for a in anomalies))
+        return Analysis(
+            record=record,
+            anomaly_types=tuple(a["type"] for a in record["anomalies"]),
+            invalid=bool(record["invalidreasons"]),
+        )
 
 
 def _shrink(record: dict[str, Any]) -> dict[str, Any]:
-    """An oversized record made deliverable: long texts cut, verdict invalid, reason ``row:too_large``.
+    """An oversized record made deliverable: long texts cut, reason ``row:too_large`` added.
 
     Only a reading with enormous text fields gets here (a Step Functions child's input is at most
-    256 KiB, but a bare-row invocation may be larger). The id still comes from the full content.
+    256 KiB, but a bare-row invocation may be larger). The id still comes from the full content. The
+    anomalies stay (at most three short entries, and the values they judge are not texts), so the
+    verdict is ``anomalies_detected`` if there are any and ``invalid`` otherwise, as for any record.
     """
     shrunk = dict(record)
     for key in ("deviceid", "readingtimestamp", "sourcefile", "runid"):
         value = shrunk[key]
         if type(value) is str and len(value) > TRUNCATED_TEXT_CHARS:
             shrunk[key] = value[:TRUNCATED_TEXT_CHARS]
-    shrunk["anomalies"] = []
-    shrunk["anomalycount"] = 0
-    shrunk["healthstatus"] = schema.INVALID
+    if not shrunk["anomalies"]:
+        shrunk["healthstatus"] = schema.INVALID
     shrunk["invalidreasons"] = [*record["invalidreasons"], REASON_TOO_LARGE]
     return shrunk
 
@@ -751,4 +767,4 @@ def _is_date(value: Any) -> bool:
     return True
 
 
-LineFn = Callable[[Any], tuple[str, tuple[str, ...] | None]]
+LineFn = Callable[[Any], tuple[str, tuple[str, ...], bool]]

@@ -65,9 +65,9 @@ class BatchResult:
     """The analysis of one event, before delivery."""
 
     lines: list[str]
-    valid: int = 0
-    invalid: int = 0
-    anomalous_rows: int = 0
+    valid: int = 0  # readings without invalid reasons
+    invalid: int = 0  # readings with invalid reasons, anomalous or not
+    anomalous_rows: int = 0  # readings that broke at least one rule, valid or not
     anomalies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(schema.ANOMALY_TYPES, 0))
     invalid_reasons: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
@@ -108,11 +108,12 @@ def analyse_event(event: Any, *, config: DetectorConfig, now: datetime | None = 
     invalid = anomalous = 0
     counts = result.anomalies
     for item in items:
-        text, types = line(item)
+        text, types, bad = line(item)
         append(text)
-        if types is None:
+        # Independent counts: a reading can be invalid (data quality) and anomalous (a rule) at once.
+        if bad:
             invalid += 1
-        elif types:
+        if types:
             anomalous += 1
             for kind in types:
                 counts[kind] += 1

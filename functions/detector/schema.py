@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Final
 
-# Health verdicts of one reading. "invalid" readings are delivered too, never dropped.
+# Health verdicts of one reading, by precedence: anomalies_detected if any rule broke (even on an invalid
+# reading), else invalid if it has invalid reasons, else healthy. Invalid readings are delivered too, never
+# dropped; validity itself is ``invalidreasons`` being empty.
 HEALTHY: Final = "healthy"
 ANOMALIES_DETECTED: Final = "anomalies_detected"
 INVALID: Final = "invalid"
@@ -63,10 +65,22 @@ ANALYSIS_COLUMNS: Final = (
     ),
     ("readingscount", "int", "readings summarised by this record (always 1)"),
     ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
-    ("anomalies", ANOMALIES_TYPE, "rules the reading broke, with the value and the threshold"),
+    (
+        "anomalies",
+        ANOMALIES_TYPE,
+        "rules the reading broke, with the value and the threshold (every finite value is judged, valid or not)",
+    ),
     ("anomalycount", "int", "number of anomalies"),
-    ("healthstatus", "string", "healthy | anomalies_detected | invalid"),
-    ("invalidreasons", "array<string>", "why the reading is invalid (empty when valid)"),
+    (
+        "healthstatus",
+        "string",
+        "anomalies_detected if any anomaly, else invalid if any invalid reason, else healthy",
+    ),
+    (
+        "invalidreasons",
+        "array<string>",
+        "why the reading is invalid (empty when valid): beside its anomalies",
+    ),
     ("sourcefile", "string", "s3:// URI of the UNLOAD file the reading came from"),
     ("sourceindex", "bigint", "the map item's index: with sourcefile, identifies the row within its run"),
     ("rundate", "string", "the run's date (YYYY-MM-DD)"),
@@ -91,7 +105,8 @@ METRIC_DELIVERY_RETRIES: Final = "DeliveryRetries"
 METRIC_DELIVERY_FAILURES: Final = "DeliveryFailures"
 
 # The summary the handler returns (and the map's children report): these keys, all integers except
-# ``anomalies`` (anomaly type -> count). rowsIn == valid + invalid, always.
+# ``anomalies`` (anomaly type -> count). rowsIn == valid + invalid, always; anomalousRows counts readings
+# with at least one anomaly, valid or invalid (the two are counted independently).
 SUMMARY_KEYS: Final = (
     "rowsIn", "valid", "invalid", "anomalousRows", "anomalies",
     "firehoseRecords", "firehoseBytes", "putRecordBatchCalls", "retries",

@@ -76,6 +76,26 @@ def test_handler_returns_the_summary_and_emits_one_emf_blob(lambda_env, capsys, 
     assert logs[0].requestId == "req-1"
 
 
+def test_invalid_and_anomalous_readings_are_metered_independently(lambda_env, capsys) -> None:
+    batch = event([
+        item(row(), index=0),  # healthy
+        item(row(humidity=150.0), index=1),  # humidity_anomaly and humidity:out_of_range
+        item(row(batterylevel=-5.0), index=2),  # low_battery and batterylevel:out_of_range
+        item(row(temperature=float("inf"), batterylevel=10.0), index=3),  # low_battery, temperature:not_finite
+        item(row(latitude=95.0), index=4),  # invalid only
+    ])  # fmt: skip
+    summary = handler.lambda_handler(batch, Context())
+    assert (summary["rowsIn"], summary["valid"], summary["invalid"], summary["anomalousRows"]) == (5, 1, 4, 3)
+    assert summary["anomalies"] == {"temperature_spike": 0, "humidity_anomaly": 1, "low_battery": 2}
+    (blob,) = emf_blobs(capsys.readouterr().out)
+    assert (blob[schema.METRIC_ROWS], blob[schema.METRIC_VALID_ROWS], blob[schema.METRIC_INVALID_ROWS]) == (
+        [5.0], [1.0], [4.0],
+    )  # fmt: skip
+    assert (blob["HumidityAnomalies"], blob["LowBatteryReadings"], blob["TemperatureSpikes"]) == (
+        [1.0], [2.0], [0.0],
+    )  # fmt: skip
+
+
 def test_a_delivery_failure_raises_and_still_flushes_delivery_failures(lambda_env, capsys) -> None:
     lambda_env.always_fail = True
     with pytest.raises(DeliveryError):

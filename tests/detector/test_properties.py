@@ -76,10 +76,11 @@ def test_fast_line_equals_the_reference_record(item, fmt) -> None:
     analyzer = Analyzer(
         DetectorConfig(input_format=fmt), batch_context({"runDate": "2024-06-01"}, now=NOW)[0]
     )
-    line, types = analyzer.line(item)
+    line, types, invalid = analyzer.line(item)
     analysis = analyzer.analyse(item)
     assert line == json.dumps(analysis.record, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    assert types == analysis.anomaly_types
+    assert types == analysis.anomaly_types == tuple(a["type"] for a in analysis.record["anomalies"])
+    assert invalid is analysis.invalid is bool(analysis.record["invalidreasons"])
     assert tuple(json.loads(line)) == schema.ANALYSIS_KEYS
     assert line.isascii()
 
@@ -105,9 +106,16 @@ def test_every_row_is_delivered_exactly_once_and_counts_add_up(batch, fmt) -> No
         expected = analyzer.analyse(source_item).record
         assert got["recordid"] == expected["recordid"]
         assert got["healthstatus"] == expected["healthstatus"]
-    invalid = sum(r["healthstatus"] == schema.INVALID for r in delivered)
-    anomalous = sum(r["healthstatus"] == schema.ANOMALIES_DETECTED for r in delivered)
+    # Counted independently: a reading can be both invalid and anomalous.
+    invalid = sum(bool(r["invalidreasons"]) for r in delivered)
+    anomalous = sum(r["anomalycount"] > 0 for r in delivered)
     assert (summary["invalid"], summary["anomalousRows"]) == (invalid, anomalous)
+    for r in delivered:  # the verdict's precedence: anomalies, then invalid reasons, then healthy
+        if r["anomalies"]:
+            assert r["healthstatus"] == schema.ANOMALIES_DETECTED
+        else:
+            assert r["healthstatus"] == (schema.INVALID if r["invalidreasons"] else schema.HEALTHY)
+        assert r["anomalycount"] == len(r["anomalies"])
     for kind in schema.ANOMALY_TYPES:
         assert summary["anomalies"][kind] == sum(a["type"] == kind for r in delivered for a in r["anomalies"])
     assert summary["firehoseRecords"] == len(firehose.accepted)

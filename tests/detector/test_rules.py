@@ -19,7 +19,7 @@ def analyse(reading: dict, config: DetectorConfig | None = None) -> dict:
     context, _ = batch_context({"runDate": "2024-06-01", "executionId": "arn:x"}, now=NOW)
     analyzer = Analyzer(config or DetectorConfig(), context)
     record = analyzer.analyse(item(reading)).record
-    line, _types = analyzer.line(item(reading))
+    line, _types, _invalid = analyzer.line(item(reading))
     assert line == analyzer._slow(item(reading))[0], "fast and reference paths disagree"
     return record
 

@@ -32,45 +32,55 @@ def one(reading, config: DetectorConfig = PARQUET) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "reason"),
+    ("overrides", "reason", "anomaly"),
     [
-        ({"temperature": None}, "temperature:missing"),
-        ({"humidity": "45"}, "humidity:not_a_number"),
-        ({"batterylevel": True}, "batterylevel:not_a_number"),
-        ({"latitude": [1]}, "latitude:not_a_number"),
-        ({"longitude": {"v": 1}}, "longitude:not_a_number"),
-        ({"temperature": math.nan}, "temperature:not_finite"),
-        ({"temperature": math.inf}, "temperature:not_finite"),
-        ({"humidity": -math.inf}, "humidity:not_finite"),
-        ({"temperature": 10**400}, "temperature:not_finite"),
-        ({"temperature": -300.0}, "temperature:out_of_range"),
-        ({"humidity": 100.01}, "humidity:out_of_range"),
-        ({"humidity": -0.01}, "humidity:out_of_range"),
-        ({"batterylevel": 101}, "batterylevel:out_of_range"),
-        ({"batterylevel": -1}, "batterylevel:out_of_range"),
-        ({"latitude": 90.5}, "latitude:out_of_range"),
-        ({"latitude": -91}, "latitude:out_of_range"),
-        ({"longitude": 180.01}, "longitude:out_of_range"),
-        ({"longitude": -181}, "longitude:out_of_range"),
-        ({"deviceid": None}, "deviceid:missing"),
-        ({"deviceid": "   "}, "deviceid:missing"),
-        ({"deviceid": 3.5}, "deviceid:not_a_string"),
-        ({"deviceid": False}, "deviceid:not_a_string"),
-        ({"timestamp": None}, "timestamp:missing"),
-        ({"timestamp": ""}, "timestamp:missing"),
-        ({"timestamp": "yesterday"}, "timestamp:malformed"),
-        ({"timestamp": "2024-06-01"}, "timestamp:malformed"),
-        ({"timestamp": "2024-13-01 00:00:00"}, "timestamp:malformed"),
-        ({"timestamp": "2024-W22-6T10:00"}, "timestamp:malformed"),
-        ({"timestamp": 1717246800}, "timestamp:not_a_string"),
+        ({"temperature": None}, "temperature:missing", None),
+        ({"humidity": "45"}, "humidity:not_a_number", None),
+        ({"batterylevel": True}, "batterylevel:not_a_number", None),
+        ({"latitude": [1]}, "latitude:not_a_number", None),
+        ({"longitude": {"v": 1}}, "longitude:not_a_number", None),
+        ({"temperature": math.nan}, "temperature:not_finite", None),
+        ({"temperature": math.inf}, "temperature:not_finite", None),
+        ({"humidity": -math.inf}, "humidity:not_finite", None),
+        ({"temperature": 10**400}, "temperature:not_finite", None),
+        ({"temperature": -300.0}, "temperature:out_of_range", (schema.TEMPERATURE_SPIKE, -300.0, "<-10°C")),
+        ({"humidity": 100.01}, "humidity:out_of_range", (schema.HUMIDITY_ANOMALY, 100.01, ">95%")),
+        ({"humidity": -0.01}, "humidity:out_of_range", (schema.HUMIDITY_ANOMALY, -0.01, "<5%")),
+        ({"batterylevel": 101}, "batterylevel:out_of_range", None),
+        ({"batterylevel": -1}, "batterylevel:out_of_range", (schema.LOW_BATTERY, -1.0, "<20%")),
+        ({"latitude": 90.5}, "latitude:out_of_range", None),
+        ({"latitude": -91}, "latitude:out_of_range", None),
+        ({"longitude": 180.01}, "longitude:out_of_range", None),
+        ({"longitude": -181}, "longitude:out_of_range", None),
+        ({"deviceid": None}, "deviceid:missing", None),
+        ({"deviceid": "   "}, "deviceid:missing", None),
+        ({"deviceid": 3.5}, "deviceid:not_a_string", None),
+        ({"deviceid": False}, "deviceid:not_a_string", None),
+        ({"timestamp": None}, "timestamp:missing", None),
+        ({"timestamp": ""}, "timestamp:missing", None),
+        ({"timestamp": "yesterday"}, "timestamp:malformed", None),
+        ({"timestamp": "2024-06-01"}, "timestamp:malformed", None),
+        ({"timestamp": "2024-13-01 00:00:00"}, "timestamp:malformed", None),
+        ({"timestamp": "2024-W22-6T10:00"}, "timestamp:malformed", None),
+        ({"timestamp": 1717246800}, "timestamp:not_a_string", None),
     ],
 )
-def test_each_kind_of_bad_value_is_invalid_with_its_reason(overrides: dict, reason: str) -> None:
+def test_each_kind_of_bad_value_is_invalid_with_its_reason(
+    overrides: dict, reason: str, anomaly: tuple[str, float, str] | None
+) -> None:
+    # The reason is reported whatever the rules say; an impossible but finite value is still judged by
+    # its rule, and an anomaly wins the one-word verdict.
     record = one(row(**overrides))
-    assert record["healthstatus"] == schema.INVALID
     assert record["invalidreasons"] == [reason]
-    assert record["anomalies"] == []
-    assert record["anomalycount"] == 0
+    if anomaly is None:
+        assert record["healthstatus"] == schema.INVALID
+        assert record["anomalies"] == []
+        assert record["anomalycount"] == 0
+    else:
+        kind, value, threshold = anomaly
+        assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+        assert record["anomalies"] == [{"type": kind, "value": value, "threshold": threshold}]
+        assert record["anomalycount"] == 1
 
 
 def test_missing_fields_are_each_named() -> None:
@@ -84,15 +94,86 @@ def test_missing_fields_are_each_named() -> None:
     )
 
 
-def test_invalid_rows_carry_no_anomalies_and_keep_finite_values() -> None:
-    # Humidity is impossible, temperature would be a spike: the verdict is invalid, with no anomalies.
+def test_invalid_rows_are_judged_by_every_rule_and_keep_finite_values() -> None:
+    # Humidity is impossible, temperature a spike: both anomalies, beside the data-quality reason.
     record = one(row(humidity=150.0, temperature=50.0))
-    assert record["healthstatus"] == schema.INVALID
-    assert record["anomalies"] == []
+    assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+    assert record["invalidreasons"] == ["humidity:out_of_range"]
+    assert record["anomalies"] == [
+        {"type": schema.TEMPERATURE_SPIKE, "value": 50.0, "threshold": ">35°C"},
+        {"type": schema.HUMIDITY_ANOMALY, "value": 150.0, "threshold": ">95%"},
+    ]
+    assert record["anomalycount"] == 2
     assert record["metrics"]["humidity"] == 150.0  # kept for diagnosis: a finite number, impossible
     assert record["metrics"]["temperature"] == 50.0
     nan = one(row(temperature=math.nan))
     assert nan["metrics"]["temperature"] is None  # not finite: null (JSON has no NaN)
+    assert (nan["healthstatus"], nan["anomalies"]) == (schema.INVALID, [])
+
+
+def test_humidity_150_is_an_anomaly_and_out_of_range() -> None:
+    record = one(row(humidity=150))
+    assert record["anomalies"] == [{"type": schema.HUMIDITY_ANOMALY, "value": 150.0, "threshold": ">95%"}]
+    assert record["invalidreasons"] == ["humidity:out_of_range"]
+    assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+
+
+def test_battery_minus_5_is_low_battery_and_out_of_range() -> None:
+    record = one(row(batterylevel=-5.0))
+    assert record["anomalies"] == [{"type": schema.LOW_BATTERY, "value": -5.0, "threshold": "<20%"}]
+    assert record["invalidreasons"] == ["batterylevel:out_of_range"]
+    assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+
+
+@pytest.mark.parametrize(
+    ("temperature", "problem", "config"),
+    [
+        (math.inf, "not_finite", PARQUET),
+        (-math.inf, "not_finite", PARQUET),
+        (math.nan, "not_finite", PARQUET),
+        ("Infinity", "not_finite", CSV),
+        (None, "missing", PARQUET),
+        ("hot", "not_a_number", PARQUET),
+        ("hot", "not_a_number", CSV),
+        ("", "missing", CSV),
+        ("\\N", "missing", CSV),
+    ],
+)
+def test_an_unusable_value_breaks_no_rule_but_the_others_are_still_judged(
+    temperature, problem: str, config: DetectorConfig
+) -> None:
+    reading = row(temperature=temperature, batterylevel=10.0)
+    if config is CSV:
+        reading = {key: value if type(value) is str else repr(value) for key, value in reading.items()}
+    record = one(reading, config)
+    assert record["invalidreasons"] == [f"temperature:{problem}"]
+    assert record["anomalies"] == [{"type": schema.LOW_BATTERY, "value": 10.0, "threshold": "<20%"}]
+    assert record["anomalycount"] == 1
+    assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+    assert record["metrics"]["temperature"] is None
+
+
+def test_invalid_and_anomalous_are_counted_independently() -> None:
+    result = analyse_event(
+        event([
+            item(row()),  # healthy
+            item(row(temperature=40.0)),  # anomalous, valid
+            item(row(humidity=150.0)),  # anomalous and invalid
+            item(row(temperature=math.inf, batterylevel=10.0)),  # anomalous and invalid
+            item(row(latitude=95.0)),  # invalid only
+        ]),
+        config=PARQUET,
+        now=NOW,
+    )  # fmt: skip
+    assert (result.rows_in, result.valid, result.invalid, result.anomalous_rows) == (5, 2, 3, 3)
+    assert result.anomalies == {
+        schema.TEMPERATURE_SPIKE: 1,
+        schema.HUMIDITY_ANOMALY: 1,
+        schema.LOW_BATTERY: 1,
+    }
+    assert result.invalid_reasons == {
+        "humidity:out_of_range": 1, "temperature:not_finite": 1, "latitude:out_of_range": 1,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("bad", [None, 42, "a string", [1, 2], True, 3.5])
@@ -238,14 +319,28 @@ def test_an_enormous_text_field_is_cut_not_lost() -> None:
     assert record["invalidreasons"] == ["row:too_large"]
     assert record["deviceid"] == "x" * 256
     assert record["metrics"]["temperature"] == 21.5
+    assert (record["anomalies"], record["anomalycount"]) == ([], 0)
+
+
+def test_an_oversized_record_keeps_its_anomalies() -> None:
+    huge = "x" * 1_100_000
+    (record,) = records([item(row(deviceid=huge, temperature=40.0, batterylevel=-5.0))])
+    assert record["invalidreasons"] == ["batterylevel:out_of_range", "row:too_large"]
+    assert record["anomalies"] == [
+        {"type": schema.TEMPERATURE_SPIKE, "value": 40.0, "threshold": ">35°C"},
+        {"type": schema.LOW_BATTERY, "value": -5.0, "threshold": "<20%"},
+    ]
+    assert record["anomalycount"] == 2
+    assert record["healthstatus"] == schema.ANOMALIES_DETECTED
+    assert record["deviceid"] == "x" * 256
 
 
 def test_unicode_and_lone_surrogates_survive_as_ascii_json() -> None:
     analyzer = Analyzer(PARQUET, batch_context(None, now=NOW)[0])
     for name in ("capteur-été", "\ud800broken", "传感器"):
-        line, types = analyzer.line(item(row(deviceid=name)))
+        line, types, invalid = analyzer.line(item(row(deviceid=name)))
         assert line.isascii()
-        assert types == ()
+        assert (types, invalid) == ((), False)
         assert json.loads(line)["deviceid"] == name
 
 

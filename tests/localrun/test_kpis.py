@@ -1,18 +1,22 @@
 """Daily KPIs checked against values computed by hand on a small raw CSV, and unchanged by a rerun.
 
-The CSV below is written for the arithmetic to be done on paper: five devices, thirteen readings out of
+The CSV below is written for the arithmetic to be done on paper: six devices, fourteen readings out of
 timestamp order, with an invalid reading whose values would be the day's extremes if invalid readings
-counted, a temperature spike, humidity anomalies (one reading with two anomalies), a low battery, a
-device with only an invalid reading (``no_data``) and one with an invalid reading but no anomaly
-(``watch``). Every column of every device row and of the fleet row (``'*'``) is compared with the
-expected table, which follows ``components.queries.kpis_for_day``'s definitions:
+counted (and which is anomalous too: its finite values are still judged), a temperature spike, humidity
+anomalies (one reading with two anomalies), a low battery, a device with only an invalid reading and no
+anomaly (``no_data``), one whose only reading is invalid and anomalous (``critical``, not ``no_data``)
+and one with an invalid reading but no anomaly (``watch``). Every column of every device row and of the
+fleet row (``'*'``) is compared with the expected table, which follows
+``components.queries.kpis_for_day``'s definitions:
 
-* counts over every reading; temperature, humidity and battery figures over valid readings only;
+* counts over every reading: invalid = has invalid reasons, anomalous = has an anomaly, independently
+  (a reading can be both); temperature, humidity and battery figures over valid readings only;
 * battery drain: the first minus the last valid battery level by timestamp; the fleet's is the mean of
   the devices' drains (a device without valid readings has none and does not count);
 * the fleet's averages are weighted by readings (sum over all valid readings / their number);
-* health: ``no_data`` without valid readings, ``critical`` at an anomaly rate >= 0.2, ``watch`` at >= 0.05
-  or with any invalid reading, else ``ok``.
+* anomaly rate: anomalous readings / readings;
+* health: ``no_data`` without valid readings and anomalies, ``critical`` at an anomaly rate >= 0.2,
+  ``watch`` at >= 0.05 or with any invalid reading, else ``ok``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 import pytest
 
 from components.definition import KPI_PREFIX
+from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline
 
@@ -46,19 +51,25 @@ dev-e,2025-06-01T23:00:00Z,-5.0,50.0,150.0,44.0,1.0
 dev-b,2025-06-01T13:00:00Z,-12.0,3.0,30.0,41.0,-2.0
 dev-c,2025-06-01T06:00:00Z,18.5,70.0,80.0,42.0,-1.0
 dev-d,2025-06-01T12:30:00Z,30.0,50.0,50.0,43.0,0.0
+dev-f,2025-06-01T09:00:00Z,20.0,150.0,50.0,45.0,2.0
 """
 # By hand, per device (valid readings only for the metrics):
-# dev-a: 4 readings; 05:00 invalid (humidity 'abc'; its 50 °C / 10 % / 05:00 must not count).
+# dev-a: 4 readings; 05:00 invalid (humidity 'abc'; its 50 °C / 10 % / 05:00 must not count in the
+#        metrics) and anomalous: 50 °C is a spike and battery 10 low, beside humidity:missing.
 #        valid 08:00 (22, 55, 95), 10:00 (20, 50, 90), 12:00 (40 spike, 60, 85).
-#        temp 20..40 avg 82/3; humidity 50..60 avg 55; battery min 85, drain 95 - 85 = 10; rate 1/3.
+#        2 anomalous (12:00, 05:00): 2 spikes, 1 low battery; rate 2/4.
+#        temp 20..40 avg 82/3; humidity 50..60 avg 55; battery min 85, drain 95 - 85 = 10.
 # dev-b: 4 valid; 07:30 (24, 45, 60), 11:00 (25, 97 humidity, 50), 13:00 (-12 spike, 3 humidity, 30),
 #        15:00 (26, 40, 15 low battery). 3 anomalous readings, 4 anomalies; temp -12..26 avg 63/4;
 #        humidity 3..97 avg 185/4; battery min 15, drain 60 - 15 = 45; rate 3/4.
 # dev-c: 06:00 (18.5, 70, 80), 18:00 (19.5, 72, 79.5): avg 19, 71; drain 0.5; rate 0 -> ok.
 # dev-d: 'not-a-time' invalid; 12:30 (30, 50, 50) valid: drain 0, rate 0, one invalid -> watch.
-# dev-e: battery 150 is out of range: no valid reading -> every metric null, no_data.
+# dev-e: battery 150 is out of range and breaks no rule: no valid reading, no anomaly -> every metric
+#        null, rate 0/1, no_data.
+# dev-f: humidity 150 is out of range and a humidity anomaly: no valid reading, yet 1 anomalous of 1 ->
+#        rate 1, critical (not no_data); every metric null.
 # first/last reading are the detector's normalised UTC instants (readingtime), whatever notation arrived.
-# fleet: 13 readings, 10 valid, 3 invalid, 4 anomalous (2 spikes, 2 humidity, 1 low battery), rate 0.4;
+# fleet: 14 readings, 10 valid, 4 invalid, 6 anomalous (3 spikes, 3 humidity, 2 low battery), rate 6/14;
 #        temp -12..40, avg (82 + 63 + 38 + 30) / 10 = 21.3; humidity 3..97, avg (165 + 185 + 142 + 50) / 10
 #        = 54.2; battery min 15; drain mean(10, 45, 0.5, 0) = 13.875; first 06:00 (dev-c), last 18:00.
 COLUMNS = (
@@ -69,9 +80,9 @@ COLUMNS = (
 )  # fmt: skip
 T = "2025-06-01T"
 EXPECTED = [
-    ("*", 13, 10, 3, 4, 2, 2, 1, 0.4, -12.0, 40.0, 21.3, 3.0, 97.0, 54.2, 15.0, 13.875,
+    ("*", 14, 10, 4, 6, 3, 3, 2, 6 / 14, -12.0, 40.0, 21.3, 3.0, 97.0, 54.2, 15.0, 13.875,
      f"{T}06:00:00.000000Z", f"{T}18:00:00.000000Z", "critical"),
-    ("dev-a", 4, 3, 1, 1, 1, 0, 0, 1 / 3, 20.0, 40.0, 82 / 3, 50.0, 60.0, 55.0, 85.0, 10.0,
+    ("dev-a", 4, 3, 1, 2, 2, 0, 1, 0.5, 20.0, 40.0, 82 / 3, 50.0, 60.0, 55.0, 85.0, 10.0,
      f"{T}08:00:00.000000Z", f"{T}12:00:00.000000Z", "critical"),
     ("dev-b", 4, 4, 0, 3, 1, 2, 1, 0.75, -12.0, 26.0, 15.75, 3.0, 97.0, 46.25, 15.0, 45.0,
      f"{T}07:30:00.000000Z", f"{T}15:00:00.000000Z", "critical"),
@@ -79,8 +90,10 @@ EXPECTED = [
      f"{T}06:00:00.000000Z", f"{T}18:00:00.000000Z", "ok"),
     ("dev-d", 2, 1, 1, 0, 0, 0, 0, 0.0, 30.0, 30.0, 30.0, 50.0, 50.0, 50.0, 50.0, 0.0,
      f"{T}12:30:00.000000Z", f"{T}12:30:00.000000Z", "watch"),
-    ("dev-e", 1, 0, 1, 0, 0, 0, 0, None, None, None, None, None, None, None, None, None,
+    ("dev-e", 1, 0, 1, 0, 0, 0, 0, 0.0, None, None, None, None, None, None, None, None,
      None, None, "no_data"),
+    ("dev-f", 1, 0, 1, 1, 0, 1, 0, 1.0, None, None, None, None, None, None, None, None,
+     None, None, "critical"),
 ]  # fmt: skip
 
 
@@ -128,7 +141,7 @@ def _assert_expected(rows: list[dict[str, Any]]) -> None:
 def test_kpis_equal_the_hand_computed_values(pipeline: LocalPipeline) -> None:
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", (run.error, run.cause)
-    assert run.output["rowsProcessed"] == run.output["rowsDelivered"] == 13
+    assert run.output["rowsProcessed"] == run.output["rowsDelivered"] == 14
     _assert_expected(_kpis(pipeline))
 
 
@@ -201,3 +214,28 @@ def test_first_last_and_drain_follow_the_instant_not_the_spelling(tmp_path: Path
         "last": datetime(2025, 6, 1, 8, 0, tzinfo=UTC),
         "drain": pytest.approx(90.0 - 80.0),
     }, (device["firstreading"], device["lastreading"])
+
+
+def test_named_queries_count_invalid_and_anomalous_independently(pipeline: LocalPipeline) -> None:
+    """The operators' queries, run by the Athena stand-in on the same CSV: the hand-computed rows."""
+    run = pipeline.execute(DAY)
+    assert run.status == "SUCCEEDED", (run.error, run.cause)
+    anomalous = report._named(pipeline, "anomalies-of-a-day", [DAY, DAY])
+    assert [(r["deviceid"], r["readingtimestamp"][11:16]) for r in anomalous] == [
+        ("dev-a", "05:00"), ("dev-a", "12:00"),
+        ("dev-b", "11:00"), ("dev-b", "13:00"), ("dev-b", "15:00"),
+        ("dev-f", "09:00"),
+    ]  # fmt: skip
+    invalid = report._named(pipeline, "invalid-readings", [DAY, DAY])
+    assert sorted((r["deviceid"], tuple(r["invalidreasons"])) for r in invalid) == [
+        ("dev-a", ("humidity:missing",)),
+        ("dev-d", ("timestamp:malformed",)),
+        ("dev-e", ("batterylevel:out_of_range",)),
+        ("dev-f", ("humidity:out_of_range",)),
+    ]
+    health = report._named(pipeline, "device-health", [DAY, DAY])
+    assert {r["deviceid"]: (r["readings"], r["anomalous"], r["invalid"]) for r in health} == {
+        "dev-a": (4, 2, 1), "dev-b": (4, 3, 0), "dev-c": (2, 0, 0),
+        "dev-d": (2, 0, 1), "dev-e": (1, 0, 1), "dev-f": (1, 1, 1),
+    }  # fmt: skip
+    assert [r["deviceid"] for r in health][:3] == ["dev-b", "dev-a", "dev-f"]  # anomalous, then invalid

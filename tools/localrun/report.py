@@ -105,14 +105,14 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
         key = _key(record["deviceid"], record["readingtimestamp"], [metrics.get(n) for n in NUMERIC])
         delivered[key] += 1
         types = tuple(sorted(a["type"] for a in record["anomalies"] or []))
-        verdict[key] = (record["healthstatus"], types)
+        verdict[key] = (record["healthstatus"], types, bool(record["invalidreasons"]))
     expected = Counter()
     wanted: dict[tuple, tuple] = {}
     rows = truth.to_pylist()
     for row in rows:
         key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
         expected[key] += 1
-        wanted[key] = (row["status"], tuple(sorted(row["anomalies"])))
+        wanted[key] = (row["status"], tuple(sorted(row["anomalies"])), bool(row["malformed"]))
     check = GroundTruthCheck(
         expected_rows=len(rows), delivered_records=len(records), distinct_rows=len(by_row)
     )
@@ -131,7 +131,7 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
         if row["malformed"]:
             check.malformed += 1
             got = verdict.get(key)
-            if got and got[0] == schema.INVALID:
+            if got and got[2]:  # invalid reasons, whatever the verdict (an anomaly takes precedence)
                 check.malformed_invalid += 1
     return check
 
@@ -253,7 +253,7 @@ def battery_series(
             SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtimestamp AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
                    metrics.batterylevel AS battery
             FROM "{table.database}"."{table.name}"
-            WHERE healthstatus <> 'invalid' AND rundate IN ({marks}) AND deviceid IS NOT NULL
+            WHERE len(invalidreasons) = 0 AND rundate IN ({marks}) AND deviceid IS NOT NULL
         ), top AS (
             SELECT deviceid FROM r GROUP BY deviceid ORDER BY arg_min(battery, hour) - arg_max(battery, hour) DESC, deviceid LIMIT {int(limit)}
         )

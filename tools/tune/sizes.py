@@ -112,5 +112,5 @@ def record_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET"
         example_batch_input(stage, account), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC)
     )
     analyzer = Analyzer(DetectorConfig(input_format=InputFormat(unload_format)), context)
-    line, _anomalies = analyzer.line(example_item(stage, account, unload_format=unload_format))
+    line, _anomalies, _invalid = analyzer.line(example_item(stage, account, unload_format=unload_format))
     return len(line.encode()) + 1
