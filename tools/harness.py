@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import runpy
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,8 @@ def _outputs_for(
         out |= {"name": physical, "arn": _arn("sns", physical, region, account_id)}
         rid = out["arn"]
     elif type_ == "aws:kms/key:Key":
-        rid = f"{abs(hash(name)) % 10**12:012d}-mock-key"
+        # crc32, not hash(): str hashes change per process, and rendered stacks must be reproducible.
+        rid = f"{zlib.crc32(name.encode()):012d}-mock-key"
         out |= {"keyId": rid, "arn": _arn("kms", f"key/{rid}", region, account_id)}
     elif type_ == "aws:kms/alias:Alias":
         out |= {"arn": _arn("kms", physical, region, account_id)}

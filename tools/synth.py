@@ -54,12 +54,24 @@ def tree(run: harness.Run) -> str:
     lines: list[str] = []
 
     def walk(parent: str | None, depth: int) -> None:
-        for r in by_parent.get(parent, []):
+        # By name, not registration order: components register concurrently, so that order varies.
+        for r in sorted(by_parent.get(parent, []), key=lambda r: (r.name, r.type)):
             lines.append(f"{'    ' * depth}{r.type}  {r.name}")
             walk(r.urn, depth + 1)
 
     walk(None, 0)
     return "\n".join(lines)
+
+
+def _rendered(value: Any) -> str:
+    """A value JSON cannot hold, as text that is the same on every run and machine: an asset or archive
+    by its path relative to the project (never its object address)."""
+    path = getattr(value, "path", None)
+    if isinstance(path, str):
+        shown = Path(path)
+        shown = shown.relative_to(harness.ROOT) if shown.is_relative_to(harness.ROOT) else shown
+        return f"{type(value).__name__}({shown})"
+    return str(value)
 
 
 def synth(stack: str, out: Path = BUILD) -> Path:
@@ -77,10 +89,13 @@ def synth(stack: str, out: Path = BUILD) -> Path:
     (folder / "resources.txt").write_text(tree(run) + "\n")
     (folder / "resources.json").write_text(
         json.dumps(
-            [{"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs} for r in run.resources],
+            [
+                {"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs}
+                for r in sorted(run.resources, key=lambda r: (r.parent or "", r.name, r.type))
+            ],
             indent=2,
             sort_keys=True,
-            default=str,
+            default=_rendered,
         )
         + "\n"
     )

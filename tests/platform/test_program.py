@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -310,3 +311,26 @@ def test_negative_control_the_harness_fails_on_a_wrong_value(runs):
         assert state["MaxConcurrency"] == 10_000
     with pytest.raises(AssertionError):
         runs["prod"].one(FUNCTION, "no-such-function")
+
+
+def test_the_rendered_stack_is_the_same_on_every_run(tmp_path):
+    """`make synth` output is compared before and after a restructuring, so it must not depend on the
+    order components register in, on str hashes (PYTHONHASHSEED) or on object addresses."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        subprocess.run(
+            [sys.executable, "-m", "tools.synth", "--stack", "dev", "--out", str(out)],
+            cwd=harness.ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+        )
+        outputs.append({p.relative_to(out): p.read_text() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert len(outputs[0]) >= 5
+    assert outputs[0] == outputs[1]
+    assert " object at 0x" not in outputs[0][Path("dev/resources.json")]
