@@ -22,10 +22,12 @@ from components.settings import Settings
 PREFIX: Final = ANALYSIS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"
 ERROR_PREFIX: Final = ERRORS_PREFIX + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
 LOG_STREAM: Final = "DestinationDelivery"
+# "Grant Firehose access to an Amazon S3 destination": the S3 and logs actions of the role, as listed there.
+FIREHOSE_S3_IAM: Final = iam.DOCS + "firehose/latest/dev/controlling-access.html#using-iam-s3"
 
 
 def delivery_role_policy(*, bucket_arn: iam.Arn, log_group_arn: iam.Arn) -> dict:
-    """What Firehose needs to write to S3 and log its errors (docs firehose/latest/dev/controlling-access.html)."""
+    """What Firehose needs to write to S3 and log its errors (``FIREHOSE_S3_IAM``)."""
     return iam.document(
         [
             iam.statement(
@@ -36,16 +38,19 @@ def delivery_role_policy(*, bucket_arn: iam.Arn, log_group_arn: iam.Arn) -> dict
                     "s3:PutObject",
                 ],
                 [iam.join(bucket_arn, f"/{ANALYSIS_PREFIX}*"), iam.join(bucket_arn, f"/{ERRORS_PREFIX}*")],
+                source=FIREHOSE_S3_IAM,
             ),
             iam.statement(
                 "LocateBucket",
                 ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
                 [bucket_arn],
+                source=FIREHOSE_S3_IAM,
             ),
             iam.statement(
                 "LogDeliveryErrors",
                 ["logs:PutLogEvents"],
                 [iam.join(log_group_arn, f":log-stream:{LOG_STREAM}")],
+                source=FIREHOSE_S3_IAM,
             ),
         ]
     )

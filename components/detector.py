@@ -32,8 +32,15 @@ def detector_role_policy(*, log_group_arn: iam.Arn, stream_arn: iam.Arn) -> dict
                 "WriteOwnLogs",
                 ["logs:CreateLogStream", "logs:PutLogEvents"],
                 [iam.join(log_group_arn, ":log-stream:*")],
+                # The group itself is created by this program, so no logs:CreateLogGroup.
+                source=iam.DOCS + "lambda/latest/dg/monitoring-cloudwatchlogs.html",
             ),
-            iam.statement("DeliverAnalysisRecords", ["firehose:PutRecordBatch"], [stream_arn]),
+            iam.statement(
+                "DeliverAnalysisRecords",
+                ["firehose:PutRecordBatch"],
+                [stream_arn],
+                source=iam.DOCS + "firehose/latest/dev/controlling-access.html",
+            ),
         ]
     )
 

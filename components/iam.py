@@ -48,24 +48,35 @@ def join(arn: Arn, suffix: str) -> Arn:
     return arn + suffix
 
 
+DOCS: Final = "https://docs.aws.amazon.com/"
+
+
+class Statement(dict[str, Any]):
+    """An IAM statement: serialises as the plain dict it is, and also carries ``source``, the AWS page that
+    documents the API call needing it (rendered into docs/security.md, never into the policy)."""
+
+    source: str
+
+
 def statement(
     sid: str,
     actions: Sequence[str],
     resources: Sequence[Arn],
     *,
+    source: str,
     conditions: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One Allow statement. Actions are sorted so documents diff cleanly between stages."""
+) -> Statement:
+    """One Allow statement. Actions are sorted so documents diff cleanly between stages. ``source`` is the
+    documentation page (under docs.aws.amazon.com) that says which call needs these actions; every grant
+    names one, so every right in every role can be traced to a documented need."""
     if not actions or not resources:
         raise ValueError(f"statement {sid}: needs at least one action and one resource")
-    stmt: dict[str, Any] = {
-        "Sid": sid,
-        "Effect": "Allow",
-        "Action": sorted(actions),
-        "Resource": list(resources),
-    }
+    if not source.startswith(DOCS):
+        raise ValueError(f"statement {sid}: source must be a page under {DOCS}, got {source!r}")
+    stmt = Statement(Sid=sid, Effect="Allow", Action=sorted(actions), Resource=list(resources))
     if conditions:
         stmt["Condition"] = dict(conditions)
+    stmt.source = source
     return stmt
 
 
@@ -78,6 +89,18 @@ def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
 # "Grant Firehose access to an Amazon S3 destination"), not aws:SourceAccount.
 ACCOUNT_CONDITION_KEYS: Final = {"firehose.amazonaws.com": "sts:ExternalId"}
 
+# The page each trusted service's condition comes from. Step Functions and Scheduler document aws:SourceAccount
+# with aws:SourceArn for their roles; Firehose documents sts:ExternalId. Lambda's developer guide shows the
+# execution role's trust without a condition; aws:SourceAccount is the IAM User Guide's general guard for
+# service roles ("The confused deputy problem"), used for Lambda in AWS's own samples (aws/
+# agent-toolkit-for-aws, deploying-custom-domain-rest-api/scripts/lambda-trust-policy.json).
+TRUST_SOURCES: Final = {
+    "states.amazonaws.com": DOCS + "step-functions/latest/dg/procedure-create-iam-role.html",
+    "firehose.amazonaws.com": DOCS + "firehose/latest/dev/controlling-access.html",
+    "lambda.amazonaws.com": DOCS + "IAM/latest/UserGuide/confused-deputy.html",
+    "scheduler.amazonaws.com": DOCS + "scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role",
+}
+
 
 def trust_policy(
     service: str, *, source_account: str, source_arn: Arn | Sequence[Arn] | None = None
@@ -86,6 +109,8 @@ def trust_policy(
     closes the confused-deputy hole (docs: IAM User Guide, "The confused deputy problem"). The account is
     matched with the key the service documents (``ACCOUNT_CONDITION_KEYS``; aws:SourceAccount otherwise);
     several source ARNs are alternatives (a condition key with a list of values matches any of them)."""
+    if service not in TRUST_SOURCES:
+        raise ValueError(f"trust policy for {service}: no documented condition in TRUST_SOURCES")
     key = ACCOUNT_CONDITION_KEYS.get(service, "aws:SourceAccount")
     condition: dict[str, Any] = {"StringEquals": {key: source_account}}
     if source_arn is not None:

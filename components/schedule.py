@@ -34,7 +34,16 @@ RETRY_MAX_EVENT_AGE_SECONDS: Final = 6 * 3_600
 
 def scheduler_role_policy(state_machine_arn: Any) -> dict[str, Any]:
     """The role's only permission: start executions of this stage's state machine."""
-    return iam.document([iam.statement("StartPipeline", ["states:StartExecution"], [state_machine_arn])])
+    return iam.document(
+        [
+            iam.statement(
+                "StartPipeline",
+                ["states:StartExecution"],
+                [state_machine_arn],
+                source=iam.DOCS + "scheduler/latest/UserGuide/setting-up.html#setting-up-execution-role",
+            )
+        ]
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

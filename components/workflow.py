@@ -24,6 +24,10 @@ from components.settings import Settings
 # Firehose flushes within its buffer interval; give it a minute more before counting.
 DELIVERY_MARGIN_SECONDS = 60
 
+# The pages the state machine role's grants come from (each statement names its own).
+DIST_MAP_IAM = iam.DOCS + "step-functions/latest/dg/iam-policies-eg-dist-map.html"
+ATHENA_IAM = iam.DOCS + "step-functions/latest/dg/athena-iam.html"
+
 
 @dataclass(frozen=True, kw_only=True)
 class PolicyInputs:
@@ -60,20 +64,34 @@ def state_machine_policy(p: PolicyInputs) -> dict:
     write_actions = ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"]
     return iam.document(
         [
-            iam.statement("InvokeDetector", ["lambda:InvokeFunction"], [p.function_arn]),
             iam.statement(
-                "StartMapChildren", ["states:StartExecution"], [a.state_machine_arn(p.state_machine_name)]
+                "InvokeDetector",
+                ["lambda:InvokeFunction"],
+                [p.function_arn],
+                source=iam.DOCS + "step-functions/latest/dg/lambda-iam.html",
+            ),
+            iam.statement(
+                "StartMapChildren",
+                ["states:StartExecution"],
+                [a.state_machine_arn(p.state_machine_name)],
+                source=DIST_MAP_IAM,
             ),
             # The map run watches and stops its children. A redriven map run re-runs EXPRESS children with
             # StartExecution (RedriveExecution API reference; iam-policies-eg-dist-map.html lists
             # RedriveExecution for STANDARD children only), so no RedriveExecution on them.
             iam.statement(
-                "ManageMapChildren", ["states:DescribeExecution", "states:StopExecution"], [children]
+                "ManageMapChildren",
+                ["states:DescribeExecution", "states:StopExecution"],
+                [children],
+                source=DIST_MAP_IAM,
             ),
             iam.statement(
                 "ReadMapRunCounts",
                 ["states:DescribeMapRun"],
                 [a.arn("states", f"mapRun:{p.state_machine_name}/{p.label}:*")],
+                # ReadMapRunCounts calls DescribeMapRun through the AWS SDK integration; the action's
+                # resource type is mapRun (Service Authorization Reference for Step Functions).
+                source=iam.DOCS + "service-authorization/latest/reference/list_awsstepfunctions.html",
             ),
             iam.statement(
                 "RunAthenaQueries",
@@ -85,9 +103,13 @@ def state_machine_policy(p: PolicyInputs) -> dict:
                     "athena:StopQueryExecution",
                 ],
                 [p.workgroup_arn],
+                source=ATHENA_IAM,
             ),
             iam.statement(
-                "ReadDataCatalog", ["athena:GetDataCatalog"], [a.arn("athena", "datacatalog/AwsDataCatalog")]
+                "ReadDataCatalog",
+                ["athena:GetDataCatalog"],
+                [a.arn("athena", "datacatalog/AwsDataCatalog")],
+                source=ATHENA_IAM,
             ),
             # No glue:GetPartition(s): every table uses partition projection, which "lets Athena avoid
             # calling GetPartitions because the partition projection configuration gives Athena all of
@@ -95,19 +117,33 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             # partition-projection.html). GetDatabase and GetTable remain: the projection properties,
             # schema and location live on the Glue table (athena/latest/ug/
             # fine-grained-access-to-glue-resources.html: access is granted on catalog, database, table).
-            iam.statement("ReadTables", ["glue:GetDatabase", "glue:GetTable"], glue_resources),
+            iam.statement(
+                "ReadTables",
+                ["glue:GetDatabase", "glue:GetTable"],
+                glue_resources,
+                source=iam.DOCS + "athena/latest/ug/fine-grained-access-to-glue-resources.html",
+            ),
             # s3:ListBucketMultipartUploads lets a caller list a bucket's in-progress multipart uploads
             # (S3 User Guide, mpuoverview.html, "Multipart upload API and permissions"): of use only to a
             # writer that uploads in parts and cleans up (UNLOAD output, query results, KPIs). The raw
             # bucket is only read.
-            iam.statement("ListRawBucket", ["s3:GetBucketLocation", "s3:ListBucket"], [p.raw_bucket_arn]),
+            iam.statement(
+                "ListRawBucket",
+                ["s3:GetBucketLocation", "s3:ListBucket"],
+                [p.raw_bucket_arn],
+                source=ATHENA_IAM,
+            ),
             iam.statement(
                 "ListWrittenBuckets",
                 ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
                 [p.unload_bucket_arn, p.athena_bucket_arn, p.analytics_bucket_arn],
+                source=ATHENA_IAM,
             ),
             iam.statement(
-                "ReadRawReadings", ["s3:GetObject"], [objects(p.raw_bucket_arn, f"/{definition.RAW_PREFIX}*")]
+                "ReadRawReadings",
+                ["s3:GetObject"],
+                [objects(p.raw_bucket_arn, f"/{definition.RAW_PREFIX}*")],
+                source=ATHENA_IAM,
             ),
             iam.statement(
                 "WriteUnloadAndMapResults",
@@ -116,21 +152,29 @@ def state_machine_policy(p: PolicyInputs) -> dict:
                     objects(p.unload_bucket_arn, f"/{definition.UNLOAD_PREFIX}*"),
                     objects(p.unload_bucket_arn, f"/{definition.MAP_RESULTS_PREFIX}*"),
                 ],
+                # UNLOAD writes its Parquet files and manifest here, the map's ItemReader reads them
+                # (s3:GetObject) and its ResultWriter writes the map-run results (s3:PutObject, multipart).
+                source=iam.DOCS + "step-functions/latest/dg/input-output-resultwriter.html",
             ),
             iam.statement(
                 "WriteQueryResults",
                 write_actions,
                 [objects(p.athena_bucket_arn, f"/{definition.ATHENA_RESULTS_PREFIX}*")],
+                source=ATHENA_IAM,
             ),
             iam.statement(
                 "ReadAnalysisRecords",
                 ["s3:GetObject"],
                 [objects(p.analytics_bucket_arn, f"/{definition.ANALYSIS_PREFIX}*")],
+                source=ATHENA_IAM,
             ),
             iam.statement(
                 "ReplaceDailyKpis",
                 [*write_actions, "s3:DeleteObject"],
                 [objects(p.analytics_bucket_arn, f"/{definition.KPI_PREFIX}*")],
+                # UNLOAD refuses a destination that holds objects (athena/latest/ug/unload.html), so a
+                # re-run of a day deletes that day's KPI objects first.
+                source=iam.DOCS + "athena/latest/ug/unload.html",
             ),
             # Allowlisted: these actions accept only Resource "*" (components.iam.RESOURCE_STAR_ACTIONS).
             iam.statement(
@@ -146,6 +190,7 @@ def state_machine_policy(p: PolicyInputs) -> dict:
                     "logs:UpdateLogDelivery",
                 ],
                 ["*"],
+                source=iam.DOCS + "step-functions/latest/dg/cw-logs.html#cloudwatch-iam-policy",
             ),
             iam.statement(
                 "SendTraces",
@@ -156,6 +201,7 @@ def state_machine_policy(p: PolicyInputs) -> dict:
                     "xray:PutTraceSegments",
                 ],
                 ["*"],
+                source=iam.DOCS + "step-functions/latest/dg/xray-iam.html",
             ),
         ]
     )

@@ -157,7 +157,9 @@ def test_parliament_finds_nothing_but_documented_false_positives(run):
 
 
 def test_parliament_would_catch_a_real_mistake():
-    bad = iam.document([iam.statement("Typo", ["s3:GetObjekt"], ["arn:aws:s3:::bucket/*"])])
+    bad = iam.document(
+        [iam.statement("Typo", ["s3:GetObjekt"], ["arn:aws:s3:::bucket/*"], source=iam.DOCS + "s3/")]
+    )
     findings = analyze_policy_string(json.dumps(bad)).findings
     assert findings
     assert not any(is_false_positive("grant", f) for f in findings)
@@ -165,7 +167,7 @@ def test_parliament_would_catch_a_real_mistake():
 
 @pytest.mark.parametrize("action", sorted(iam.RESOURCE_STAR_ACTIONS))
 def test_allowlist_is_valid_iam(action):
-    doc = iam.document([iam.statement("Allowlisted", [action], ["*"])])
+    doc = iam.document([iam.statement("Allowlisted", [action], ["*"], source=iam.DOCS + "iam/")])
     issues = {f.issue for f in analyze_policy_string(json.dumps(doc)).findings}
     assert "UNKNOWN_ACTION" not in issues
     assert "UNKNOWN_PREFIX" not in issues
