@@ -70,9 +70,32 @@ class Lag:
     pattern: str  # a regular expression the whole message must match
     why: str
     doc: str
+    # Where the message is generic (a schema's enum message names no value), the entry is scoped further:
+    # the problem's JSON path must match ``path`` and the definition's value there must be one of ``values``,
+    # so the lag never hides a value AWS itself rejects.
+    path: str | None = None
+    values: tuple[Any, ...] | None = None
 
-    def matches(self, problem: Problem) -> bool:
-        return problem.source == self.validator and re.fullmatch(self.pattern, problem.message) is not None
+    def matches(self, problem: Problem, definition: dict[str, Any] | None = None) -> bool:
+        if problem.source != self.validator or re.fullmatch(self.pattern, problem.message) is None:
+            return False
+        if self.path is not None and re.fullmatch(self.path, problem.path) is None:
+            return False
+        return self.values is None or _value_at(definition, problem.path) in self.values
+
+
+_MISSING = object()
+
+
+def _value_at(document: Any, path: str) -> Any:
+    """The value at a JSON path written ``$.a.b[0].c`` (object keys without dots), or a sentinel."""
+    node = document
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
+        try:
+            node = node[int(index)] if index else node[key]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return node
 
 
 KNOWN_LAGS: tuple[Lag, ...] = (
@@ -100,6 +123,16 @@ KNOWN_LAGS: tuple[Lag, ...] = (
         "ResultWriter.WriterConfig (Transformation, OutputType) is newer than statelint",
         "docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html (WriterConfig)",
     ),
+    Lag(
+        "asl-language-service",
+        re.escape('Value is not accepted. Valid values: "CSV", "JSON", "JSONL", "MANIFEST".'),
+        "the language service's ReaderConfig.InputType enum predates PARQUET, which AWS documents for "
+        "Athena manifests (ManifestType ATHENA_DATA with InputType CSV, JSONL or PARQUET); the message is "
+        "the schema's generic enum message, so the entry is scoped to that one field",
+        "docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html (ReaderConfig, InputType)",
+        path=r"\$\.States\..+\.ItemReader\.ReaderConfig\.InputType",
+        values=("PARQUET",),
+    ),
 )
 
 
@@ -122,6 +155,14 @@ def _statelint_path(message: str) -> str:
 
 def asl_validator(definition: dict[str, Any]) -> list[Problem]:
     return [Problem("asl-validator", "$", m) for m in aslcheck.asl_validator(definition)]
+
+
+def asl_language_service(definition: dict[str, Any]) -> list[Problem]:
+    """npm ``amazon-states-language-service`` (AWS Toolkit's ASL editor), through tools/asl_language_service.js."""
+    return [
+        Problem("asl-language-service", d["path"], d["message"])
+        for d in aslcheck.asl_language_service(definition)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ our rules
@@ -348,11 +389,11 @@ def rule_problems(definition: dict[str, Any]) -> list[Problem]:
 
 def check(definition: dict[str, Any]) -> tuple[list[Problem], set[Lag]]:
     """Every problem outside the known lags, and the lags that matched something."""
-    found = [*asl_validator(definition), *statelint(definition)]
+    found = [*asl_validator(definition), *statelint(definition), *asl_language_service(definition)]
     used: set[Lag] = set()
     problems = []
     for problem in found:
-        lag = next((lag for lag in KNOWN_LAGS if lag.matches(problem)), None)
+        lag = next((lag for lag in KNOWN_LAGS if lag.matches(problem, definition)), None)
         if lag is None:
             problems.append(problem)
         else:
