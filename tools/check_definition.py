@@ -165,7 +165,27 @@ def _statelint_path(message: str) -> str:
 
 
 def asl_validator(definition: dict[str, Any]) -> list[Problem]:
-    return [Problem("asl-validator", "$", m) for m in aslcheck.asl_validator(definition)]
+    """Its messages, without its "definition ... is invalid" header (which names a temporary file), each at
+    the JSON path of the JSON pointer it names ("/States/A/Next" is "$.States.A.Next"), else at "$"."""
+    problems = []
+    messages = aslcheck.asl_validator(definition)
+    for raw in messages:
+        message = raw.strip()
+        if re.fullmatch(r"\S* ?State machine definition .* is invalid:?", message):
+            continue
+        pointer = re.search(r"(?<![\w/])(/States(?:/[^\s/]+)*)", message)
+        path = (
+            "$"
+            if pointer is None
+            else "$"
+            + "".join(
+                f"[{part}]" if part.isdigit() else f".{part}" for part in pointer.group(1).split("/")[1:]
+            )
+        )
+        problems.append(Problem("asl-validator", path, message))
+    if messages and not problems:  # it failed without saying why: still a problem
+        problems.append(Problem("asl-validator", "$", " ".join(m.strip() for m in messages)))
+    return problems
 
 
 def asl_language_service(definition: dict[str, Any]) -> list[Problem]:

@@ -403,3 +403,12 @@ def test_the_command_names_each_broken_rule_and_its_path(rule, stages, tmp_path:
     assert cd.main([str(bad)]) == 1
     out = capsys.readouterr().out
     assert f"{rule}: {EXPECTED_PATHS[rule]}: " in out, out
+
+
+def test_the_docs_name_every_validator_rule_and_lag():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "definition-checks.md").read_text()
+    for source in ("asl-validator", "statelint", "asl-language-service", *EXPECTED_PATHS):
+        assert f"`{source}`" in text, source
+    for lag in cd.KNOWN_LAGS:
+        page = lag.doc.split()[0].rsplit("/", 1)[-1]
+        assert page in text, lag
