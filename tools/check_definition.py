@@ -580,7 +580,9 @@ def error_output(definition: dict[str, Any]) -> list[Problem]:
     problems = []
     for path, machine, _child in _machines(definition):
         for name, state in machine.get("States", {}).items():
-            outside = {k: v for k, v in state.items() if k not in ("Catch", "ItemProcessor")}
+            outside = {
+                k: v for k, v in state.items() if k not in ("Catch", "ItemProcessor", "Iterator", "Branches")
+            }
             if any("$states.errorOutput" in source for source in _expressions(outside)):
                 problems.append(
                     Problem(

@@ -412,3 +412,19 @@ def test_the_docs_name_every_validator_rule_and_lag():
     for lag in cd.KNOWN_LAGS:
         page = lag.doc.split()[0].rsplit("/", 1)[-1]
         assert page in text, lag
+
+
+def test_error_output_in_a_branch_catcher_is_inside_a_catch():
+    branch = {
+        "StartAt": "T",
+        "States": {
+            "T": _task(Catch=[{"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput %}", "Next": "F"}],
+                       End=True),
+            "F": {"Type": "Fail"},
+        },
+    }  # fmt: skip
+    machine = {"QueryLanguage": "JSONata", "StartAt": "P",
+               "States": {"P": {"Type": "Parallel", "Branches": [branch], "End": True}}}  # fmt: skip
+    assert cd.error_output(machine) == []
+    branch["States"]["T"]["Output"] = "{% $states.errorOutput %}"
+    assert [p.path for p in cd.error_output(machine)] == ["$.States.P.Branches[0].States.T"]
