@@ -57,10 +57,10 @@ package: $(PACKAGE_STAMP) ## build the Lambda package under build/lambda/detecto
 
 synth: setup ## render dev and prod under recording mocks into build/<stage>/ (the offline preview)
 	$(PY) -m tools.synth $(addprefix --stack ,$(STACKS))
-	$(foreach s,$(STACKS),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
+	@$(foreach s,$(STACKS),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
 
 check-definition: setup ## every validator and rule on a definition: make check-definition FILE=build/dev/definition.asl.json
-	$(PY) -m tools.check_definition $(FILE)
+	@$(PY) -m tools.check_definition $(FILE)
 
 demo: synth ## run the whole pipeline locally: make demo [STACK=prod DEVICES=50 DAYS=1 INPUT=readings.csv]
 	$(PY) -m tools.localrun --stack $(STACK) $(if $(DEVICES),--devices $(DEVICES)) $(if $(DAYS),--days $(DAYS)) \

@@ -1,6 +1,8 @@
 """Checks of a rendered state machine definition beyond what ``asl-validator`` covers.
 
 - ``asl_validator``: runs the npm ``asl-validator`` (installed from package.json/package-lock.json).
+- ``asl_language_service``: runs the npm ``amazon-states-language-service`` (AWS Toolkit's ASL editor service)
+  through ``tools/asl_language_service.js``; each diagnostic with the JSON path it points at.
 - ``jsonpath_fields``: JSONPath-only fields (``Parameters``, ``ResultPath``, ``*.$`` ...) have no meaning in a
   JSONata state machine; Step Functions rejects them, asl-validator does not.
 - ``reader_config_problems``: the Distributed Map's ``ReaderConfig`` values that an Athena manifest allows.
@@ -18,6 +20,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
+ASL_LANGUAGE_SERVICE = ROOT / "node_modules" / "amazon-states-language-service"
+ASL_LANGUAGE_SERVICE_SCRIPT = ROOT / "tools" / "asl_language_service.js"
 
 JSONPATH_ONLY = frozenset(
     {"Parameters", "ResultPath", "InputPath", "OutputPath", "ResultSelector", "ItemsPath"}
@@ -42,6 +46,37 @@ def asl_validator(definition: dict[str, Any]) -> list[str]:
     if result.returncode == 0:
         return []
     return [line for line in (result.stdout + result.stderr).splitlines() if line.strip()] or ["invalid"]
+
+
+def asl_language_service(definition: dict[str, Any]) -> list[dict[str, str]]:
+    """The language service's diagnostics (``path``, ``message``, ``severity``, ``source``); empty when valid.
+
+    Raises if the service is not installed or the script fails, so a broken tool never reads as "no problems".
+    """
+    if not ASL_LANGUAGE_SERVICE.exists():
+        raise FileNotFoundError(f"{ASL_LANGUAGE_SERVICE} is missing: run `make setup` (npm ci)")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(definition, handle)
+        path = handle.name
+    try:
+        result = subprocess.run(
+            ["node", str(ASL_LANGUAGE_SERVICE_SCRIPT), path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=ROOT,
+        )
+    finally:
+        Path(path).unlink()
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{ASL_LANGUAGE_SERVICE_SCRIPT.name} failed ({result.returncode}): {result.stderr}"
+        )
+    diagnostics = json.loads(result.stdout)
+    if not isinstance(diagnostics, list):
+        raise RuntimeError(f"{ASL_LANGUAGE_SERVICE_SCRIPT.name}: expected a JSON list, got {result.stdout!r}")
+    return diagnostics
 
 
 def walk(node: Any, path: str = "$") -> Iterator[tuple[str, Any]]:

@@ -179,3 +179,252 @@ def test_the_local_executor_refuses_a_definition_the_check_rejects(stages, tmp_p
     broken["States"]["ReadMapRunCounts"]["Catch"][0]["Next"] = "ReconciliationFailed"
     with pytest.raises(DefinitionError, match="unassigned-variable"):
         LocalPipeline(dataclasses.replace(local, definition=broken), tmp_path / "run")
+
+
+def _task(**fields: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", **fields}
+
+
+def test_states_result_only_in_the_output_and_assign_of_task_parallel_map(stages):
+    assert cd.states_result_scope(stages["dev"]) == []
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "T",
+        "States": {
+            "T": _task(
+                Arguments={"x": "{% $states.result.x %}"},
+                Output="{% $states.result.Payload %}",
+                Assign={"y": "{% $states.result.y %}", "literal": "{% '$states.result' %}"},
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "P", "Output": "{% $states.result %}"}],
+                Next="P",
+            ),
+            "P": {"Type": "Pass", "Output": "{% $states.result %}", "Next": "C"},
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $states.result.ok %}", "Next": "D"}],
+                "Default": "D",
+            },
+            "D": {"Type": "Succeed"},
+        },
+    }
+    paths = sorted(p.path for p in cd.states_result_scope(machine))
+    assert paths == [
+        "$.States.C.Choices[0].Condition",
+        "$.States.P.Output",
+        "$.States.T.Arguments.x",
+        "$.States.T.Catch[0].Output",
+    ]
+    assert {p.source for p in cd.states_result_scope(machine)} == {"states-result-scope"}
+
+
+def test_state_fields(stages):
+    assert cd.state_fields(stages["dev"]) == []
+    assert cd.state_fields(stages["prod"]) == []
+    broken = copy.deepcopy(stages["dev"])
+    broken["States"]["ExportFailed"]["Output"] = "{% $states.input %}"  # Output is not allowed in Fail
+    broken["States"]["PrepareRun"]["Arguments"] = {"a": 1}  # Arguments only on Task and Parallel
+    broken["States"]["NoRows"]["Retry"] = [{"ErrorEquals": ["States.ALL"]}]  # Retry only on Task/Parallel/Map
+    broken["States"]["WriteKpis"]["Parameters"] = {"a": 1}  # JSONPath field in a JSONata state
+    broken["States"]["WriteKpis"]["Catch"][0]["ResultPath"] = "$.error"  # JSONPath catcher field
+    broken["States"]["ReadMapRunCounts"]["Retry"][0]["Backoff"] = 2  # misspelt retrier field
+    broken["States"]["HasRows"]["Choices"][0]["Variable"] = "$.x"  # JSONPath choice rule field
+    problems = cd.state_fields(broken)
+    assert {p.source for p in problems} == {"state-fields"}
+    assert sorted(p.path for p in problems) == [
+        "$.States.ExportFailed.Output",
+        "$.States.HasRows.Choices[0].Variable",
+        "$.States.NoRows.Retry",
+        "$.States.PrepareRun.Arguments",
+        "$.States.ReadMapRunCounts.Retry[0].Backoff",
+        "$.States.WriteKpis.Catch[0].ResultPath",
+        "$.States.WriteKpis.Parameters",
+    ]
+
+
+def test_state_fields_follow_the_query_language():
+    jsonpath = {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Parameters": {"a": 1}, "ResultPath": "$.a", "Next": "S"},
+                   "S": {"Type": "Succeed", "Output": {"a": 1}}},
+    }  # fmt: skip
+    assert [p.path for p in cd.state_fields(jsonpath)] == ["$.States.S.Output"]
+    mixed = {"QueryLanguage": "JSONata", "StartAt": "S",
+             "States": {"S": {"Type": "Succeed", "QueryLanguage": "JSONPath"}}}  # fmt: skip
+    assert [p.path for p in cd.state_fields(mixed)] == ["$.States.S.QueryLanguage"]
+    unknown = {"StartAt": "S", "States": {"S": {"Type": "Sleep", "End": True}}}
+    assert [p.path for p in cd.state_fields(unknown)] == ["$.States.S.Type"]
+
+
+def test_reachability(stages):
+    assert cd.reachability(stages["dev"]) == []
+    broken = copy.deepcopy(stages["dev"])
+    broken["States"]["Orphan"] = {"Type": "Pass", "Next": "Loop"}
+    broken["States"]["Loop"] = {"Type": "Pass", "Next": "Orphan"}  # a loop no path from StartAt enters
+    broken["States"]["WaitForDelivery"]["Next"] = "Nowhere"
+    problems = cd.reachability(broken)
+    assert {p.source for p in problems} == {"reachability"}
+    paths = {p.path for p in problems}
+    assert {"$.States.Orphan", "$.States.Loop", "$.States.WaitForDelivery.Next"} <= paths
+    # Everything after the broken transition is unreachable now.
+    assert "$.States.ReadMapRunCounts" in paths
+
+
+def test_reachability_inside_a_map_and_a_branch():
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "A", "States": {"A": _task(End=True), "B": _task(End=True)}},
+                "Next": "P",
+            },
+            "P": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "X", "States": {"X": {"Type": "Pass", "Next": "M"}}}],
+                "End": True,
+            },
+        },
+    }
+    assert sorted(p.path for p in cd.reachability(machine)) == [
+        "$.States.M.ItemProcessor.States.B",
+        "$.States.P.Branches[0].States.X.Next",  # a branch cannot leave its own States
+    ]
+
+
+def test_branches_and_inline_maps_read_outer_variables_distributed_children_do_not():
+    def machine(mode: str | None) -> dict[str, Any]:
+        processor: dict[str, Any] = {
+            "StartAt": "Use",
+            "States": {"Use": _task(Arguments={"d": "{% $day %}"}, End=True)},
+        }
+        if mode:
+            processor["ProcessorConfig"] = {"Mode": mode, "ExecutionType": "EXPRESS"}
+        return {
+            "QueryLanguage": "JSONata",
+            "StartAt": "Set",
+            "States": {
+                "Set": {"Type": "Pass", "Assign": {"day": "2026-01-01"}, "Next": "M"},
+                "M": {"Type": "Map", "Items": [1], "ItemProcessor": processor, "Next": "B"},
+                "B": {"Type": "Parallel", "Branches": [{k: v for k, v in processor.items() if k != "ProcessorConfig"}],
+                      "End": True},
+            },
+        }  # fmt: skip
+
+    assert cd.variables(machine("INLINE")) == []
+    assert cd.variables(machine(None)) == []
+    problems = cd.variables(machine("DISTRIBUTED"))
+    assert [(p.source, p.path) for p in problems] == [
+        ("child-reads-parent-variable", "$.States.M.ItemProcessor.States.Use")
+    ]
+
+
+def test_map_reader_and_writer_values(stages):
+    broken = copy.deepcopy(stages["dev"])
+    state = definition.map_state(broken)
+    state["ItemReader"]["ReaderConfig"]["InputType"] = "JSON"  # not a format an Athena manifest lists
+    state["ResultWriter"]["WriterConfig"]["OutputType"] = "CSV"
+    messages = [p.line() for p in cd.map_limits(broken)]
+    assert any("ReaderConfig.InputType: an ATHENA_DATA manifest" in m for m in messages), messages
+    assert any("WriterConfig.OutputType: 'CSV' not one of" in m for m in messages), messages
+
+
+def test_the_language_service_runs_and_its_parquet_lag_hides_only_parquet(stages):
+    """The service reports what it finds (a negative control), and its one lag never hides a bad value."""
+    raw = cd.asl_language_service(stages["dev"])
+    assert [p.path for p in raw] == [f"$.States.{definition.MAP_STATE}.ItemReader.ReaderConfig.InputType"]
+    broken = copy.deepcopy(stages["dev"])
+    broken["States"]["Orphan"] = {"Type": "Succeed"}
+    assert any(p.path == "$.States.Orphan" for p in cd.asl_language_service(broken))
+    definition.map_state(broken)["ItemReader"]["ReaderConfig"]["InputType"] = "XML"
+    problems, _used = cd.check(broken)
+    assert any(
+        p.source == "asl-language-service" and p.path.endswith("ReaderConfig.InputType") for p in problems
+    ), [p.line() for p in problems]
+
+
+def _break(rule: str, d: dict[str, Any]) -> None:
+    """Break one rule in a copy of a stage definition."""
+    states = d["States"]
+    child = definition.map_state(d)["ItemProcessor"]["States"][definition.DETECT_TASK]
+    if rule == "states-all":  # the original catcher AWS rejected at create time
+        definition.map_state(d)["Catch"] = [{"ErrorEquals": [*definition.MAP_ERRORS, "States.ALL"], "Next": "ExportFailed"}]  # fmt: skip
+    elif rule == "unassigned-variable":
+        states["ReadMapRunCounts"]["Catch"][0]["Next"] = "ReconciliationFailed"
+    elif rule == "child-reads-parent-variable":
+        child["Arguments"]["Payload"] = "{% $merge([$states.input, {'day': $runDate}]) %}"
+    elif rule == "error-output-outside-catch":
+        states["WriteKpis"]["Output"] = "{% $states.errorOutput %}"
+    elif rule == "states-result-scope":
+        states["NoRows"]["Output"] = "{% $states.result %}"
+    elif rule == "state-fields":
+        states["ExportFailed"]["Output"] = "{% $states.input %}"
+    elif rule == "reachability":
+        states["Orphan"] = {"Type": "Succeed"}
+    elif rule == "express-budget":
+        child["TimeoutSeconds"] = 200
+    elif rule == "map-limits":
+        definition.map_state(d)["ItemBatcher"]["MaxInputBytesPerBatch"] = 300_000
+    else:
+        raise AssertionError(rule)
+
+
+EXPECTED_PATHS = {
+    "states-all": f"$.States.{definition.MAP_STATE}.Catch[0].ErrorEquals",
+    "unassigned-variable": "$.States.ReconciliationFailed",
+    "child-reads-parent-variable": f"$.States.{definition.MAP_STATE}.ItemProcessor.States.{definition.DETECT_TASK}",
+    "error-output-outside-catch": "$.States.WriteKpis",
+    "states-result-scope": "$.States.NoRows.Output",
+    "state-fields": "$.States.ExportFailed.Output",
+    "reachability": "$.States.Orphan",
+    "express-budget": f"$.States.{definition.MAP_STATE}.ItemProcessor.States.{definition.DETECT_TASK}",
+    "map-limits": f"$.States.{definition.MAP_STATE}.ItemBatcher.MaxInputBytesPerBatch",
+}
+
+
+def test_every_rule_has_a_broken_definition_here(stages):
+    """Each of our rules (cd.RULES) finds at least one of the broken copies below: none goes untested."""
+    broken = {}
+    for rule_id in EXPECTED_PATHS:
+        broken[rule_id] = copy.deepcopy(stages["dev"])
+        _break(rule_id, broken[rule_id])
+    assert cd.RULES
+    for rule in cd.RULES:
+        assert any(rule(d) for d in broken.values()), rule.__name__
+        assert rule(stages["dev"]) == [], rule.__name__
+
+
+@pytest.mark.parametrize("rule", sorted(EXPECTED_PATHS))
+def test_the_command_names_each_broken_rule_and_its_path(rule, stages, tmp_path: Path, capsys):
+    broken = copy.deepcopy(stages["dev"])
+    _break(rule, broken)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(broken))
+    assert cd.main([str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"{rule}: {EXPECTED_PATHS[rule]}: " in out, out
+
+
+def test_the_docs_name_every_validator_rule_and_lag():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "definition-checks.md").read_text()
+    for source in ("asl-validator", "statelint", "asl-language-service", *EXPECTED_PATHS):
+        assert f"`{source}`" in text, source
+    for lag in cd.KNOWN_LAGS:
+        page = lag.doc.split()[0].rsplit("/", 1)[-1]
+        assert page in text, lag
+
+
+def test_error_output_in_a_branch_catcher_is_inside_a_catch():
+    branch = {
+        "StartAt": "T",
+        "States": {
+            "T": _task(Catch=[{"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput %}", "Next": "F"}],
+                       End=True),
+            "F": {"Type": "Fail"},
+        },
+    }  # fmt: skip
+    machine = {"QueryLanguage": "JSONata", "StartAt": "P",
+               "States": {"P": {"Type": "Parallel", "Branches": [branch], "End": True}}}  # fmt: skip
+    assert cd.error_output(machine) == []
+    branch["States"]["T"]["Output"] = "{% $states.errorOutput %}"
+    assert [p.path for p in cd.error_output(machine)] == ["$.States.P.Branches[0].States.T"]
