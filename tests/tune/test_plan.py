@@ -208,7 +208,7 @@ def test_exact_mode_counts_equal_count_run():
     )
     capacity = replace(CAPACITY, max_input_bytes_per_batch=8_192)
     counts = model.count_run(
-        items, max_items=100, max_bytes=8_192, batch_input_bytes=150, record_bytes=records, rates=RATES
+        items, max_items=100, max_bytes=8_192, batch_input_bytes=150, record_bytes=records
     )
     ours = make_plan(capacity=capacity, workload=workload).ours
     assert counts.batches > 1_000 // 100  # the byte limit binds, so this is not the trivial count
@@ -218,9 +218,7 @@ def test_exact_mode_counts_equal_count_run():
         counts.put_record_batch_calls,
     )
     # Negative control: a different item limit gives different counts, so the equality above is not vacuous.
-    other = model.count_run(
-        items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records, rates=RATES
-    )
+    other = model.count_run(items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records)
     assert other.batches != counts.batches
 
 
