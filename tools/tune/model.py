@@ -629,6 +629,7 @@ class BatchGroup:
     count: int
 
 
+@functools.lru_cache(maxsize=8)  # the concurrency search plans one workload many times
 def _batch_groups(workload: Workload, capacity: Capacity) -> tuple[BatchGroup, ...]:
     """The run's batches, equal ones grouped: at most two groups for an estimate, whatever its rows.
 
@@ -665,6 +666,12 @@ def _batch_groups(workload: Workload, capacity: Capacity) -> tuple[BatchGroup, .
     if workload.rows % full:
         groups.append(BatchGroup(deliver_uniform(workload.rows % full, line), 1))
     return tuple(groups)
+
+
+def clear_caches() -> None:
+    """Forget packed batches (for measuring a plan as a fresh process makes it)."""
+    deliver_uniform.cache_clear()
+    _batch_groups.cache_clear()
 
 
 def _our_design(
