@@ -13,7 +13,7 @@ STACK ?= dev
 STACKS := dev prod
 DEVICES ?=
 DAYS ?=
-ROWS ?= 1000000
+ROWS ?=
 INPUT ?=
 ARGS ?=
 
@@ -83,8 +83,8 @@ policy: setup ## the offline policy gate for one stage: make policy STACK=prod
 test: setup lint unit ## everything CI runs: lint, the test suite, the policy gate for every stage
 	$(foreach s,$(STACKS),$(PY) -m tools.policy_gate --stack $(s) &&) true
 
-tune: $(VENV_STAMP) ## capacity and cost plan for a stage: make tune STACK=prod ROWS=100000000
-	$(PY) -m tools.tune --stack $(STACK) --rows $(ROWS) $(ARGS)
+tune: $(VENV_STAMP) ## capacity and cost plan for a stage (ROWS: default the volume its stack file states; ARGS=--apply writes it)
+	$(PY) -m tools.tune --stack $(STACK) $(if $(ROWS),--rows $(ROWS)) $(ARGS)
 
 bench: setup ## run the benchmarks under benchmarks/
 	$(PY) -m benchmarks.run $(ARGS)

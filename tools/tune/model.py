@@ -901,22 +901,39 @@ def smallest_concurrency_within(
     return low, _our_design(capacity, workload, speed, rates, parallel=low)
 
 
+def recommended_batching(capacity: Capacity, workload: Workload, rates: Rates) -> Capacity:
+    """``capacity`` with the batch limits the planner recommends: as many items as fit the 256 KiB input.
+
+    The concurrency recommendation is made for these limits, so the recommended values are one coherent
+    setting (``--apply`` writes them together) and planning the applied file recommends it again.
+    """
+    map_input = int(rates["map_max_input_bytes"])
+    fit = items_per_batch(
+        workload.item_bytes,
+        max_items=100_000,
+        max_bytes=map_input,
+        batch_input_bytes=workload.batch_input_bytes,
+    )
+    return replace(capacity, max_items_per_batch=fit, max_input_bytes_per_batch=map_input)
+
+
 def _recommend(
     capacity: Capacity, workload: Workload, speed: HandlerSpeed, rates: Rates, ours: DesignResult
 ) -> tuple[list[Recommendation], list[str]]:
     recs: list[Recommendation] = []
     notes: list[str] = []
+    tuned = recommended_batching(capacity, workload, rates)
+    fit = tuned.max_items_per_batch
+    at = "" if fit == capacity.max_items_per_batch else f" at maxItemsPerBatch={fit:,}"
     target = capacity.target_window_minutes * 60
-    needed, run = smallest_concurrency_within(target, capacity, workload, speed, rates)
+    needed, run = smallest_concurrency_within(target, tuned, workload, speed, rates)
     if needed is not None:
         reason = (
             f"the smallest MaxConcurrency that finishes {workload.rows:,} rows within the "
-            f"{capacity.target_window_minutes}-minute target ({_duration(run.wall.total)})"
+            f"{capacity.target_window_minutes}-minute target ({_duration(run.wall.total)}{at})"
         )
-        if capacity.lambda_reserved_concurrency is not None and needed > capacity.lambda_reserved_concurrency:
-            reason += f"; needs lambdaReservedConcurrency >= {needed}"
         if needed > capacity.account_lambda_concurrency:
-            reason += f" and an account Lambda concurrency quota >= {needed}"
+            reason += f"; needs an account Lambda concurrency quota >= {needed}"
         recs.append(Recommendation("maxConcurrency", needed, reason))
     else:
         fixed = run.wall.unload + run.wall.map_start + run.wall.after_map
@@ -935,28 +952,38 @@ def _recommend(
                 f"and one batch already take {_duration(run.wall.total)}"
             )
         # The fastest run possible is reached at some concurrency already; more only adds throttling.
-        enough, fastest = smallest_concurrency_within(run.wall.total, capacity, workload, speed, rates)
+        enough, fastest = smallest_concurrency_within(run.wall.total, tuned, workload, speed, rates)
         recs.append(
             Recommendation(
                 "maxConcurrency",
                 enough,
                 reason + f"; until then {enough} children already reach the fastest possible run "
-                f"({_duration(fastest.wall.total)}) and more only wait on throttling",
+                f"({_duration(fastest.wall.total)}{at}) and more only wait on throttling",
             )
         )
-    fit = items_per_batch(
-        workload.item_bytes,
-        max_items=100_000,
-        max_bytes=int(rates["map_max_input_bytes"]),
-        batch_input_bytes=workload.batch_input_bytes,
-    )
+    concurrency = recs[-1].value
+    reserved = capacity.lambda_reserved_concurrency
+    if concurrency is not None and reserved is not None and concurrency > reserved:
+        recs.append(
+            Recommendation(
+                "lambdaReservedConcurrency",
+                concurrency,
+                f"maxConcurrency={concurrency} needs as many concurrent detector invocations (today {reserved})",
+            )
+        )
     recs.append(
         Recommendation(
             "maxItemsPerBatch",
             fit,
             f"the most {math.ceil(workload.item_bytes):,}-byte items ({workload.sizes_source}) that fit the "
-            f"256 KiB child input with the {batch_envelope_bytes(workload.batch_input_bytes):,}-byte envelope; "
-            "set maxInputBytesPerBatch=262144 so rows larger than measured shrink a batch instead of failing it",
+            f"256 KiB child input with the {batch_envelope_bytes(workload.batch_input_bytes):,}-byte envelope",
+        )
+    )
+    recs.append(
+        Recommendation(
+            "maxInputBytesPerBatch",
+            tuned.max_input_bytes_per_batch,
+            "the whole 256 KiB child input, so rows larger than measured shrink a batch instead of failing it",
         )
     )
     if fit != capacity.max_items_per_batch:
