@@ -23,7 +23,7 @@ NODE_STAMP := node_modules/.installed
 PACKAGE_STAMP := build/lambda/detector/.packaged
 DETECTOR_SOURCES := $(wildcard functions/detector/*.py)
 
-.PHONY: help setup package synth check-definition demo test lint format unit policy tune bench lock clean distclean
+.PHONY: help setup package synth check-definition demo test lint format unit policy tune figures bench lock clean distclean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ test: setup lint unit ## everything CI runs: lint, the test suite, the policy ga
 
 tune: $(VENV_STAMP) ## capacity and cost plan for a stage (ROWS: default the volume its stack file states; ARGS=--apply writes it)
 	$(PY) -m tools.tune --stack $(STACK) $(if $(ROWS),--rows $(ROWS)) $(ARGS)
+
+figures: $(VENV_STAMP) ## regenerate the planner's figures in README.md and docs/tuning.md (a test checks them)
+	$(PY) -m tools.tune.figures $(ARGS)
 
 bench: setup ## run the benchmarks under benchmarks/
 	$(PY) -m benchmarks.run $(ARGS)
