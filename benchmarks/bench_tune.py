@@ -8,8 +8,8 @@ the rows it plans. Two figures, each at ``--rows`` and at 1,000 rows for compari
 
 * the plan in this process (``tools.tune.plan_stack``, the stack file read and validated, sizes measured,
   the model run): wall time, and the peak of Python allocations during it (``tracemalloc``);
-* the whole command a user types (``python -m tools.tune --stack ... --rows ...`` in a child process):
-  wall time, and its peak resident set (``getrusage(RUSAGE_CHILDREN).ru_maxrss``, Linux: KiB).
+* the command a user types (``tools.tune.__main__.main`` with ``--stack ... --rows ...`` in a fresh child
+  Python): wall time, and its peak resident set (``VmHWM`` from ``/proc/self/status``, Linux).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -55,31 +54,41 @@ def measure_plan(stack: str, rows: int, repeat: int = 3) -> dict[str, float]:
     return {"seconds": min(seconds), "peak_mib": peak / 2**20}
 
 
+# The command's own main, then its peak resident set from /proc/self/status. VmHWM belongs to the process
+# image since exec; getrusage's ru_maxrss would also count the parent's memory copied at fork.
+_PROBE = """
+import contextlib, io, sys
+from tools.tune.__main__ import main
+with contextlib.redirect_stdout(io.StringIO()):
+    status = main(sys.argv[1:])
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(int(hwm.split()[1]), file=sys.stderr)
+sys.exit(status)
+"""
+
+
 def measure_command(stack: str, rows: int) -> dict[str, float]:
-    """Seconds and peak RSS (MiB) of ``python -m tools.tune`` in a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds and peak RSS (MiB) of the ``python -m tools.tune`` command's code in a child process (Linux)."""
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "tools.tune", "--stack", stack, "--rows", str(rows)],
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "--stack", stack, "--rows", str(rows)],
         check=True,
         capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the largest child so far, so ``run`` measures the small command first.
-    return {"seconds": seconds, "peak_rss_mib": max(peak_kib, before) / 1024}
+    return {"seconds": seconds, "peak_rss_mib": int(done.stderr.split()[-1]) / 1024}
 
 
 def run(stack: str, rows: int) -> dict[str, Any]:
     plan_stack(stack, SMALL_ROWS, benchmark=None)  # imports and first-use caches, not the plan's cost
-    command_small = measure_command(stack, SMALL_ROWS)
     return {
         "stack": stack,
         "rows": rows,
         "plan": measure_plan(stack, rows),
         "plan_small": measure_plan(stack, SMALL_ROWS),
         "command": measure_command(stack, rows),
-        "command_small": command_small,
+        "command_small": measure_command(stack, SMALL_ROWS),
         "targets": {"seconds": TARGET_SECONDS, "plan_peak_mib": TARGET_PLAN_PEAK_MIB},
         "python": platform.python_version(),
         "machine": platform.machine(),

@@ -4,7 +4,9 @@
 stage's settings and a day of readings, every billed unit of a run (children, transitions, Express
 requests, Lambda GB-seconds, Firehose records/calls/bytes, Athena bytes, S3 requests), the limit that binds
 the parallelism, whether the Firehose quota binds, the wall time and the cost, next to the reference
-sample's design on the same rows, with recommendations and warnings. See docs/tuning.md.
+sample's design on the same rows, with recommendations and warnings. ``--apply`` writes the recommended
+values into the stack file (``tools.tune.apply``); ``python -m tools.tune.figures`` regenerates the
+figures the README and docs/tuning.md show. See docs/tuning.md.
 
 Batching (``batch_sizes``) is exact and shared with the local run; Firehose packing and billing are the
 detector's own (``deliver`` runs ``functions/detector/delivery.py``), so the planner, the detector and

@@ -11,7 +11,11 @@ Layers, each a pure function of its inputs (no AWS, no Pulumi, no files):
    Lambda concurrency and the Distributed Map's 10,000 binds) and ``firehose_load`` (whether the stream's
    Direct PUT quota binds at that parallelism).
 3. ``plan``: the counts, wall time and cost of one run for this project's design and for the reference
-   sample's design on the same rows, with recommendations and warnings.
+   sample's design on the same rows, with recommendations, warnings and the floor (the readings' own
+   bytes through Firehose).
+
+A plan is arithmetic: equal batches are counted once with their number (an estimate has at most two
+sizes), so it takes the same memory and time for any number of rows (benchmarks/bench_tune.py).
 
 How bytes are counted: a batch is ``{"Items":[<item>,<item>,...],"BatchInput":<batch input>}`` in compact
 JSON (no spaces), UTF-8. Step Functions does not document how it measures MaxInputBytesPerBatch; this
@@ -623,9 +627,9 @@ def _firehose_objects(ingested: int, map_seconds: float, capacity: Capacity) -> 
 
 @dataclass(frozen=True)
 class BatchGroup:
-    """``count`` batches that each deliver ``delivery`` (same rows, records, calls and bytes)."""
+    """``count`` batches that each deliver what ``batch`` says (same rows, records, calls and bytes)."""
 
-    delivery: BatchDelivery
+    batch: BatchDelivery
     count: int
 
 
@@ -682,8 +686,8 @@ def _our_design(
     mb_per_vcpu = rates["lambda_mb_per_vcpu"]
     handler = [
         speed.handler_ms(
-            g.delivery.rows,
-            g.delivery.put_record_batch_calls,
+            g.batch.rows,
+            g.batch.put_record_batch_calls,
             memory_mb=capacity.lambda_memory_mb,
             mb_per_vcpu=mb_per_vcpu,
         )
@@ -700,18 +704,18 @@ def _our_design(
         * rates["express_billing_memory_mb"]
         / 1024
     )
-    records = sum(g.count * g.delivery.firehose_records for g in groups)
-    calls = sum(g.count * g.delivery.put_record_batch_calls for g in groups)
-    sent = sum(g.count * g.delivery.firehose_bytes for g in groups)
-    billed = sum(g.count * g.delivery.firehose_billed_bytes for g in groups)
+    records = sum(g.count * g.batch.firehose_records for g in groups)
+    calls = sum(g.count * g.batch.put_record_batch_calls for g in groups)
+    sent = sum(g.count * g.batch.firehose_bytes for g in groups)
+    billed = sum(g.count * g.batch.firehose_billed_bytes for g in groups)
 
     # The typical child: the most common batch size (ties: the larger), for waves and per-second demand.
     rows_count: dict[int, int] = {}
     for g in groups:
-        rows_count[g.delivery.rows] = rows_count.get(g.delivery.rows, 0) + g.count
+        rows_count[g.batch.rows] = rows_count.get(g.batch.rows, 0) + g.count
     typical_rows = max(rows_count, key=lambda rows: (rows_count[rows], rows))
-    typical = next(i for i, g in enumerate(groups) if g.delivery.rows == typical_rows)
-    typical_delivery = groups[typical].delivery
+    typical = next(i for i, g in enumerate(groups) if g.batch.rows == typical_rows)
+    typical_delivery = groups[typical].batch
     child_s = child[typical] / 1000
 
     parallelism = effective_parallelism(
