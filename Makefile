@@ -13,7 +13,7 @@ STACK ?= dev
 STACKS := dev prod
 DEVICES ?=
 DAYS ?=
-ROWS ?= 1000000
+ROWS ?=
 INPUT ?=
 ARGS ?=
 
@@ -23,7 +23,7 @@ NODE_STAMP := node_modules/.installed
 PACKAGE_STAMP := build/lambda/detector/.packaged
 DETECTOR_SOURCES := $(wildcard functions/detector/*.py)
 
-.PHONY: help setup package synth check-definition demo test lint format unit policy tune bench lock clean distclean
+.PHONY: help setup package synth check-definition demo test lint format unit policy tune figures bench lock clean distclean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,8 +84,11 @@ policy: setup ## the offline policy gate for one stage: make policy STACK=prod
 test: setup lint unit ## everything CI runs: lint, the test suite, the policy gate for every stage
 	$(foreach s,$(STACKS),$(PY) -m tools.policy_gate --stack $(s) &&) true
 
-tune: $(VENV_STAMP) ## capacity and cost plan for a stage: make tune STACK=prod ROWS=100000000
-	$(PY) -m tools.tune --stack $(STACK) --rows $(ROWS) $(ARGS)
+tune: $(VENV_STAMP) ## capacity and cost plan for a stage (ROWS: default the volume its stack file states; ARGS=--apply writes it)
+	$(PY) -m tools.tune --stack $(STACK) $(if $(ROWS),--rows $(ROWS)) $(ARGS)
+
+figures: $(VENV_STAMP) ## regenerate the planner's figures in README.md and docs/tuning.md (a test checks them)
+	$(PY) -m tools.tune.figures $(ARGS)
 
 bench: setup ## run the benchmarks under benchmarks/
 	$(PY) -m benchmarks.run $(ARGS)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import bench_detector, bench_localrun
+from benchmarks import bench_detector, bench_localrun, bench_tune
 
-BENCHMARKS = {"detector": bench_detector.main, "localrun": bench_localrun.main}
+BENCHMARKS = {"detector": bench_detector.main, "localrun": bench_localrun.main, "tune": bench_tune.main}
 
 
 def main(argv: list[str] | None = None) -> int:

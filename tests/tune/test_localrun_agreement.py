@@ -146,7 +146,6 @@ def test_the_case_binds_the_limit_it_claims(measured: Any) -> None:
         max_bytes=m.max_bytes,
         batch_input_bytes=m.batch_input_bytes,
         record_bytes=m.record_sizes,
-        rates=tune.load_rates(),
     )
     full = counts.batch_sizes[:-1]
     assert full, "a case needs more than one batch"
@@ -170,7 +169,6 @@ def test_count_run_equals_the_local_run(measured: Any) -> None:
         max_bytes=m.max_bytes,
         batch_input_bytes=m.batch_input_bytes,
         record_bytes=m.record_sizes,
-        rates=tune.load_rates(),
     )
     run = m.run
     assert run.retries == 0  # count_run assumes no retries
@@ -221,6 +219,5 @@ def test_a_miscount_is_noticed(measured: Any) -> None:
         max_bytes=m.max_bytes,
         batch_input_bytes=m.batch_input_bytes,
         record_bytes=m.record_sizes,
-        rates=tune.load_rates(),
     )
     assert counts.batches != m.run.batches

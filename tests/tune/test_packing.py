@@ -86,21 +86,46 @@ def test_every_batch_respects_both_limits_and_keeps_every_item(items, max_items)
         start += size
 
 
-def test_pack_records_hand_computed():
-    # 1,024,000 // 600 = 1,706 lines per record.
-    assert model.pack_records([600] * 2_000) == [1_706 * 600, 294 * 600]
-    assert model.pack_records([]) == []
-    with pytest.raises(model.BatchingError, match="line 0 is 1,024,001 bytes"):
-        model.pack_records([1_024_001])
+def test_delivery_hand_computed():
+    # 1,024,000 // 600 = 1,706 lines per record; both records fit one call; each billed in 5,120-byte steps.
+    batch = model.deliver([600] * 2_000)
+    assert (batch.rows, batch.firehose_records, batch.put_record_batch_calls) == (2_000, 2, 1)
+    assert batch.firehose_bytes == 2_000 * 600
+    assert (
+        batch.firehose_billed_bytes
+        == math.ceil(1_706 * 600 / 5_120) * 5_120 + math.ceil(294 * 600 / 5_120) * 5_120
+    )
+    # Full 1,000 KiB records: four fit a 4 MiB call.
+    assert model.deliver([1_024_000] * 9).put_record_batch_calls == 3
+    assert model.deliver([]).firehose_records == 0
 
 
-def test_put_record_batch_calls_hand_computed():
-    assert model.put_record_batch_calls([10] * 501) == [500, 1]  # 500 records per call
-    assert model.put_record_batch_calls([1_000_000] * 5) == [4, 1]  # 4 MiB per call
-    assert model.put_record_batch_calls([]) == []
+def test_a_line_too_long_for_a_record_is_named():
+    with pytest.raises(model.BatchingError, match="1,024,001 bytes exceeds the Firehose record limit"):
+        model.deliver([1_024_001])
+    with pytest.raises(model.BatchingError, match="at least its newline"):
+        model.deliver([0])
 
 
-def test_billed_bytes_round_each_record_up_to_5_kb():
-    assert model.billed_bytes([1]) == 5_120
-    assert model.billed_bytes([5_120]) == 5_120
-    assert model.billed_bytes([5_121, 100]) == 10_240 + 5_120
+def test_the_planner_packs_with_the_detectors_own_functions(monkeypatch):
+    """One place: the planner's counts change when the detector's packing does (no copy of its own)."""
+    from functions.detector import delivery
+
+    calls = []
+    real_pack, real_plan_calls, real_billed = delivery.pack, delivery.plan_calls, delivery.billed_bytes
+
+    def spy(name, real):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(delivery, "pack", spy("pack", real_pack))
+    monkeypatch.setattr(delivery, "plan_calls", spy("plan_calls", real_plan_calls))
+    monkeypatch.setattr(delivery, "billed_bytes", spy("billed_bytes", real_billed))
+    model.deliver([400] * 10)
+    assert calls == ["pack", "plan_calls", "billed_bytes"]
+    # A detector that packed one line per record would change the planner's count: nothing else decides it.
+    monkeypatch.setattr(delivery, "pack", lambda lines: [p for line in lines for p in real_pack([line])])
+    assert model.deliver([400] * 10).firehose_records == 10

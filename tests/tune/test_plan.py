@@ -164,17 +164,30 @@ def test_runs_longer_than_a_day_and_many_open_runs_are_dangerous():
 
 
 def test_recommended_concurrency_is_the_smallest_within_the_target():
-    capacity = replace(CAPACITY, target_window_minutes=10)
-    workload = replace(WORKLOAD, rows=1_000_000)
-    plan = make_plan(capacity=capacity, workload=workload)
+    capacity = replace(CAPACITY, target_window_minutes=10, max_concurrency=2, lambda_reserved_concurrency=2)
+    workload = replace(WORKLOAD, rows=10_000_000)
+    # A stream quota that does not bind, so compute alone decides.
+    rates = RATES.with_overrides(
+        [
+            "firehose_bytes_per_second=1e12",
+            "firehose_records_per_second=1e9",
+            "firehose_requests_per_second=1e9",
+        ]
+    )
+    plan = make_plan(capacity=capacity, workload=workload, rates=rates)
     [rec] = [r for r in plan.recommendations if r.setting == "maxConcurrency"]
     assert rec.value is not None
     assert rec.value > 1
     target = capacity.target_window_minutes * 60
-    at = model._our_design(capacity, workload, SPEED, RATES, parallel=rec.value)
-    below = model._our_design(capacity, workload, SPEED, RATES, parallel=rec.value - 1)
+    # Made for the recommended batch limits, which it is applied with.
+    tuned = model.recommended_batching(capacity, workload, rates)
+    assert tuned.max_items_per_batch != capacity.max_items_per_batch
+    at = model._our_design(tuned, workload, SPEED, rates, parallel=rec.value)
+    below = model._our_design(tuned, workload, SPEED, rates, parallel=rec.value - 1)
     assert at.wall.total <= target < below.wall.total
-    assert "lambdaReservedConcurrency >=" in rec.reason  # reserved 10 is below what is needed
+    # Reserved 2 is below what is needed: raising it is recommended too.
+    [reserved] = [r for r in plan.recommendations if r.setting == "lambdaReservedConcurrency"]
+    assert reserved.value == rec.value
 
 
 def test_a_firehose_bound_target_asks_for_a_quota_increase():
@@ -183,8 +196,9 @@ def test_a_firehose_bound_target_asks_for_a_quota_increase():
     plan = make_plan(capacity=capacity, workload=workload)
     [rec] = [r for r in plan.recommendations if r.setting == "maxConcurrency"]
     assert "Raise the stream's quota" in rec.reason
-    fastest = model._our_design(capacity, workload, SPEED, RATES, parallel=10_000).wall.total
-    assert model._our_design(capacity, workload, SPEED, RATES, parallel=rec.value).wall.total == fastest
+    tuned = model.recommended_batching(capacity, workload, RATES)
+    fastest = model._our_design(tuned, workload, SPEED, RATES, parallel=10_000).wall.total
+    assert model._our_design(tuned, workload, SPEED, RATES, parallel=rec.value).wall.total == fastest
 
 
 def test_recommended_batch_fills_the_256_kib_input():
@@ -208,7 +222,7 @@ def test_exact_mode_counts_equal_count_run():
     )
     capacity = replace(CAPACITY, max_input_bytes_per_batch=8_192)
     counts = model.count_run(
-        items, max_items=100, max_bytes=8_192, batch_input_bytes=150, record_bytes=records, rates=RATES
+        items, max_items=100, max_bytes=8_192, batch_input_bytes=150, record_bytes=records
     )
     ours = make_plan(capacity=capacity, workload=workload).ours
     assert counts.batches > 1_000 // 100  # the byte limit binds, so this is not the trivial count
@@ -218,9 +232,7 @@ def test_exact_mode_counts_equal_count_run():
         counts.put_record_batch_calls,
     )
     # Negative control: a different item limit gives different counts, so the equality above is not vacuous.
-    other = model.count_run(
-        items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records, rates=RATES
-    )
+    other = model.count_run(items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records)
     assert other.batches != counts.batches
 
 

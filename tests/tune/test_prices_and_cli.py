@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -92,17 +95,52 @@ def test_plan_stack_exact_sizes():
     assert plan.ours.batches == 4  # 250 items per batch: the item limit, as 250 x ~340 B < 131,072
 
 
-def test_benchmark_forms_and_the_explicit_duration(tmp_path):
-    assert model.speed_from_benchmark({"ms_per_row": 0.02, "fixed_ms": 3}) == (3.0, 0.02)
-    assert model.speed_from_benchmark({"results": {"ms_per_batch": 50, "rows_per_batch": 500}}) == (0.0, 0.1)
-    assert model.speed_from_benchmark({"rows_per_second": 1}) is None
+@pytest.fixture(scope="module")
+def benchmark_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The file ``make bench`` writes, written by the benchmark itself (small, so the test stays quick)."""
+    from benchmarks import bench_detector
+
+    path = tmp_path_factory.mktemp("bench") / "detector.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert bench_detector.main(["--rows", "1000", "--repeat", "1", "--output", str(path)]) == 0
+    return path
+
+
+def test_the_planner_reads_the_timing_the_benchmark_writes(benchmark_file):
+    data = json.loads(benchmark_file.read_text())
+    [entry] = [
+        e for e in data["throughput"] if e["stage"] == model.BENCHMARK_STAGE and e["format"] == "PARQUET"
+    ]
+    fixed, per_row = model.speed_from_benchmark(data)
+    assert (fixed, per_row) == (0.0, pytest.approx(1000 / entry["best_rows_per_s"]))
+    assert model.speed_from_benchmark(data, input_format="CSV")[1] != per_row  # each format its own entry
     rates = prices.load()
+    speed = model.handler_speed(rates, benchmark=benchmark_file)
+    assert speed.ms_per_row == per_row != rates["detector_ms_per_row"]
+    assert speed.source == f"benchmark detector.json ({model.BENCHMARK_STAGE}, PARQUET)"
+    # make tune uses it: the plan's detector time per batch is the benchmark's (scaled to the memory).
+    plan = plan_stack("prod", 1_000_000, benchmark=benchmark_file)
+    assert plan.speed.ms_per_row == per_row
+    scale = max(1.0, rates["lambda_mb_per_vcpu"] / plan.capacity.lambda_memory_mb)
+    assert plan.ours.handler_ms == pytest.approx(700 * per_row * scale + rates["firehose_call_ms"])
+
+
+def test_a_benchmark_without_the_timing_falls_back_and_says_why(tmp_path, benchmark_file):
+    rates = prices.load()
+    data = json.loads(benchmark_file.read_text())
+    data["throughput"] = [e for e in data["throughput"] if e["stage"] != model.BENCHMARK_STAGE]
     path = tmp_path / "detector.json"
-    path.write_text(json.dumps({"ms_per_row": 0.01, "fixed_ms": 2}))
+    path.write_text(json.dumps(data))
+    with pytest.raises(
+        model.BenchmarkError, match="no 'lambda_handler \\+ stub Firehose' timing for PARQUET"
+    ):
+        model.speed_from_benchmark(data)
     speed = model.handler_speed(rates, benchmark=path)
-    assert (speed.fixed_ms, speed.ms_per_row) == (2, 0.01)
-    assert "benchmark" in speed.source
-    assert model.handler_speed(rates, ms_per_batch=80, benchmark=path).ms_per_batch == 80
+    assert speed.ms_per_row == rates["detector_ms_per_row"]
+    assert "detector.json not used: no 'lambda_handler + stub Firehose' timing" in speed.source
+    path.write_text("{not json")
+    assert "not used" in model.handler_speed(rates, benchmark=path).source
+    assert model.handler_speed(rates, ms_per_batch=80, benchmark=benchmark_file).ms_per_batch == 80
     assert (
         model.handler_speed(rates, benchmark=tmp_path / "missing.json").ms_per_row
         == rates["detector_ms_per_row"]

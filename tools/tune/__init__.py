@@ -4,10 +4,13 @@
 stage's settings and a day of readings, every billed unit of a run (children, transitions, Express
 requests, Lambda GB-seconds, Firehose records/calls/bytes, Athena bytes, S3 requests), the limit that binds
 the parallelism, whether the Firehose quota binds, the wall time and the cost, next to the reference
-sample's design on the same rows, with recommendations and warnings. See docs/tuning.md.
+sample's design on the same rows, with recommendations and warnings. ``--apply`` writes the recommended
+values into the stack file (``tools.tune.apply``); ``python -m tools.tune.figures`` regenerates the
+figures the README and docs/tuning.md show. See docs/tuning.md.
 
-The packing functions (``batch_sizes``, ``pack_records``, ``put_record_batch_calls``, ``count_run``) are
-exact and shared with the local run, so the planner and ``make demo`` count the same way.
+Batching (``batch_sizes``) is exact and shared with the local run; Firehose packing and billing are the
+detector's own (``deliver`` runs ``functions/detector/delivery.py``), so the planner, the detector and
+``make demo`` count the same way.
 """
 
 from tools.tune.model import (
@@ -19,14 +22,12 @@ from tools.tune.model import (
     Workload,
     batch_envelope_bytes,
     batch_sizes,
-    billed_bytes,
     count_run,
+    deliver,
     effective_parallelism,
     items_per_batch,
     json_size,
-    pack_records,
     plan,
-    put_record_batch_calls,
 )
 from tools.tune.prices import PriceOverrideError, Rates
 from tools.tune.prices import load as load_rates
@@ -43,14 +44,12 @@ __all__ = [
     "Workload",
     "batch_envelope_bytes",
     "batch_sizes",
-    "billed_bytes",
     "count_run",
+    "deliver",
     "effective_parallelism",
     "items_per_batch",
     "json_size",
     "load_rates",
-    "pack_records",
     "plan",
     "plan_stack",
-    "put_record_batch_calls",
 ]

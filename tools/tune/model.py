@@ -2,15 +2,20 @@
 
 Layers, each a pure function of its inputs (no AWS, no Pulumi, no files):
 
-1. Packing, exact and shared with the local run (``tools/localrun`` imports these so both count alike):
-   ``batch_sizes`` (the ItemBatcher's greedy batching), ``pack_records`` (analysis lines into Firehose
-   records), ``put_record_batch_calls`` (records into PutRecordBatch calls), ``billed_bytes`` (Firehose's
-   5 KB rounding) and ``count_run`` (all of them over one run's per-item sizes).
+1. Packing, exact and shared with the local run (``tools/localrun`` imports ``batch_sizes`` so both batch
+   alike): ``batch_sizes`` (the ItemBatcher's greedy batching) and ``deliver`` (one batch's analysis lines
+   through the detector's own packing, ``functions/detector/delivery.py``: records, PutRecordBatch calls
+   and Firehose's 5 KB billing are computed there, in one place), and ``count_run`` over one run's
+   per-item sizes.
 2. Limits: ``effective_parallelism`` (which of MaxConcurrency, Lambda reserved concurrency, the account's
    Lambda concurrency and the Distributed Map's 10,000 binds) and ``firehose_load`` (whether the stream's
    Direct PUT quota binds at that parallelism).
 3. ``plan``: the counts, wall time and cost of one run for this project's design and for the reference
-   sample's design on the same rows, with recommendations and warnings.
+   sample's design on the same rows, with recommendations, warnings and the floor (the readings' own
+   bytes through Firehose).
+
+A plan is arithmetic: equal batches are counted once with their number (an estimate has at most two
+sizes), so it takes the same memory and time for any number of rows (benchmarks/bench_tune.py).
 
 How bytes are counted: a batch is ``{"Items":[<item>,<item>,...],"BatchInput":<batch input>}`` in compact
 JSON (no spaces), UTF-8. Step Functions does not document how it measures MaxInputBytesPerBatch; this
@@ -20,14 +25,15 @@ Docs: https://docs.aws.amazon.com/step-functions/latest/dg/input-output-itembatc
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from functions.detector import delivery
 from tools.tune.prices import Rates
 
 GIB: Final = 1024**3
@@ -141,49 +147,6 @@ def items_per_batch(item_bytes: float, *, max_items: int, max_bytes: int, batch_
     return min(max_items, fit)
 
 
-def pack_records(line_bytes: Iterable[int], *, max_record_bytes: int = 1_024_000) -> list[int]:
-    """Bytes of each Firehose record when newline-delimited lines (newline included) are packed greedily.
-
-    A record is at most 1,000 KiB (PutRecordBatch API reference); a line longer than that is an error.
-    """
-    records: list[int] = []
-    current = 0
-    for index, line in enumerate(line_bytes):
-        if line > max_record_bytes:
-            raise BatchingError(
-                f"line {index} is {line:,} bytes; a Firehose record holds {max_record_bytes:,}"
-            )
-        if current and current + line > max_record_bytes:
-            records.append(current)
-            current = 0
-        current += line
-    if current:
-        records.append(current)
-    return records
-
-
-def put_record_batch_calls(
-    record_bytes: Iterable[int], *, max_records: int = 500, max_call_bytes: int = 4 * MIB
-) -> list[int]:
-    """Records per PutRecordBatch call, greedily: at most 500 records and 4 MiB per call (API reference)."""
-    calls: list[int] = []
-    count = size = 0
-    for record in record_bytes:
-        if count and (count == max_records or size + record > max_call_bytes):
-            calls.append(count)
-            count = size = 0
-        count += 1
-        size += record
-    if count:
-        calls.append(count)
-    return calls
-
-
-def billed_bytes(record_bytes: Iterable[int], *, increment: int = 5_120) -> int:
-    """Firehose bills every record rounded up to 5 KB (https://aws.amazon.com/firehose/pricing/)."""
-    return sum(math.ceil(record / increment) * increment for record in record_bytes)
-
-
 @dataclass(frozen=True)
 class BatchDelivery:
     """What one batch sends to Firehose."""
@@ -195,21 +158,36 @@ class BatchDelivery:
     firehose_billed_bytes: int
 
 
-def deliver(lines: Sequence[int], rates: Rates) -> BatchDelivery:
-    """Pack one batch's analysis lines into records and calls, with the quotas in ``rates``."""
-    records = pack_records(lines, max_record_bytes=int(rates["firehose_max_record_bytes"]))
-    calls = put_record_batch_calls(
-        records,
-        max_records=int(rates["firehose_max_records_per_call"]),
-        max_call_bytes=int(rates["firehose_max_call_bytes"]),
-    )
+def deliver(line_bytes: Sequence[int]) -> BatchDelivery:
+    """One batch's analysis lines (sizes, newline included) packed by the detector's own code.
+
+    The detector packs a batch's lines into records (``delivery.pack``), groups the records into
+    PutRecordBatch calls (``delivery.plan_calls``) and Firehose bills each record rounded up to 5 KB
+    (``delivery.billed_bytes``). The planner runs exactly those functions, with the detector's limits, on
+    ASCII lines of the given sizes: packing looks only at each line's length, so the counts are the
+    detector's for any lines of those sizes. Memory is one batch's lines, whatever the run's size.
+    """
+    if any(size < 1 for size in line_bytes):
+        raise BatchingError(f"a {min(line_bytes)}-byte analysis line: every line holds at least its newline")
+    try:
+        records = delivery.pack("x" * (size - 1) for size in line_bytes)
+    except ValueError as error:  # a line over the record limit: the detector refuses it the same way
+        raise BatchingError(str(error)) from None
+    calls = delivery.plan_calls(records)
+    sizes = [len(record.data) for record in records]
     return BatchDelivery(
-        rows=len(lines),
+        rows=len(line_bytes),
         firehose_records=len(records),
         put_record_batch_calls=len(calls),
-        firehose_bytes=sum(records),
-        firehose_billed_bytes=billed_bytes(records, increment=int(rates["firehose_billing_increment_bytes"])),
+        firehose_bytes=sum(sizes),
+        firehose_billed_bytes=delivery.billed_bytes(sizes),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def deliver_uniform(rows: int, line_bytes: int) -> BatchDelivery:
+    """``deliver`` for a batch of ``rows`` lines of ``line_bytes`` each (the estimate's batches), cached."""
+    return deliver((line_bytes,) * rows)
 
 
 @dataclass(frozen=True)
@@ -235,7 +213,6 @@ def count_run(
     max_bytes: int,
     batch_input_bytes: int,
     record_bytes: Sequence[int],
-    rates: Rates,
 ) -> RunCounts:
     """Batches, children, invocations and Firehose traffic of a run, from each item's and record's size.
 
@@ -250,10 +227,10 @@ def count_run(
     records = calls = sent = 0
     start = 0
     for size in sizes:
-        delivery = deliver(record_bytes[start : start + size], rates)
-        records += delivery.firehose_records
-        calls += delivery.put_record_batch_calls
-        sent += delivery.firehose_bytes
+        batch = deliver(record_bytes[start : start + size])
+        records += batch.firehose_records
+        calls += batch.put_record_batch_calls
+        sent += batch.firehose_bytes
         start += size
     return RunCounts(
         batch_sizes=tuple(sizes),
@@ -522,6 +499,31 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class Floor:
+    """What Firehose ingestion costs at the least: the readings' own bytes, each sent once, unrounded.
+
+    A reading's bytes are the map item the detector receives for it (the row as the UNLOAD wrote it, its
+    source file and index): whatever an analysis record adds to that (verdict, ids, timestamps) and
+    whatever Firehose's 5 KB rounding adds is above the floor. No design ingests less unless it drops
+    part of the reading, so the distance between this and the modelled Firehose cost is what slimmer
+    records could still win.
+    """
+
+    reading_bytes: float
+    bytes_per_million: float
+    cost_per_million: float
+
+    @classmethod
+    def of(cls, workload: Workload, rates: Rates) -> Floor:
+        per_million = workload.item_bytes * 1_000_000
+        return cls(
+            reading_bytes=workload.item_bytes,
+            bytes_per_million=per_million,
+            cost_per_million=per_million / GIB * rates["firehose_per_gb"],
+        )
+
+
+@dataclass(frozen=True)
 class Plan:
     """The planner's answer for one stage and one day of rows."""
 
@@ -533,6 +535,7 @@ class Plan:
     reference: DesignResult
     recommendations: tuple[Recommendation, ...]
     findings: tuple[Finding, ...]
+    floor: Floor
     overlapping_runs: int = 1
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -562,6 +565,7 @@ class Plan:
             "overlapping_runs": self.overlapping_runs,
             "ours": design(self.ours),
             "reference": design(self.reference),
+            "floor": asdict(self.floor),
             "ratios": ratios(self.ours, self.reference),
             "recommendations": [asdict(r) for r in self.recommendations],
             "warnings": [asdict(f) for f in self.findings],
@@ -621,66 +625,97 @@ def _firehose_objects(ingested: int, map_seconds: float, capacity: Capacity) -> 
     return max(1, by_size, by_time)
 
 
-def _batch_histogram(
-    workload: Workload, capacity: Capacity, rates: Rates
-) -> tuple[Counter[int], list[BatchDelivery]]:
-    """Rows per batch -> number of batches, and one delivery per distinct batch (or per batch when exact)."""
+@dataclass(frozen=True)
+class BatchGroup:
+    """``count`` batches that each deliver what ``batch`` says (same rows, records, calls and bytes)."""
+
+    batch: BatchDelivery
+    count: int
+
+
+@functools.lru_cache(maxsize=8)  # the concurrency search plans one workload many times
+def _batch_groups(workload: Workload, capacity: Capacity) -> tuple[BatchGroup, ...]:
+    """The run's batches, equal ones grouped: at most two groups for an estimate, whatever its rows.
+
+    An estimate has only full batches and one remainder, so the plan is arithmetic on (size, count) pairs
+    and takes the same memory and time for a thousand rows as for a hundred billion. Exact per-row sizes
+    are packed batch by batch (memory: the sizes given, plus one batch).
+    """
     if workload.exact:
         assert workload.item_sizes is not None
         record_sizes = workload.record_sizes or (math.ceil(workload.record_bytes),) * workload.rows
-        counts = count_run(
+        sizes = batch_sizes(
             workload.item_sizes,
             max_items=capacity.max_items_per_batch,
             max_bytes=capacity.max_input_bytes_per_batch,
             batch_input_bytes=workload.batch_input_bytes,
-            record_bytes=record_sizes,
-            rates=rates,
         )
-        deliveries, start = [], 0
-        for size in counts.batch_sizes:
-            deliveries.append(deliver(record_sizes[start : start + size], rates))
+        counts: dict[BatchDelivery, int] = {}
+        start = 0
+        for size in sizes:
+            batch = deliver(record_sizes[start : start + size])
+            counts[batch] = counts.get(batch, 0) + 1
             start += size
-        return Counter(counts.batch_sizes), deliveries
+        return tuple(BatchGroup(batch, count) for batch, count in counts.items())
     full = items_per_batch(
         workload.item_bytes,
         max_items=capacity.max_items_per_batch,
         max_bytes=capacity.max_input_bytes_per_batch,
         batch_input_bytes=workload.batch_input_bytes,
     )
-    histogram: Counter[int] = Counter()
-    histogram[full] += workload.rows // full
-    if workload.rows % full:
-        histogram[workload.rows % full] += 1
     line = math.ceil(workload.record_bytes)
-    deliveries = []
-    for size, times in histogram.items():
-        deliveries.extend([deliver([line] * size, rates)] * times)
-    return histogram, deliveries
+    groups = []
+    if workload.rows >= full:
+        groups.append(BatchGroup(deliver_uniform(full, line), workload.rows // full))
+    if workload.rows % full:
+        groups.append(BatchGroup(deliver_uniform(workload.rows % full, line), 1))
+    return tuple(groups)
+
+
+def clear_caches() -> None:
+    """Forget packed batches (for measuring a plan as a fresh process makes it)."""
+    deliver_uniform.cache_clear()
+    _batch_groups.cache_clear()
 
 
 def _our_design(
     capacity: Capacity, workload: Workload, speed: HandlerSpeed, rates: Rates, parallel: int | None = None
 ) -> DesignResult:
-    histogram, deliveries = _batch_histogram(workload, capacity, rates)
-    batches = sum(histogram.values())
+    groups = _batch_groups(workload, capacity)
+    batches = sum(g.count for g in groups)
     mb_per_vcpu = rates["lambda_mb_per_vcpu"]
     handler = [
         speed.handler_ms(
-            d.rows, d.put_record_batch_calls, memory_mb=capacity.lambda_memory_mb, mb_per_vcpu=mb_per_vcpu
+            g.batch.rows,
+            g.batch.put_record_batch_calls,
+            memory_mb=capacity.lambda_memory_mb,
+            mb_per_vcpu=mb_per_vcpu,
         )
-        for d in deliveries
+        for g in groups
     ]
     child = [ms + rates["child_overhead_ms"] for ms in handler]
-    lambda_gb_s = sum(math.ceil(ms) / 1000 for ms in handler) * capacity.lambda_memory_mb / 1024
-    express_gb_s = sum(math.ceil(ms / 100) / 10 for ms in child) * rates["express_billing_memory_mb"] / 1024
-    records = sum(d.firehose_records for d in deliveries)
-    calls = sum(d.put_record_batch_calls for d in deliveries)
-    sent = sum(d.firehose_bytes for d in deliveries)
-    billed = sum(d.firehose_billed_bytes for d in deliveries)
+    lambda_gb_s = (
+        sum(g.count * math.ceil(ms) / 1000 for g, ms in zip(groups, handler, strict=True))
+        * capacity.lambda_memory_mb
+        / 1024
+    )
+    express_gb_s = (
+        sum(g.count * math.ceil(ms / 100) / 10 for g, ms in zip(groups, child, strict=True))
+        * rates["express_billing_memory_mb"]
+        / 1024
+    )
+    records = sum(g.count * g.batch.firehose_records for g in groups)
+    calls = sum(g.count * g.batch.put_record_batch_calls for g in groups)
+    sent = sum(g.count * g.batch.firehose_bytes for g in groups)
+    billed = sum(g.count * g.batch.firehose_billed_bytes for g in groups)
 
     # The typical child: the most common batch size (ties: the larger), for waves and per-second demand.
-    typical_rows = max(histogram, key=lambda rows: (histogram[rows], rows))
-    typical = next(i for i, d in enumerate(deliveries) if d.rows == typical_rows)
+    rows_count: dict[int, int] = {}
+    for g in groups:
+        rows_count[g.batch.rows] = rows_count.get(g.batch.rows, 0) + g.count
+    typical_rows = max(rows_count, key=lambda rows: (rows_count[rows], rows))
+    typical = next(i for i, g in enumerate(groups) if g.batch.rows == typical_rows)
+    typical_delivery = groups[typical].batch
     child_s = child[typical] / 1000
 
     parallelism = effective_parallelism(
@@ -693,9 +728,9 @@ def _our_design(
         parallelism=parallelism.effective,
         child_seconds=child_s,
         per_child={
-            "requests": deliveries[typical].put_record_batch_calls,
-            "records": deliveries[typical].firehose_records,
-            "bytes": deliveries[typical].firehose_bytes,
+            "requests": typical_delivery.put_record_batch_calls,
+            "records": typical_delivery.firehose_records,
+            "bytes": typical_delivery.firehose_bytes,
         },
         totals={"requests": calls, "records": records, "bytes": sent},
         rates=rates,
@@ -770,8 +805,7 @@ def _reference_design(capacity: Capacity, workload: Workload, rates: Rates) -> D
     """The reference sample on the same rows: one Standard child, one Lambda call, one record per row."""
     rows = workload.rows
     record = int(rates["reference_record_bytes"])
-    increment = int(rates["firehose_billing_increment_bytes"])
-    billed = rows * math.ceil(record / increment) * increment
+    billed = rows * delivery.billed_bytes([record])  # one record per reading
     handler_ms = rates["reference_lambda_ms"]
     child_s = rates["reference_child_ms"] / 1000
     lambda_gb_s = rows * math.ceil(handler_ms) / 1000 * rates["reference_lambda_memory_mb"] / 1024
@@ -871,22 +905,39 @@ def smallest_concurrency_within(
     return low, _our_design(capacity, workload, speed, rates, parallel=low)
 
 
+def recommended_batching(capacity: Capacity, workload: Workload, rates: Rates) -> Capacity:
+    """``capacity`` with the batch limits the planner recommends: as many items as fit the 256 KiB input.
+
+    The concurrency recommendation is made for these limits, so the recommended values are one coherent
+    setting (``--apply`` writes them together) and planning the applied file recommends it again.
+    """
+    map_input = int(rates["map_max_input_bytes"])
+    fit = items_per_batch(
+        workload.item_bytes,
+        max_items=100_000,
+        max_bytes=map_input,
+        batch_input_bytes=workload.batch_input_bytes,
+    )
+    return replace(capacity, max_items_per_batch=fit, max_input_bytes_per_batch=map_input)
+
+
 def _recommend(
     capacity: Capacity, workload: Workload, speed: HandlerSpeed, rates: Rates, ours: DesignResult
 ) -> tuple[list[Recommendation], list[str]]:
     recs: list[Recommendation] = []
     notes: list[str] = []
+    tuned = recommended_batching(capacity, workload, rates)
+    fit = tuned.max_items_per_batch
+    at = "" if fit == capacity.max_items_per_batch else f" at maxItemsPerBatch={fit:,}"
     target = capacity.target_window_minutes * 60
-    needed, run = smallest_concurrency_within(target, capacity, workload, speed, rates)
+    needed, run = smallest_concurrency_within(target, tuned, workload, speed, rates)
     if needed is not None:
         reason = (
             f"the smallest MaxConcurrency that finishes {workload.rows:,} rows within the "
-            f"{capacity.target_window_minutes}-minute target ({_duration(run.wall.total)})"
+            f"{capacity.target_window_minutes}-minute target ({_duration(run.wall.total)}{at})"
         )
-        if capacity.lambda_reserved_concurrency is not None and needed > capacity.lambda_reserved_concurrency:
-            reason += f"; needs lambdaReservedConcurrency >= {needed}"
         if needed > capacity.account_lambda_concurrency:
-            reason += f" and an account Lambda concurrency quota >= {needed}"
+            reason += f"; needs an account Lambda concurrency quota >= {needed}"
         recs.append(Recommendation("maxConcurrency", needed, reason))
     else:
         fixed = run.wall.unload + run.wall.map_start + run.wall.after_map
@@ -905,28 +956,38 @@ def _recommend(
                 f"and one batch already take {_duration(run.wall.total)}"
             )
         # The fastest run possible is reached at some concurrency already; more only adds throttling.
-        enough, fastest = smallest_concurrency_within(run.wall.total, capacity, workload, speed, rates)
+        enough, fastest = smallest_concurrency_within(run.wall.total, tuned, workload, speed, rates)
         recs.append(
             Recommendation(
                 "maxConcurrency",
                 enough,
                 reason + f"; until then {enough} children already reach the fastest possible run "
-                f"({_duration(fastest.wall.total)}) and more only wait on throttling",
+                f"({_duration(fastest.wall.total)}{at}) and more only wait on throttling",
             )
         )
-    fit = items_per_batch(
-        workload.item_bytes,
-        max_items=100_000,
-        max_bytes=int(rates["map_max_input_bytes"]),
-        batch_input_bytes=workload.batch_input_bytes,
-    )
+    concurrency = recs[-1].value
+    reserved = capacity.lambda_reserved_concurrency
+    if concurrency is not None and reserved is not None and concurrency > reserved:
+        recs.append(
+            Recommendation(
+                "lambdaReservedConcurrency",
+                concurrency,
+                f"maxConcurrency={concurrency} needs as many concurrent detector invocations (today {reserved})",
+            )
+        )
     recs.append(
         Recommendation(
             "maxItemsPerBatch",
             fit,
             f"the most {math.ceil(workload.item_bytes):,}-byte items ({workload.sizes_source}) that fit the "
-            f"256 KiB child input with the {batch_envelope_bytes(workload.batch_input_bytes):,}-byte envelope; "
-            "set maxInputBytesPerBatch=262144 so rows larger than measured shrink a batch instead of failing it",
+            f"256 KiB child input with the {batch_envelope_bytes(workload.batch_input_bytes):,}-byte envelope",
+        )
+    )
+    recs.append(
+        Recommendation(
+            "maxInputBytesPerBatch",
+            tuned.max_input_bytes_per_batch,
+            "the whole 256 KiB child input, so rows larger than measured shrink a batch instead of failing it",
         )
     )
     if fit != capacity.max_items_per_batch:
@@ -1087,6 +1148,7 @@ def plan(
         reference=reference,
         recommendations=tuple(recommendations),
         findings=tuple(findings),
+        floor=Floor.of(workload, rates),
         overlapping_runs=overlapping_runs,
         notes=tuple(notes),
     )
@@ -1099,10 +1161,28 @@ def plan(
 BENCHMARK_PATH: Final = Path(__file__).resolve().parents[2] / "build" / "benchmarks" / "detector.json"
 
 
+# The stage of ``benchmarks/bench_detector.py`` whose timing the planner uses: the whole handler (config,
+# analysis, packing, delivery loop, log line and metrics) with a Firehose stub that answers at once, so
+# the network wait is the planner's own ``firehose_call_ms`` per call on top.
+BENCHMARK_STAGE: Final = "lambda_handler + stub Firehose"
+
+
+class BenchmarkError(ValueError):
+    """The benchmark file does not hold the handler timing the planner reads."""
+
+
 def handler_speed(
-    rates: Rates, *, ms_per_batch: float | None = None, benchmark: Path | None = BENCHMARK_PATH
+    rates: Rates,
+    *,
+    ms_per_batch: float | None = None,
+    benchmark: Path | None = BENCHMARK_PATH,
+    input_format: str = "PARQUET",
 ) -> HandlerSpeed:
-    """The detector's timing: ``ms_per_batch`` if given, else the benchmark's, else ``prices.yaml``'s."""
+    """The detector's timing: ``ms_per_batch`` if given, else the benchmark's, else ``prices.yaml``'s.
+
+    A benchmark file that exists but lacks the timing (an older layout, a run without ``input_format``)
+    falls back to ``prices.yaml`` and says why in ``source``, so a plan never silently uses a guess.
+    """
     base = HandlerSpeed(
         fixed_ms=rates["detector_fixed_ms"],
         ms_per_row=rates["detector_ms_per_row"],
@@ -1111,43 +1191,47 @@ def handler_speed(
     if ms_per_batch is not None:
         if ms_per_batch <= 0:
             raise ValueError(f"ms_per_batch={ms_per_batch}: must be positive")
-        return HandlerSpeed(
-            fixed_ms=base.fixed_ms,
-            ms_per_row=base.ms_per_row,
-            firehose_call_ms=base.firehose_call_ms,
-            ms_per_batch=ms_per_batch,
-            source="given (--ms-per-batch)",
-        )
-    if benchmark is not None and benchmark.exists():
-        measured = speed_from_benchmark(json.loads(benchmark.read_text()))
-        if measured is not None:
-            fixed, per_row = measured
-            return HandlerSpeed(
-                fixed_ms=fixed,
-                ms_per_row=per_row,
-                firehose_call_ms=base.firehose_call_ms,
-                source=f"benchmark {benchmark.name}",
-            )
-    return base
+        return replace(base, ms_per_batch=ms_per_batch, source="given (--ms-per-batch)")
+    if benchmark is None or not benchmark.exists():
+        return base
+    try:
+        fixed, per_row = speed_from_benchmark(json.loads(benchmark.read_text()), input_format=input_format)
+    except (BenchmarkError, json.JSONDecodeError) as error:
+        return replace(base, source=f"prices.yaml assumptions ({benchmark.name} not used: {error})")
+    return replace(
+        base,
+        fixed_ms=fixed,
+        ms_per_row=per_row,
+        source=f"benchmark {benchmark.name} ({BENCHMARK_STAGE}, {input_format})",
+    )
 
 
-def speed_from_benchmark(data: Mapping[str, Any]) -> tuple[float, float] | None:
-    """(fixed ms, ms per row) from the handler benchmark's JSON, or None if it has neither form.
+def speed_from_benchmark(data: Mapping[str, Any], *, input_format: str = "PARQUET") -> tuple[float, float]:
+    """(fixed ms, ms per row at one vCPU) from what ``benchmarks/bench_detector.py`` writes.
 
-    Accepts ``{"ms_per_row": x, "fixed_ms": y}`` or ``{"ms_per_batch": x, "rows_per_batch": n}`` (also
-    nested under ``"detector"`` or ``"results"``); a batch timing without a fixed part is all per-row.
+    The file has ``throughput``: one entry per stage and input format, each with ``best_rows_per_s`` (the
+    sum of every batch's fastest run, on one core) measured at ``batch_size`` rows per batch. One batch
+    size cannot separate a fixed part from the per-row part, so the whole per-batch time is per row (exact
+    at the benchmark's batch size; smaller batches come out slightly fast). The benchmark's core counts as
+    one vCPU. ``BenchmarkError`` names what is missing.
     """
-    for key in ("detector", "results", "summary"):
-        if isinstance(data.get(key), Mapping):
-            found = speed_from_benchmark(data[key])
-            if found is not None:
-                return found
-    if isinstance(data.get("ms_per_row"), int | float):
-        return float(data.get("fixed_ms", data.get("overhead_ms", 0.0))), float(data["ms_per_row"])
-    rows = data.get("rows_per_batch", data.get("batch_size"))
-    if isinstance(data.get("ms_per_batch"), int | float) and isinstance(rows, int) and rows > 0:
-        return 0.0, float(data["ms_per_batch"]) / rows
-    return None
+    entries = data.get("throughput")
+    if not isinstance(entries, list):
+        raise BenchmarkError("no 'throughput' list")
+    for entry in entries:
+        if (
+            isinstance(entry, Mapping)
+            and entry.get("stage") == BENCHMARK_STAGE
+            and entry.get("format") == input_format
+        ):
+            rate = entry.get("best_rows_per_s")
+            if not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
+                raise BenchmarkError(f"{BENCHMARK_STAGE!r} ({input_format}) has best_rows_per_s={rate!r}")
+            return 0.0, 1000.0 / rate
+    found = sorted({f"{e.get('stage')} ({e.get('format')})" for e in entries if isinstance(e, Mapping)})
+    raise BenchmarkError(
+        f"no {BENCHMARK_STAGE!r} timing for {input_format}; it has: {', '.join(found) or 'nothing'}"
+    )
 
 
 def _duration(seconds: float) -> str:

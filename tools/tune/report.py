@@ -20,6 +20,11 @@ def _usd(value: float) -> str:
     return f"${value:,.2f}"
 
 
+def _usd_per_million(value: float) -> str:
+    """Per-million figures are compared in tenths of a cent (the floor, the targets): three decimals."""
+    return f"${value:.3f}" if 0 < value < 1 else _usd(value)
+
+
 def _gb(value: float) -> str:
     return f"{value / GIB:,.2f} GiB"
 
@@ -65,7 +70,7 @@ ROWS: tuple[tuple[str, Callable[[DesignResult], str], str | None], ...] = (
     ("Firehose quota binds?", _firehose_cell, None),
     ("expected wall time", lambda d: format_duration(d.wall.total), "wall_seconds"),
     ("cost per run", lambda d: _usd(d.cost_per_run), "cost_per_run"),
-    ("cost per million readings", lambda d: _usd(d.cost_per_million_rows), None),
+    ("cost per million readings", lambda d: _usd_per_million(d.cost_per_million_rows), None),
 )
 
 
@@ -80,6 +85,11 @@ def comparison_table(plan: Plan) -> str:
         lines.append(
             f"| {label} | {cell(plan.ours)} | {cell(plan.reference)} | {_ratio(ratio[key]) if key else ''} |"
         )
+    floor = _usd_per_million(plan.floor.cost_per_million)
+    lines.append(
+        f"| floor per million readings: their own {_gb(plan.floor.bytes_per_million)} through Firehose "
+        f"| {floor} | {floor} | |"
+    )
     return "\n".join(lines)
 
 

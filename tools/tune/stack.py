@@ -52,13 +52,15 @@ def plan_stack(
     what_if: Mapping[str, int] | None = None,
     overlapping_runs: int = 1,
     benchmark: Path | None = model.BENCHMARK_PATH,
+    root: Path | None = None,
 ) -> model.Plan:
     """Plan one day of ``rows`` readings for ``stack`` (``dev``, ``prod``).
 
     ``item_sizes``/``record_sizes`` (one per row, as a local run measures them) give exact counts;
     ``item_bytes``/``record_bytes`` are measured averages; neither: a representative example per stage.
+    ``root`` is the folder holding ``Pulumi.yaml`` and the stack files (default: this project).
     """
-    loaded = stackfile.load(stack)
+    loaded = stackfile.load(stack, root=root)
     config, settings = loaded.config, loaded.settings
     capacity = model.Capacity.from_settings(settings)
     unknown = sorted(set(what_if or {}) - set(WHAT_IF_FIELDS))
@@ -88,5 +90,7 @@ def plan_stack(
         record_sizes=tuple(record_sizes) if record_sizes is not None else None,
         sizes_source=source,
     )
-    speed = model.handler_speed(rates, ms_per_batch=ms_per_batch, benchmark=benchmark)
+    speed = model.handler_speed(
+        rates, ms_per_batch=ms_per_batch, benchmark=benchmark, input_format=capacity.unload_format
+    )
     return model.plan(capacity, workload, speed=speed, rates=rates, overlapping_runs=overlapping_runs)
