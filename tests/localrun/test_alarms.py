@@ -218,3 +218,11 @@ def test_the_command_prints_the_alarms_line_and_writes_metrics_json(
     assert "## Alarms" in (out / "latest" / "report.md").read_text()
     assert main([*common, "--malformed-share", "0"]) == 0
     assert "alarms: none would notify" in capsys.readouterr().out
+
+
+def test_the_docs_table_names_every_recorded_series() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "local-run.md").read_text()
+    section = docs.split("## Metrics and alarms", 1)[1].split("\n## ", 1)[0]
+    assert metrics.EMITTED
+    missing = [(ns, m) for ns, m in metrics.EMITTED if f"`{m}`" not in section or f"`{ns}`" not in section]
+    assert missing == []

@@ -132,7 +132,7 @@ def evaluate(specs: Sequence[AlarmSpec], recorder: MetricRecorder, *, topic: str
         outcomes.append(
             AlarmOutcome(
                 spec=spec,
-                state=result.timeline[-1][1] if result.timeline else alarmsim.INSUFFICIENT,
+                state=result.state,
                 evaluated_at=origin + evaluated_at,
                 datapoints=len(points),
                 notifications=notifications,

@@ -189,6 +189,7 @@ class MetricRecorder:
         return out
 
     def write(self, path: Path) -> Path:
+        """``{"source": ..., "datapoints": [...]}``: every datapoint, in the order recorded."""
         body = {
             "source": "tools/localrun/metrics.py: what AWS would publish for this run (simulated time)",
             "datapoints": [p.to_json() for p in self.points],
