@@ -32,6 +32,7 @@ from components.naming import Account, Names
 from components.settings import Settings
 from tools import alarmsim
 from tools.localrun.metrics import MetricRecorder
+from tools.localrun.run import LocalPipeline
 from tools.localrun.stack import LocalStack
 
 DAY = 86_400
@@ -145,8 +146,6 @@ def _idle(spec: AlarmSpec) -> AlarmOutcome:
     return AlarmOutcome(spec=spec, state=alarmsim.INSUFFICIENT, evaluated_at=0.0, datapoints=0)
 
 
-def for_pipeline(pipeline: object) -> AlarmReport:
-    """The alarms of a ``LocalPipeline``'s stage over everything it recorded."""
-    stack: LocalStack = pipeline.stack  # type: ignore[attr-defined]
-    recorder: MetricRecorder = pipeline.metrics  # type: ignore[attr-defined]
-    return evaluate(specs_for(stack), recorder, topic=topic_name(stack))
+def for_pipeline(pipeline: LocalPipeline) -> AlarmReport:
+    """The alarms of a pipeline's stage over everything it recorded."""
+    return evaluate(specs_for(pipeline.stack), pipeline.metrics, topic=topic_name(pipeline.stack))
