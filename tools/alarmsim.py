@@ -69,6 +69,11 @@ class Result:
         return [t for t in self.transitions if t.new in trouble]
 
     @property
+    def state(self) -> str:
+        """The state after the last evaluation (a new alarm's INSUFFICIENT_DATA before any)."""
+        return self.timeline[-1][1] if self.timeline else INSUFFICIENT
+
+    @property
     def ever_alarm(self) -> bool:
         return any(state == ALARM for _, state in self.timeline)
 

@@ -10,7 +10,9 @@ Examples::
 Every run is written into a folder of its own, ``out/<stage>/runs/<UTC time>/``, and
 ``out/<stage>/latest`` is switched to it only once the run is complete, so a refused or interrupted run
 never destroys the previous result. Inside a run: ``run/buckets/<bucket>/`` (the object store),
-``run/logs/`` (the detector's logs), ``report.md``, ``report.html``, ``anomalies.png`` and ``battery.png``.
+``run/logs/`` (the detector's logs), ``report.md``, ``report.html``, ``anomalies.png``, ``battery.png`` and
+``metrics.json`` (the CloudWatch datapoints AWS would have published for the run; the report's "Alarms"
+table and the ``alarms:`` line printed after the run evaluate every alarm of the stage over them).
 Everything a run is given is checked before ``out/<stage>/`` is touched; one run at a time may use it.
 The exit status is 2 for refused input, 1 when an execution fails or the simulated ground truth is not
 met, 130 when interrupted.
@@ -327,6 +329,7 @@ def _run(
         print(check.describe())
     paths = report.write_report(pipeline, runs, folder, truth_check=check)
     print(report.print_summary(runs, pipeline))
+    print("\n".join(report.alarm_lines(pipeline, check)))
     latest = publish(out, folder)
     print(f"\nresults in {latest} (-> {folder.relative_to(out)}):")
     for name, path in paths.items():
@@ -391,6 +394,7 @@ def _redrive(args: argparse.Namespace, started: float) -> int:
                     f"({len(records) - len(ids):,} duplicate deliveries counted once)"
                 )
             paths = report.write_report(pipeline, [summary], folder)
+            print("\n".join(report.alarm_lines(pipeline)))
             for name, path in paths.items():
                 print(f"  {name:10} {latest / path.relative_to(folder)}")
         finally:

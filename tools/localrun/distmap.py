@@ -323,6 +323,8 @@ class MapRunner:
     runs: dict[str, MapRunRecord] = field(default_factory=dict)
     firehose: FirehoseStats = field(default_factory=FirehoseStats)
     child_counters: Counters = field(default_factory=Counters)
+    # Every detector invocation of every map run, in completion order (tools/localrun/metrics.py).
+    invocations: list[worker.Invocation] = field(default_factory=list)
     last_worker_seconds: float = 0.0
     _executor: ProcessPoolExecutor | None = None
     _executor_workers: int = 0
@@ -452,6 +454,7 @@ class MapRunner:
         for result in unit_results:
             self.firehose.add(result.firehose)
             self.child_counters.add(result.counters)
+            self.invocations.extend(result.invocations)
         children = sum(r.child_executions for r in unit_results)
         # An item counts once, whatever happened to duplicate children: its batch's last outcome decides.
         final: dict[int, worker.ChildOutcome] = {}
@@ -543,6 +546,7 @@ class MapRunner:
         for result in unit_results:
             self.firehose.add(result.firehose)
             self.child_counters.add(result.counters)
+            self.invocations.extend(result.invocations)
         for outcome in outcomes:
             plan["final"][outcome.batch] = outcome
         plan["outcomes"] = sorted(plan["outcomes"] + outcomes, key=lambda o: o.batch)

@@ -6,6 +6,10 @@
   UNLOAD), device health, devices whose battery runs out within a week, invalid readings by reason.
 * ``anomalies.png`` (anomalies per device over the day) and ``battery.png`` (battery level per device
   over time, and each device's drain from the KPI table).
+* The alarms: every alarm of the stage evaluated over the metrics the run would have published
+  (``tools/localrun/metrics.py``, written to ``metrics.json``), with the state each would be in just
+  after the run and the notification ops would get (``tools/localrun/alarms.py``); printed as one
+  ``alarms:`` line after the run.
 * With simulated data, the ground-truth check: every reading delivered exactly once (duplicates from
   at-least-once delivery are counted once, by source file and item index, as reconciliation counts) and
   every reading given the verdict its values call for, so every injected anomaly is found.
@@ -20,7 +24,7 @@ import html
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ import pyarrow as pa
 
 from components import queries
 from functions.detector import schema
+from tools.localrun import alarms
 from tools.localrun.run import LocalPipeline, RunSummary
 
 NUMERIC = ("temperature", "humidity", "batterylevel", "latitude", "longitude")
@@ -383,6 +388,61 @@ def summary_rows(runs: list[RunSummary], figures: list[DayFigures]) -> list[tupl
     ]
 
 
+# ----------------------------------------------------------------------------------------------- alarms
+INVALID_ROWS_ALARM = "detector-invalid-rows"
+
+
+def alarm_notes(report: alarms.AlarmReport, truth_check: GroundTruthCheck | None) -> list[str]:
+    """Why a notification is expected, where the run caused it on purpose."""
+    notes = []
+    fired = {o.spec.key for o in report.notifying}
+    if INVALID_ROWS_ALARM in fired and truth_check is not None and truth_check.malformed:
+        notes.append(
+            f"{INVALID_ROWS_ALARM} is expected: the generator injected {truth_check.malformed:,} malformed "
+            "rows (--malformed-share) and the detector marked them invalid, as it must; pass "
+            "--malformed-share 0 for a clean run"
+        )
+    for outcome in report.notifying:
+        if outcome.spec.notify_insufficient_data and not outcome.pages:
+            notes.append(
+                f"{outcome.spec.key} (OK) is the heartbeat's first success after a deploy with no earlier "
+                "run (a new alarm starts in INSUFFICIENT_DATA, and INSUFFICIENT_DATA -> OK notifies); on a "
+                "stage that already succeeded within the window it stays OK and sends nothing"
+            )
+    return notes
+
+
+def alarm_lines(pipeline: LocalPipeline, truth_check: GroundTruthCheck | None = None) -> list[str]:
+    """The ``alarms:`` summary line the CLI prints after a run, then the notes that explain it."""
+    report = alarms.for_pipeline(pipeline)
+    return [report.summary_line(), *(f"  {note}" for note in alarm_notes(report, truth_check))]
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC") if epoch else ""
+
+
+def alarm_section(
+    pipeline: LocalPipeline, truth_check: GroundTruthCheck | None
+) -> tuple[str, str, list[str], list[list[Any]]]:
+    report = alarms.for_pipeline(pipeline)
+    note = (
+        "Every alarm of the stage (components/alarms.py) evaluated with CloudWatch's semantics "
+        "(tools/alarmsim.py) over the metrics in metrics.json, each at its first evaluation after the "
+        "run (the end of its period holding the run's last datapoint). The alarms are taken to exist "
+        "before the run; notifications are the transitions since the first recorded datapoint (after a "
+        "redrive: since the run it continues): a page is ALARM (or INSUFFICIENT_DATA for the heartbeat), "
+        "a notice an OK. " + report.summary_line() + "."
+    )
+    for extra in alarm_notes(report, truth_check):
+        note += f" Note: {extra}."
+    rows = [
+        [o.spec.key, o.state, _when(o.evaluated_at), o.datapoints, o.notification_text(report.topic)]
+        for o in report.outcomes
+    ]
+    return "Alarms", note, ["alarm", "state", "evaluated at", "datapoints", "notification"], rows
+
+
 def write_report(
     pipeline: LocalPipeline,
     runs: list[RunSummary],
@@ -390,7 +450,7 @@ def write_report(
     *,
     truth_check: GroundTruthCheck | None = None,
 ) -> dict[str, Path]:
-    """Write report.md, report.html, anomalies.png and battery.png; return their paths."""
+    """Write report.md, report.html, anomalies.png, battery.png and metrics.json; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     days = sorted({r.run_date for r in runs if r.status == "SUCCEEDED"})
     figures = [day_figures(pipeline, d) for d in days]
@@ -399,13 +459,16 @@ def write_report(
         "html": out_dir / "report.html",
         "anomalies": out_dir / "anomalies.png",
         "battery": out_dir / "battery.png",
+        "metrics": out_dir / "metrics.json",
     }
+    pipeline.metrics.write(paths["metrics"])
     plot_anomalies(figures, paths["anomalies"])
     threshold = float(pipeline.stack.lambda_env.get("BATTERY_LOW", 20))
     plot_battery(battery_series(pipeline, days), figures, threshold, paths["battery"])
 
     sections: list[tuple[str, str, list[str], list[list[Any]]]] = []
     sections.append(("Summary", "", ["figure", "value"], [list(r) for r in summary_rows(runs, figures)]))
+    sections.append(alarm_section(pipeline, truth_check))
     per_device = anomalies_by_device(figures)
     sections.append((
         "Anomalies by device and type", "",

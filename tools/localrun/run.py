@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tools.localrun import asl
+from tools.localrun import asl, metrics
 from tools.localrun.athena import AthenaError, AthenaStandIn
 from tools.localrun.distmap import MapRunner
 from tools.localrun.firehose import FirehoseDelivery, FirehoseStats
@@ -127,6 +127,8 @@ class LocalPipeline:
                 self.map_runner.prewarm(state.extra["map"].max_concurrency)
         self.rng = random.Random(seed)
         self.verify = verify
+        # What CloudWatch would hold for this pipeline's runs (tools/localrun/metrics.py).
+        self.metrics = metrics.MetricRecorder()
         self.runs: list[RunSummary] = []
         self.results: dict[str, asl.ExecutionResult] = {}  # by execution ARN, for redrive
         self.skipped_inputs: list[tuple[str, str]] = []  # (path, why) of input put_raw left out
@@ -255,7 +257,10 @@ class LocalPipeline:
     def save_executions(self) -> None:
         """Keep what a later ``redrive`` needs beside the run: the executions and the map runs."""
         with (self.root / EXECUTIONS_FILE).open("wb") as f:
-            pickle.dump({"results": self.results, "map_runs": self.map_runner.runs}, f)
+            pickle.dump(
+                {"results": self.results, "map_runs": self.map_runner.runs, "metrics": self.metrics.points},
+                f,
+            )
 
     def load_executions(self) -> bool:
         """Take the executions and map runs a previous ``save_executions`` kept; False if there are none."""
@@ -266,6 +271,8 @@ class LocalPipeline:
             kept = pickle.load(f)
         self.results.update(kept["results"])
         self.map_runner.runs.update(kept["map_runs"])
+        # The earlier runs' metrics stay: a redrive's report evaluates the alarms over both.
+        self.metrics.points[:0] = kept.get("metrics", [])
         return bool(self.results)
 
     def _executor(self, start: datetime) -> asl.Executor:
@@ -289,11 +296,22 @@ class LocalPipeline:
             lambda_invocations=self.map_runner.child_counters.lambda_invocations,
             retries=self.map_runner.child_counters.retries,
         )
+        invocations_before = len(self.map_runner.invocations)
+        children_before = {arn: r.children for arn, r in self.map_runner.runs.items()}
         started = time.perf_counter()
         result: asl.ExecutionResult = run()
         wall = time.perf_counter() - started
         self.results[result.execution_id] = result
         map_runs = [r for r in self.map_runner.runs.values() if r.execution_arn == result.execution_id]
+        self._record_metrics(
+            result,
+            map_runs,
+            self.map_runner.invocations[invocations_before:],
+            children_before,
+            FirehoseStats(
+                **{k: getattr(self.map_runner.firehose, k) - getattr(before_fh, k) for k in vars(before_fh)}
+            ),
+        )
         child = self.map_runner.child_counters
         fh_now = self.map_runner.firehose
         summary = RunSummary(
@@ -326,6 +344,50 @@ class LocalPipeline:
         )
         self.runs.append(summary)
         return summary
+
+    def _record_metrics(
+        self,
+        result: asl.ExecutionResult,
+        map_runs: list[Any],
+        invocations: list[Any],
+        children_before: dict[str, int],
+        firehose: FirehoseStats,
+    ) -> None:
+        """The datapoints AWS would publish for one execution (or redrive) that just ended."""
+        redrive = result.redrive_count > 0
+        metrics.record_execution(
+            self.metrics,
+            state_machine_arn=self.stack.state_machine_arn,
+            status=result.status,
+            start=result.start,
+            stop=result.stop,
+            redrive=redrive,
+        )
+        for record in map_runs:
+            children = record.children - children_before.get(record.arn, 0)
+            if not children:
+                continue  # a map run this execution (or redrive) did not run
+            at = datetime.fromisoformat(record.stop if redrive else record.start)
+            metrics.record_map_run(
+                self.metrics,
+                function_name=self.stack.function_name,
+                at=at,
+                max_concurrency=record.max_concurrency,
+                children=children,
+            )
+        metrics.record_invocations(
+            self.metrics, function_name=self.stack.function_name, invocations=invocations
+        )
+        if invocations:
+            metrics.record_firehose(
+                self.metrics,
+                stream_name=self.stack.firehose.stream_name,
+                arrival=min(inv.at for inv in invocations),
+                records=firehose.records,
+                size=firehose.bytes,
+                lost=firehose.lost_records,
+                buffer_interval_seconds=self.stack.firehose.buffer_interval_seconds,
+            )
 
     def settle(self) -> int:
         """Let Firehose deliver everything it accepted (as it would, one buffer interval later)."""

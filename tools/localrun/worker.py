@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import io
 import json
 import os
 import signal
@@ -99,11 +100,27 @@ class ChildOutcome:
     execution_arn: str = ""
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation of the detector, as Lambda and CloudWatch Logs would see it.
+
+    ``at`` is the simulated time the function was invoked (Lambda stamps its invocation metrics with the
+    invocation time); ``emf`` holds the embedded-metric-format documents the handler printed to stdout
+    during the invocation, verbatim (CloudWatch Logs extracts metrics from exactly these lines).
+    """
+
+    at: datetime
+    duration_ms: float
+    error: bool  # an unhandled function error (or a timeout): Lambda's ``Errors``
+    emf: tuple[str, ...] = ()
+
+
 @dataclass
 class UnitResult:
     """What a worker did for one unit of batches."""
 
     children: list[ChildOutcome] = field(default_factory=list)
+    invocations: list[Invocation] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
     firehose: FirehoseStats = field(default_factory=FirehoseStats)
     child_executions: int = 0
@@ -139,6 +156,8 @@ class _State:
     log: Any
     in_process: bool
     key: str | None
+    clock: Clock | None  # the running child's clock (the invocation time of its Lambda calls)
+    invocations: list[Invocation]  # of the unit being run
 
 
 _S = _State()
@@ -163,6 +182,8 @@ def warm(env: dict[str, str], handler_module: str, log_dir: str, *, in_process: 
     _S.log = log
     _S.in_process = in_process
     _S.key = None
+    _S.clock = None
+    _S.invocations = []
     if not in_process:
         sys.stdout = log
     os.environ.update(env)
@@ -286,17 +307,32 @@ def _invoke(state: Any, arguments: dict[str, Any], ctx: dict[str, Any]) -> dict[
     # and its BatchInput is copied per child, so the handler gets an unshared, JSON-shaped payload
     # without the cost of an encode/decode round trip per row.
     payload = arguments.get("Payload")
+    at = _S.clock.now if _S.clock is not None else c.arrival
+    # The handler's stdout is the function's log stream: capture it per invocation, keep the EMF
+    # documents it printed (the metrics CloudWatch Logs would extract), then append it to the log file.
+    captured = io.StringIO()
     started = time.monotonic()
+    error = False
     try:
-        if _S.in_process:
-            with contextlib.redirect_stdout(_S.log):
-                result = _S.handler.lambda_handler(payload, LambdaContext(c))
-        else:
+        with contextlib.redirect_stdout(captured):
             result = _S.handler.lambda_handler(payload, LambdaContext(c))
     except Exception as exc:  # an unhandled function error: Step Functions names it by its errorType
+        error = True
         cause = json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__})
         raise StatesError(type(exc).__name__, cause) from None
-    elapsed = time.monotonic() - started
+    finally:
+        elapsed = time.monotonic() - started
+        text = captured.getvalue()
+        _S.log.write(text)
+        timed_out = elapsed > c.lambda_timeout_seconds
+        _S.invocations.append(
+            Invocation(
+                at=at,
+                duration_ms=min(elapsed, c.lambda_timeout_seconds) * 1000.0,
+                error=error or timed_out,
+                emf=tuple(line for line in text.splitlines() if line.startswith("{") and '"_aws"' in line),
+            )
+        )
     limit = state.raw.get("TimeoutSeconds")
     if elapsed > c.lambda_timeout_seconds or (limit and elapsed > limit):
         raise StatesError("States.Timeout", f"the detector ran {elapsed:.1f} s")
@@ -320,6 +356,7 @@ def run_unit(
 def _run_unit(batches: list[tuple[int, list[tuple[int, int, int, int]]]], started: float) -> UnitResult:
     c = _S.config
     out = UnitResult()
+    _S.invocations = out.invocations
     before = FirehoseStats(**vars(_S.firehose.stats))
     for batch_no, segments in batches:
         items: list[Any] = []
@@ -355,7 +392,11 @@ def _run_child(batch_no: int, count: int, child_input: Any, counters: Counters) 
         fast=c.fast,
         verify=c.verify,
     )
-    result = executor.run(child_input, name=name, execution_id=arn, record_history=False)
+    _S.clock = executor.clock
+    try:
+        result = executor.run(child_input, name=name, execution_id=arn, record_history=False)
+    finally:
+        _S.clock = None
     counters.add(result.counters)
     if result.status == "SUCCEEDED":
         return ChildOutcome(batch_no, count, "SUCCEEDED", output=result.output, execution_arn=arn)
