@@ -5,24 +5,17 @@ condition; then every grant of its inline policy (Sid, actions, resources) with 
 the call needing it (``components.iam.statement``'s ``source``). Resources are shown with placeholders
 (``<analytics bucket>``, ``<account>``) where a stage's names go.
 
-    .venv/bin/python -m tools.security_doc          # print the tables
-    .venv/bin/python -m tools.security_doc --write  # refresh them in docs/security.md
+``tools.docs`` writes them into docs/security.md and checks they are current.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from components import delivery, detector, iam, schedule, workflow
 from components.catalog import catalog_names
 from components.naming import Account, Names
-
-ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "security.md"
-START, END = "<!-- roles:start -->\n", "\n<!-- roles:end -->"
 
 ACCOUNT = Account(partition="aws", region="<region>", account_id="<account>")
 NAMES = Names("<stage>", ACCOUNT)
@@ -124,29 +117,3 @@ def markdown() -> str:
             )
         out.append("")
     return "\n".join(out).rstrip("\n")
-
-
-def current() -> str:
-    text = DOC.read_text()
-    return text[text.index(START) + len(START) : text.index(END)]
-
-
-def write() -> None:
-    text = DOC.read_text()
-    head, tail = text[: text.index(START) + len(START)], text[text.index(END) :]
-    DOC.write_text(head + markdown() + tail)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="refresh the tables in docs/security.md")
-    args = parser.parse_args(argv)
-    if args.write:
-        write()
-    else:
-        print(markdown())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

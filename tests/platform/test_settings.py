@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components import settings
-from tools import harness
+from tools import docs, harness
 
 
 def project_config() -> dict:
@@ -140,13 +140,12 @@ def test_program_refuses_a_bad_stack_file_before_creating_anything():
     assert len(caught.value.problems) == 3
 
 
-def test_readme_settings_table_is_current():
-    readme = (harness.ROOT / "README.md").read_text()
-    start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
-    assert start in readme
-    assert end in readme
-    table = readme[readme.index(start) + len(start) : readme.index(end)]
-    assert table == settings.markdown_table(), "README settings table is stale: regenerate it from SPECS"
+def test_the_settings_page_table_is_current():
+    (block,) = [b for b in docs.BLOCKS if b.name == "settings"]
+    assert block.page == "docs/settings.md"
+    assert block.current() == settings.markdown_table(), (
+        "docs/settings.md is stale: python -m tools.docs --write"
+    )
 
 
 def test_staging_retention_below_the_redrive_window_is_refused_with_the_minimum():

@@ -74,3 +74,31 @@ def test_the_pack_boots_in_its_own_environment_and_lists_every_rule() -> None:
     assert sorted(p.name for p in info.policies) == sorted(p.name for p in sensorflow_policy.all_policies())
     assert all(p.remediation_steps and p.severity for p in info.policies)
     assert not server.running
+
+
+def rules_table() -> dict[str, dict[str, str]]:
+    """docs/policy.md's Rules table: rule -> {"dev": "M"/"A", "prod": ...}."""
+    text = (ROOT / "docs" / "policy.md").read_text()
+    rows = {}
+    for line in text[text.index("## Rules") :].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = {"dev": cells[3], "prod": cells[4]}
+    assert rows, "docs/policy.md has no Rules table"
+    return rows
+
+
+def test_the_docs_rules_table_is_the_pack_with_each_stages_levels() -> None:
+    """docs/policy.md lists every rule of the pack, and nothing else, at the level each stage's config gives."""
+    policies = {
+        p.name: ("mandatory", dict(p.config_schema.properties) if p.config_schema else {})
+        for p in sensorflow_policy.all_policies()
+    }
+    table = rules_table()
+    assert set(table) == set(policies)
+    for stage in ("dev", "prod"):
+        resolved = policy_gate.resolve_config(
+            policies, policy_gate.load_pack_config(PACK_DIR / "config" / f"{stage}.json")
+        )
+        shown = {name: levels[stage] for name, levels in table.items()}
+        assert shown == {name: level[0].upper() for name, (level, _) in resolved.items()}, stage
