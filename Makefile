@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 POLICY_VENV := policies/.venv
 STACK ?= dev
 STACKS := dev prod
+# What synth renders: the committed stages plus the one a command runs, so `make demo STACK=<other>`
+# runs on a fresh build/<other>/ (a stack without Pulumi.<stack>.yaml is refused by synth).
+RENDERED := $(sort $(STACKS) $(STACK))
 DEVICES ?=
 DAYS ?=
 ROWS ?= 1000000
@@ -55,9 +58,9 @@ setup: $(VENV_STAMP) $(POLICY_STAMP) $(NODE_STAMP) $(PACKAGE_STAMP) ## install e
 
 package: $(PACKAGE_STAMP) ## build the Lambda package under build/lambda/detector
 
-synth: setup ## render dev and prod under recording mocks into build/<stage>/ (the offline preview)
-	$(PY) -m tools.synth $(addprefix --stack ,$(STACKS))
-	$(foreach s,$(STACKS),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
+synth: setup ## render dev, prod (and STACK) under recording mocks into build/<stage>/ (the offline preview)
+	$(PY) -m tools.synth $(addprefix --stack ,$(RENDERED))
+	$(foreach s,$(RENDERED),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
 
 check-definition: setup ## every validator and rule on a definition: make check-definition FILE=build/dev/definition.asl.json
 	$(PY) -m tools.check_definition $(FILE)

@@ -93,46 +93,87 @@ def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[
 
 
 def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[str]) -> GroundTruthCheck:
-    """Compare the simulator's ground truth with what the given runs delivered."""
-    records = delivered_records(pipeline, run_ids)
-    by_row: dict[tuple, dict[str, Any]] = {}
-    for record in records:
-        by_row.setdefault((record["sourcefile"], record["sourceindex"]), record)
-    delivered = Counter()
-    verdict: dict[tuple, tuple] = {}
-    for record in by_row.values():
-        metrics = record["metrics"] or {}
-        key = _key(record["deviceid"], record["readingtimestamp"], [metrics.get(n) for n in NUMERIC])
-        delivered[key] += 1
-        types = tuple(sorted(a["type"] for a in record["anomalies"] or []))
-        verdict[key] = (record["healthstatus"], types, bool(record["invalidreasons"]))
-    expected = Counter()
-    wanted: dict[tuple, tuple] = {}
-    rows = truth.to_pylist()
-    for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
-        expected[key] += 1
-        wanted[key] = (row["status"], tuple(sorted(row["anomalies"])), bool(row["malformed"]))
-    check = GroundTruthCheck(
-        expected_rows=len(rows), delivered_records=len(records), distinct_rows=len(by_row)
+    """Compare the simulator's ground truth with what the given runs delivered.
+
+    Computed in DuckDB over the analysis table and the ground truth (an Arrow table DuckDB scans in
+    place), so memory stays within the stand-in's limit whatever the number of readings; only the
+    readings that do not match come back to Python. A reading is its key (device id, timestamp text and
+    the five values); each processed row (source file, item index) counts once, however often delivered.
+    """
+    table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
+    marks = ", ".join("?" for _ in run_ids)
+    key = ("d", "s", "t", "h", "b", "la", "lo")
+    same_key = " AND ".join(f"e.{k} IS NOT DISTINCT FROM g.{k}" for k in key)
+    rows = f"""
+        delivered AS (
+            SELECT sourcefile, sourceindex, coalesce(deviceid, '') AS d, coalesce(readingtimestamp, '') AS s,
+                   metrics.temperature AS t, metrics.humidity AS h, metrics.batterylevel AS b,
+                   metrics.latitude AS la, metrics.longitude AS lo, healthstatus AS status,
+                   list_sort(list_transform(coalesce(anomalies, []), lambda a: a.type)) AS types,
+                   coalesce(len(invalidreasons), 0) > 0 AS invalid
+            FROM "{table.database}"."{table.name}" WHERE runid IN ({marks})
+        ),
+        processed AS (SELECT DISTINCT ON (sourcefile, sourceindex) * FROM delivered),
+        g AS (
+            SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
+                   any_value(invalid) AS invalid
+            FROM processed GROUP BY {", ".join(key)}
+        ),
+        truth_rows AS (
+            SELECT coalesce(deviceid, '') AS d, coalesce("timestamp", '') AS s, temperature AS t,
+                   humidity AS h, batterylevel AS b, latitude AS la, longitude AS lo, status,
+                   list_sort(coalesce(anomalies, [])) AS types, coalesce(malformed, '') <> '' AS malformed,
+                   coalesce(injected, '') <> '' AS injected, coalesce(anomalies, []) AS wanted_types
+            FROM __truth
+        ),
+        e AS (
+            SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
+                   any_value(malformed) AS malformed
+            FROM truth_rows GROUP BY {", ".join(key)}
+        )"""
+    params = list(run_ids)
+    athena = pipeline.athena
+    _c, ((records, distinct),) = athena.sql(
+        f"WITH {rows} SELECT (SELECT count(*) FROM delivered), (SELECT count(*) FROM processed)",
+        params,
+        tables={"__truth": truth},
     )
-    check.missing = sorted((expected - delivered).elements(), key=str)
-    check.unexpected = sorted((delivered - expected).elements(), key=str)
-    check.wrong_verdicts = [
-        (k, wanted[k], verdict.get(k)) for k in wanted if verdict.get(k) != wanted[k] and k in verdict
-    ]
-    for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
-        if row["injected"]:
-            check.injected += 1
-            got = verdict.get(key)
-            if got and got[0] == schema.ANOMALIES_DETECTED and set(row["anomalies"]) <= set(got[1]):
-                check.injected_found += 1
-        if row["malformed"]:
-            check.malformed += 1
-            got = verdict.get(key)
-            if got and got[2]:  # invalid reasons, whatever the verdict (an anomaly takes precedence)
-                check.malformed_invalid += 1
+    check = GroundTruthCheck(expected_rows=truth.num_rows, delivered_records=records, distinct_rows=distinct)
+    # Readings whose count or verdict differs: the only rows that come back.
+    _c, mismatched = athena.sql(
+        f"""WITH {rows}
+        SELECT {", ".join(f"coalesce(e.{k}, g.{k})" for k in key)}, coalesce(e.n, 0), coalesce(g.n, 0),
+               e.status, e.types, e.malformed, g.status, g.types, g.invalid
+        FROM e FULL OUTER JOIN g ON {same_key}
+        WHERE coalesce(e.n, 0) <> coalesce(g.n, 0)
+           OR (e.n IS NOT NULL AND g.n IS NOT NULL
+               AND (e.status IS DISTINCT FROM g.status OR e.types <> g.types OR e.malformed <> g.invalid))""",
+        params,
+        tables={"__truth": truth},
+    )
+    for *values, expected, delivered, w_status, w_types, w_bad, g_status, g_types, g_bad in mismatched:
+        reading = _key(values[0], values[1], values[2:])
+        check.missing += [reading] * max(0, expected - delivered)
+        check.unexpected += [reading] * max(0, delivered - expected)
+        wanted = (w_status, tuple(w_types), w_bad) if expected else None
+        got = (g_status, tuple(g_types), g_bad) if delivered else None
+        if wanted is not None and got is not None and wanted != got:
+            check.wrong_verdicts.append((reading, wanted, got))
+    check.missing.sort(key=str)
+    check.unexpected.sort(key=str)
+    # Every injected anomaly found (its kinds among the record's) and every malformed row marked invalid.
+    _c, ((injected, found, malformed, marked),) = athena.sql(
+        f"""WITH {rows}
+        SELECT count_if(e.injected),
+               count_if(e.injected AND g.status = '{schema.ANOMALIES_DETECTED}'
+                        AND list_has_all(g.types, e.wanted_types)),
+               count_if(e.malformed), count_if(e.malformed AND g.invalid)
+        FROM truth_rows e LEFT JOIN g ON {same_key}""",
+        params,
+        tables={"__truth": truth},
+    )
+    check.injected, check.injected_found = injected, found
+    check.malformed, check.malformed_invalid = malformed, marked
     return check
 
 
