@@ -98,8 +98,12 @@ lock: ## re-resolve constraints.txt from requirements-dev.txt in a throwaway ven
 	(echo "# Transitive pins for requirements-dev.txt (pip freeze of a clean install); regenerate with 'make lock'."; \
 		build/lock-venv/bin/python -m pip freeze) > constraints.txt
 
-clean: ## remove build outputs and local runs (build/, out/, caches); installed tools stay
-	rm -rf build out .pytest_cache .ruff_cache .hypothesis
+# Exactly what each removes; their help lines name the same paths (a test keeps the two equal).
+CLEAN_PATHS := build out .pytest_cache .ruff_cache .hypothesis
+DISTCLEAN_PATHS := $(VENV) $(POLICY_VENV) node_modules
 
-distclean: clean ## also remove every installed dependency (.venv, policies/.venv, node_modules)
-	rm -rf $(VENV) $(POLICY_VENV) node_modules
+clean: ## remove build out .pytest_cache .ruff_cache .hypothesis (renders, Lambda package, local runs, caches)
+	rm -rf $(CLEAN_PATHS)
+
+distclean: clean ## also remove .venv policies/.venv node_modules (every installed dependency)
+	rm -rf $(DISTCLEAN_PATHS)

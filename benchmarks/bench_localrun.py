@@ -1,6 +1,6 @@
 """Local pipeline throughput: one execution of a stage's definition over a million readings.
 
-Run: ``python -m benchmarks.bench_localrun [--rows 1000000] [--stack prod]``. Prints a Markdown table and
+Run: ``make bench ARGS=localrun``, or ``.venv/bin/python -m benchmarks.bench_localrun [--rows 1000000] [--stack prod]``. Prints a Markdown table and
 writes ``build/benchmarks/localrun.json``.
 
 The readings are simulated first (not timed: that is test data, not pipeline). Timed, end to end, is one
@@ -83,7 +83,7 @@ class PeakSampler(threading.Thread):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_localrun", description=__doc__.split("\n\n")[0]
+        prog=".venv/bin/python -m benchmarks.bench_localrun", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="readings (rounded to whole device-days)")
     parser.add_argument("--stack", default="prod")

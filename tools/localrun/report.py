@@ -238,7 +238,13 @@ def _ts(text: str) -> datetime | None:
         return None
 
 
-def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
+PLOTTED_DEVICES = (
+    40  # rows of the anomalies plot: a row per device of a large fleet made a 100,000-pixel image
+)
+
+
+def plot_anomalies(figures: list[DayFigures], path: Path, limit: int = PLOTTED_DEVICES) -> None:
+    """Anomalies over time for the ``limit`` devices with the most (all devices: the report's table)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,7 +256,14 @@ def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
         schema.LOW_BATTERY: "tab:orange",
     }
     points: dict[str, tuple[list, list]] = {k: ([], []) for k in colours}
-    devices = sorted({row["deviceid"] for day in figures for row in day.anomalies if row["deviceid"]})
+    counts = Counter(
+        row["deviceid"]
+        for day in figures
+        for row in day.anomalies
+        if row["deviceid"]
+        for _ in row["anomalies"] or []
+    )
+    devices = sorted(d for d, _n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
     position = {d: i for i, d in enumerate(devices)}
     for day in figures:
         for row in day.anomalies:
@@ -273,7 +286,8 @@ def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
     ax.set_yticks(range(len(devices)))
     ax.set_yticklabels(devices, fontsize=7 if len(devices) < 60 else 4)
     ax.set_xlabel("reading time (UTC)")
-    ax.set_title("Anomalies per device over time")
+    shown = "" if len(counts) <= limit else f" ({limit} of {len(counts):,} devices: those with the most)"
+    ax.set_title("Anomalies per device over time" + shown)
     if any(xs for xs, _ in points.values()):
         ax.legend(loc="upper right", fontsize=8)
     fig.autofmt_xdate()
