@@ -54,7 +54,8 @@ def test_a_wrong_verdict_is_named(ran: Any) -> None:
     reading, wanted, got = check.wrong_verdicts[0]
     assert reading[0] == truth.column("deviceid")[healthy].as_py()
     assert (wanted[0], got[0]) == ("invalid", "healthy")
-    assert not check.missing and not check.unexpected
+    assert not check.missing
+    assert not check.unexpected
 
 
 def test_a_reading_not_delivered_and_one_not_expected(ran: Any) -> None:
