@@ -45,6 +45,13 @@ def test_agreement(ran: Any) -> None:
     assert 0 < check.malformed == check.malformed_invalid
 
 
+def test_agreement_read_from_the_ground_truth_file(ran: Any, sim_day: tuple[Path, Any]) -> None:
+    pipeline, run_id, truth = ran
+    from_file = report.check_ground_truth(pipeline, sim_day[0] / "ground-truth.parquet", [run_id])
+    assert from_file == report.check_ground_truth(pipeline, truth, [run_id])
+    assert from_file.ok
+
+
 def test_a_wrong_verdict_is_named(ran: Any) -> None:
     pipeline, run_id, truth = ran
     healthy = truth.column("status").to_pylist().index("healthy")

@@ -313,11 +313,13 @@ def _run(
         else:
             sim_dir = run_root / "simulated"
             with sampler.window("simulate"):
-                truth = simulate(fleet, sim_dir)
+                readings = simulate(fleet, sim_dir).num_rows
+                # The check reads the ground truth from its file when it runs: not held during the run.
+                truth = sim_dir / "ground-truth.parquet"
+                days = pipeline.put_raw(sim_dir)
             print(
-                f"simulated {truth.num_rows:,} readings: {fleet.devices} devices x {fleet.days} day(s) every {fleet.interval_seconds} s"
+                f"simulated {readings:,} readings: {fleet.devices} devices x {fleet.days} day(s) every {fleet.interval_seconds} s"
             )
-            days = pipeline.put_raw(sim_dir)
     except (InputError, SimulationError) as exc:
         raise Refused(str(exc)) from None
     for path, why in pipeline.skipped_inputs:
@@ -333,8 +335,10 @@ def _run(
             line += f" -- {report.failure_line(summary)}"
             line += "\n" + _redrive_hint(summary)
         print(line)
-    pipeline.save_executions()
-    pipeline.settle()
+    pipeline.map_runner.close()  # the children are done: their processes' memory goes before the check
+    with sampler.window("settle"):
+        pipeline.save_executions()
+        pipeline.settle()
     check = None
     if truth is not None:
         with sampler.window("ground truth"):
@@ -342,7 +346,7 @@ def _run(
         print(check.describe())
     with sampler.window("report"):
         paths = report.write_report(pipeline, runs, folder, truth_check=check)
-    print(report.print_summary(runs, pipeline))
+        print(report.print_summary(runs, pipeline))
     latest = publish(out, folder)
     print(f"\nresults in {latest} (-> {folder.relative_to(out)}):")
     for name, path in paths.items():

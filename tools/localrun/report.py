@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as pa_dataset
 
 from components import queries
 from functions.detector import schema
@@ -92,8 +93,10 @@ def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[str]) -> GroundTruthCheck:
-    """Compare the simulator's ground truth with what the given runs delivered.
+def check_ground_truth(
+    pipeline: LocalPipeline, truth: pa.Table | Path, run_ids: list[str]
+) -> GroundTruthCheck:
+    """Compare the simulator's ground truth (a table, or its Parquet file) with what the runs delivered.
 
     Computed in DuckDB over the analysis table and the ground truth (an Arrow table DuckDB scans in
     place), so memory stays within the stand-in's limit whatever the number of readings; only the
@@ -133,12 +136,32 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
         )"""
     params = list(run_ids)
     athena = pipeline.athena
-    _c, ((records, distinct),) = athena.sql(
-        f"WITH {rows} SELECT (SELECT count(*) FROM delivered), (SELECT count(*) FROM processed)",
+    if isinstance(truth, Path):  # scanned from the file in batches, never held whole
+        truth = pa_dataset.dataset(truth, format="parquet")
+        expected_rows = truth.count_rows()
+    else:
+        expected_rows = truth.num_rows
+    # The counts, every injected anomaly found (its kinds among the record's) and every malformed row
+    # marked invalid.
+    _c, ((records, distinct, injected, found, malformed, marked),) = athena.sql(
+        f"""WITH {rows}
+        SELECT (SELECT count(*) FROM delivered), (SELECT count(*) FROM processed), count_if(e.injected),
+               count_if(e.injected AND g.status = '{schema.ANOMALIES_DETECTED}'
+                        AND list_has_all(g.types, e.wanted_types)),
+               count_if(e.malformed), count_if(e.malformed AND g.invalid)
+        FROM truth_rows e LEFT JOIN g ON {same_key}""",
         params,
         tables={"__truth": truth},
     )
-    check = GroundTruthCheck(expected_rows=truth.num_rows, delivered_records=records, distinct_rows=distinct)
+    check = GroundTruthCheck(
+        expected_rows=expected_rows,
+        delivered_records=records,
+        distinct_rows=distinct,
+        injected=injected,
+        injected_found=found,
+        malformed=malformed,
+        malformed_invalid=marked,
+    )
     # Readings whose count or verdict differs: the only rows that come back.
     _c, mismatched = athena.sql(
         f"""WITH {rows}
@@ -161,19 +184,6 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
             check.wrong_verdicts.append((reading, wanted, got))
     check.missing.sort(key=str)
     check.unexpected.sort(key=str)
-    # Every injected anomaly found (its kinds among the record's) and every malformed row marked invalid.
-    _c, ((injected, found, malformed, marked),) = athena.sql(
-        f"""WITH {rows}
-        SELECT count_if(e.injected),
-               count_if(e.injected AND g.status = '{schema.ANOMALIES_DETECTED}'
-                        AND list_has_all(g.types, e.wanted_types)),
-               count_if(e.malformed), count_if(e.malformed AND g.invalid)
-        FROM truth_rows e LEFT JOIN g ON {same_key}""",
-        params,
-        tables={"__truth": truth},
-    )
-    check.injected, check.injected_found = injected, found
-    check.malformed, check.malformed_invalid = malformed, marked
     return check
 
 
