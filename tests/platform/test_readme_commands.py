@@ -44,6 +44,7 @@ DECISIONS: dict[str, tuple[str, str]] = {
     "make policy STACK=prod": (DRY, "the offline gate; make test and tests/policies run it"),
     "make demo STACK=prod DEVICES=200 DAYS=2": (DRY, "115,200 readings: make demo above runs the target"),
     "make demo DEVICES=3472": (DRY, "a million readings, minutes: the README gives its measured figures"),
+    'make demo STACK=prod DEVICES=694 ARGS="--interval 60"': (DRY, "a million readings, as above"),
     "make demo INPUT=my-readings.csv": (DRY, "the user's own file; tests/localrun runs --input"),
     'make demo INPUT=readings.csv ARGS="--date 2025-06-01"': (DRY, "the user's own file"),
     "make bench": (DRY, "minutes of CPU; its figures are in the README"),
@@ -165,11 +166,14 @@ def test_readme_make_command_is_a_target_that_runs_what_it_says(tree: Path, comm
         "make demo INPUT=my-readings.csv": "--input my-readings.csv",
         'make demo INPUT=readings.csv ARGS="--date 2025-06-01"': "--input readings.csv --date 2025-06-01",
         "make demo DEVICES=3472": "-m tools.localrun --stack dev --devices 3472",
+        'make demo STACK=prod DEVICES=694 ARGS="--interval 60"': "--stack prod --devices 694",
         "make bench": "-m benchmarks.run",
         "make bench ARGS=localrun": "-m benchmarks.run localrun",
     }.get(command)
     if expected is not None:
         assert expected in commands, commands
+    for argument in re.findall(r'ARGS="([^"]+)"', command):
+        assert argument in commands, commands  # what ARGS passes reaches the command
     if command.startswith("make demo STACK=prod"):
         assert "-m tools.synth --stack dev --stack prod" in commands  # renders the stack it runs
 
