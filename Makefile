@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 POLICY_VENV := policies/.venv
 STACK ?= dev
 STACKS := dev prod
+# What synth renders: the committed stages plus the one a command runs, so `make demo STACK=<other>`
+# runs on a fresh build/<other>/ (a stack without Pulumi.<stack>.yaml is refused by synth).
+RENDERED := $(sort $(STACKS) $(STACK))
 DEVICES ?=
 DAYS ?=
 ROWS ?=
@@ -55,9 +58,9 @@ setup: $(VENV_STAMP) $(POLICY_STAMP) $(NODE_STAMP) $(PACKAGE_STAMP) ## install e
 
 package: $(PACKAGE_STAMP) ## build the Lambda package under build/lambda/detector
 
-synth: setup ## render dev and prod under recording mocks into build/<stage>/ (the offline preview)
-	$(PY) -m tools.synth $(addprefix --stack ,$(STACKS))
-	@$(foreach s,$(STACKS),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
+synth: setup ## render dev, prod (and STACK) under recording mocks into build/<stage>/ (the offline preview)
+	$(PY) -m tools.synth $(addprefix --stack ,$(RENDERED))
+	@$(foreach s,$(RENDERED),$(PY) -m tools.check_definition build/$(s)/definition.asl.json &&) true
 
 check-definition: setup ## every validator and rule on a definition: make check-definition FILE=build/dev/definition.asl.json
 	@$(PY) -m tools.check_definition $(FILE)
@@ -99,8 +102,12 @@ lock: ## re-resolve constraints.txt from requirements-dev.txt in a throwaway ven
 	(echo "# Transitive pins for requirements-dev.txt (pip freeze of a clean install); regenerate with 'make lock'."; \
 		build/lock-venv/bin/python -m pip freeze) > constraints.txt
 
-clean: ## remove build outputs and local runs (build/, out/, caches); installed tools stay
-	rm -rf build out .pytest_cache .ruff_cache .hypothesis
+# Exactly what each removes; their help lines name the same paths (a test keeps the two equal).
+CLEAN_PATHS := build out .pytest_cache .ruff_cache .hypothesis
+DISTCLEAN_PATHS := $(VENV) $(POLICY_VENV) node_modules
 
-distclean: clean ## also remove every installed dependency (.venv, policies/.venv, node_modules)
-	rm -rf $(VENV) $(POLICY_VENV) node_modules
+clean: ## remove build out .pytest_cache .ruff_cache .hypothesis (renders, Lambda package, local runs, caches)
+	rm -rf $(CLEAN_PATHS)
+
+distclean: clean ## also remove .venv policies/.venv node_modules (every installed dependency)
+	rm -rf $(DISTCLEAN_PATHS)

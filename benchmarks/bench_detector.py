@@ -1,6 +1,6 @@
 """Detector throughput and Firehose efficiency, measured on realistic batches.
 
-Run: ``python -m benchmarks.bench_detector [--rows 200000] [--repeat 5]``. Prints a Markdown table and
+Run: ``.venv/bin/python -m benchmarks.bench_detector [--rows 200000] [--repeat 5]``. Prints a Markdown table and
 writes ``build/benchmarks/detector.json``.
 
 What is measured, on one core (the process is single-threaded):

@@ -1,6 +1,6 @@
 """Local pipeline throughput: one execution of a stage's definition over a million readings.
 
-Run: ``python -m benchmarks.bench_localrun [--rows 1000000] [--stack prod]``. Prints a Markdown table and
+Run: ``make bench ARGS=localrun``, or ``.venv/bin/python -m benchmarks.bench_localrun [--rows 1000000] [--stack prod]``. Prints a Markdown table and
 writes ``build/benchmarks/localrun.json``.
 
 The readings are simulated first (not timed: that is test data, not pipeline). Timed, end to end, is one
@@ -24,13 +24,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from tools.localrun import report, stack
+from tools.localrun.peak import PeakSampler
 from tools.localrun.run import LocalPipeline
 
 OUTPUT = Path("build/benchmarks/localrun.json")
@@ -38,52 +36,9 @@ TARGET_ROWS_PER_SECOND = 100_000
 TARGET_PEAK_MIB = 1024
 
 
-def _tree_rss_mib(root_pid: int) -> float:
-    """Resident set of a process and all its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields.get("PPid", "0").strip()), []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else 0
-    total, stack_ = 0, [root_pid]
-    while stack_:
-        pid = stack_.pop()
-        total += rss.get(pid, 0)
-        stack_.extend(children.get(pid, []))
-    return total / 1024
-
-
-class PeakSampler(threading.Thread):
-    """Samples the process tree's RSS until stopped; ``peak_mib`` is the largest sum seen."""
-
-    def __init__(self, interval: float = 0.1):
-        super().__init__(daemon=True)
-        self.interval = interval
-        self.peak_mib = 0.0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            self.peak_mib = max(self.peak_mib, _tree_rss_mib(os.getpid()))
-            time.sleep(self.interval)
-
-    def stop(self) -> float:
-        self._stop_event.set()
-        self.join()
-        return self.peak_mib
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_localrun", description=__doc__.split("\n\n")[0]
+        prog=".venv/bin/python -m benchmarks.bench_localrun", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="readings (rounded to whole device-days)")
     parser.add_argument("--stack", default="prod")
@@ -121,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if run.status != "SUCCEEDED":
             print(f"run failed: {run.error}: {run.cause}", file=sys.stderr)
             return 1
-        truth = pq.read_table(root / "simulated" / "ground-truth.parquet")
+        truth = root / "simulated" / "ground-truth.parquet"
         check = report.check_ground_truth(pipeline, truth, [run.execution_id])
         pipeline.close()
     finally:

@@ -78,7 +78,7 @@ MAP_ERRORS: Final = (
     "States.ResultWriterFailed",
 )
 # CSV written by UNLOAD has no header row: the map is given the column names.
-CSV_HEADERS: Final = tuple(name for name, _ in queries.RAW_COLUMNS)
+CSV_HEADERS: Final = tuple(name for name, _ in queries.UNLOAD_COLUMNS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +125,49 @@ def max_lambda_timeout_seconds() -> int:
     attempts = 1 + sum(attempts for _errors, _interval, attempts, _backoff in DETECT_RETRY)
     budget = EXPRESS_MAX_SECONDS - detect_retry_waits_seconds()
     return int(budget // attempts) - DETECT_TIMEOUT_MARGIN_SECONDS
+
+
+# The largest map item and batch input the definition can produce, for the settings' lower bound on
+# MaxInputBytesPerBatch: a batch must hold at least one item, or the map fails with
+# States.DataLimitExceeded (step-functions/latest/dg/input-output-itembatcher.html), and state input is
+# measured in UTF-8 bytes (step-functions/latest/apireference/API_StateEnteredEventDetails.html).
+# Each text value is at its bound (queries.TEXT_COLUMN_MAX_CHARS) of astral characters written as escaped
+# surrogate pairs (12 bytes of JSON per character, the most any JSON writer spends); each number is the
+# longest shortest-round-trip text of a double, quoted as CSV delivers it; the source is an S3 URI with a
+# 63-character bucket and a 1,024-byte key (S3's limits, AmazonS3/latest/userguide/object-keys.html and
+# bucketnamingrules.html); the execution ARN is at its 256-character API limit
+# (step-functions/latest/apireference/API_DescribeExecution.html, executionArn).
+_WORST_CHARACTER: Final = "\U0001f321"
+_WORST_NUMBER: Final = "-2.2250738585072014E-308"
+_WORST_SOURCE: Final = "s3://" + "b" * 63 + "/" + "k" * 1024
+_WORST_EXECUTION_ARN: Final = "a" * 256
+_MAX_ITEM_INDEX: Final = 99_999_999  # MaxItems is at most 100,000,000 (input-output-itemreader.html)
+
+
+def max_item_bytes() -> int:
+    """Bytes of the largest item the ItemSelector can give one exported row."""
+    row: dict[str, Any] = {}
+    for name, kind in queries.UNLOAD_COLUMNS:
+        if name == schema.TRUNCATED_FIELD:
+            row[name] = ",".join(queries.TEXT_COLUMN_MAX_CHARS)
+        elif kind == "string":
+            row[name] = _WORST_CHARACTER * queries.TEXT_COLUMN_MAX_CHARS[name]
+        else:
+            row[name] = _WORST_NUMBER
+    item = {"row": row, "source": _WORST_SOURCE, "index": _MAX_ITEM_INDEX}
+    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=True).encode())
+
+
+def max_batch_input_bytes() -> int:
+    """Bytes of the largest ``{"Items":[],"BatchInput":{...}}`` envelope: a batch before its items."""
+    batch_input = {"executionId": _WORST_EXECUTION_ARN, "runDate": "YYYY-MM-DD"}
+    return len(json.dumps({"Items": [], "BatchInput": batch_input}, separators=(",", ":")).encode())
+
+
+def min_input_bytes_per_batch() -> int:
+    """The smallest MaxInputBytesPerBatch that holds any one exported row: whole KiB above the worst case."""
+    worst = max_batch_input_bytes() + max_item_bytes()
+    return -(-worst // 1024) * 1024
 
 
 # A real calendar day written YYYY-MM-DD. Pure arithmetic on the digits rather than a date parser, so no

@@ -32,6 +32,25 @@ RAW_COLUMNS: Final = (
     ("longitude", "double"),
 )
 
+# Every text column leaves the export bounded, so that any raw row, however long its values, fits one
+# map batch: a row larger than MaxInputBytesPerBatch fails the whole Distributed Map with
+# States.DataLimitExceeded (step-functions/latest/dg/input-output-itembatcher.html; a state's input is
+# counted "as bytes in UTF-8 encoding", step-functions/latest/apireference/API_StateEnteredEventDetails.html),
+# and the detector would never see it. The bound is in characters, because Trino's length() and substr()
+# on varchar count Unicode code points (trino.io/docs/current/functions/string.html, Athena engine v3 is
+# Trino: athena/latest/ug/functions-env3.html) and so do DuckDB's in the local stand-in; bytes follow from
+# it: a code point is at most 4 UTF-8 bytes and at most 12 bytes of JSON (a surrogate pair written as two
+# \uXXXX escapes), which ``components.definition.max_item_bytes`` adds up for the settings' lower bound on
+# maxInputBytesPerBatch. A device id is at most 128 characters wherever a fleet registers it (AWS IoT
+# thing names: iot/latest/apireference/API_ThingAttribute.html); an ISO 8601 timestamp with nanoseconds
+# and an offset is 35. A longer value is cut to its first characters and its column is named in
+# ``schema.TRUNCATED_FIELD``; the detector reports ``<column>:truncated`` and keeps the row.
+TEXT_COLUMN_MAX_CHARS: Final = {"deviceid": 128, "timestamp": 64}
+if set(TEXT_COLUMN_MAX_CHARS) != {n for n, t in RAW_COLUMNS if t == "string"}:  # pragma: no cover
+    raise ImportError("every text column of RAW_COLUMNS needs a bound in TEXT_COLUMN_MAX_CHARS")
+# What the export writes per row, in order: the raw columns, then the names of the columns it cut.
+UNLOAD_COLUMNS: Final = (*RAW_COLUMNS, (schema.TRUNCATED_FIELD, "string"))
+
 # Where UNLOAD writes and what the map's ItemReader is told to expect, per stage setting `unloadFormat`.
 # UNLOAD's JSON output is one object per line (JSONL to the ItemReader); TEXTFILE is headerless CSV.
 # docs.aws.amazon.com/athena/latest/ug/unload.html, step-functions/latest/dg/input-output-itemreader.html
@@ -71,14 +90,33 @@ def unload_day(catalog: Catalog, *, fmt: str, compression: str) -> str:
         with_clause.append("compression = 'NONE'")
     else:
         with_clause.append("compression = 'NONE'")
-    columns = ", ".join(
-        'CAST("timestamp" AS varchar) AS "timestamp"' if name == "timestamp" else name
-        for name, _ in RAW_COLUMNS
-    )
+    columns = ", ".join([*(_bounded(name, kind) for name, kind in RAW_COLUMNS), _truncated_names()])
     return (
         f"UNLOAD (SELECT {columns} FROM {catalog.table(catalog.raw_table)} WHERE dt = '{{run_date}}') "
         f"TO '{{location}}' WITH ({', '.join(with_clause)})"
     )
+
+
+def _text(name: str) -> str:
+    return f'CAST("{name}" AS varchar)'
+
+
+def _bounded(name: str, kind: str) -> str:
+    """A raw column as the export writes it: text cut to its bound (substr is a no-op below it)."""
+    if kind != "string":
+        return name
+    return f'substr({_text(name)}, 1, {TEXT_COLUMN_MAX_CHARS[name]}) AS "{name}"'
+
+
+def _truncated_names() -> str:
+    """The comma-separated names of the columns cut in this row, or NULL when none was."""
+    # concat_ws skips NULL arguments (trino.io/docs/current/functions/string.html#concat_ws); nothing
+    # cut gives '' and nullif makes it NULL.
+    cut = ", ".join(
+        f"CASE WHEN length({_text(name)}) > {limit} THEN '{name}' END"
+        for name, limit in TEXT_COLUMN_MAX_CHARS.items()
+    )
+    return f"nullif(concat_ws(',', {cut}), '') AS \"{schema.TRUNCATED_FIELD}\""
 
 
 def delivered_rows(catalog: Catalog) -> str:

@@ -34,6 +34,8 @@ LOG_RETENTION_DAYS: Final = (
 REDRIVE_WINDOW_DAYS: Final = 14
 MAP_CONCURRENCY_LIMIT: Final = 10_000
 MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
+# A batch must hold the largest item one exported row can make, or the map fails (components.definition).
+MIN_INPUT_BYTES_PER_BATCH: Final = definition.min_input_bytes_per_batch()
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
 # task, each running to the timeout, plus every retry wait, fits (components.definition).
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = definition.max_lambda_timeout_seconds()
@@ -87,8 +89,9 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("maxItemsPerBatch", "integer", 500, "ItemBatcher MaxItemsPerBatch: rows per child execution.",
          minimum=1, maximum=100_000),
     Spec("maxInputBytesPerBatch", "integer", MAX_INPUT_BYTES_PER_BATCH,
-         "ItemBatcher MaxInputBytesPerBatch: bytes per child input (Step Functions caps it at 262,144).",
-         minimum=1_024, maximum=MAX_INPUT_BYTES_PER_BATCH),
+         "ItemBatcher MaxInputBytesPerBatch: bytes per child input (Step Functions caps it at 262,144; "
+         "the minimum holds the largest row the export writes).",
+         minimum=MIN_INPUT_BYTES_PER_BATCH, maximum=MAX_INPUT_BYTES_PER_BATCH),
     Spec("toleratedFailurePercentage", "integer", 0,
          "Distributed Map ToleratedFailurePercentage. 0: any failed batch fails the run, and a redrive "
          "re-runs the failed batches. Above 0: the run gives up at most this share of rows, succeeds and "

@@ -76,6 +76,7 @@ NOT_FINITE: Final = "not_finite"  # NaN or +/-Infinity (or an integer too large 
 OUT_OF_RANGE: Final = "out_of_range"  # physically impossible (PHYSICAL_RANGES)
 NOT_A_STRING: Final = "not_a_string"  # device id or timestamp of another type
 MALFORMED: Final = "malformed"  # a timestamp that is not ISO 8601 with a date and a time
+TRUNCATED: Final = "truncated"  # the export cut the text to its bound (schema.TRUNCATED_FIELD names it)
 REASON_NOT_AN_OBJECT: Final = "row:not_an_object"  # the item (or its "row") is not a JSON object
 REASON_TOO_LARGE: Final = "row:too_large"  # the record would not fit in one Firehose record
 
@@ -434,6 +435,7 @@ class Analyzer:
         t_min, t_max, h_min, h_max, b_min, b_max = _T_MIN, _T_MAX, _H_MIN, _H_MAX, _B_MIN, _B_MAX
         la_min, la_max, lo_min, lo_max = _LA_MIN, _LA_MAX, _LO_MIN, _LO_MAX
         healthy, anomalous = schema.HEALTHY, schema.ANOMALIES_DETECTED
+        truncated_key = schema.TRUNCATED_FIELD
         no_types: tuple[str, ...] = ()
 
         def line(item: Any) -> tuple[str, tuple[str, ...], bool]:
@@ -458,6 +460,9 @@ class Analyzer:
             if type(deviceid) is not str or type(stamp) is not str or not deviceid.strip():
                 return slow(item)
             if csv and CSV_NULL in (deviceid, stamp):
+                return slow(item)
+            cut = get(truncated_key)
+            if cut is not None and cut != CSV_NULL:  # the export cut a text: the reference path says so
                 return slow(item)
             parsed = cache_get(stamp)
             if parsed is None:  # not seen yet, or malformed (cached as None: the slow path says why)
@@ -604,6 +609,9 @@ class Analyzer:
             # UNLOAD's CSV writes SQL NULL as \N: the same missing value the other formats deliver as null.
             row = {key: None if value == CSV_NULL else value for key, value in row.items()}
         reasons: list[str] = []
+        # The export names the text fields it cut to fit a map batch; what is left is still the value.
+        cut = row.get(schema.TRUNCATED_FIELD)
+        cut_fields = frozenset(cut.split(",")) if type(cut) is str else frozenset()
         deviceid = row.get("deviceid")
         deviceid_out: str | None
         if deviceid is None or (type(deviceid) is str and not deviceid.strip()):
@@ -616,6 +624,8 @@ class Analyzer:
         else:
             reasons.append("deviceid:" + NOT_A_STRING)
             deviceid_out, deviceid_text = None, "!" + as_text(deviceid)
+        if "deviceid" in cut_fields:
+            reasons.append("deviceid:" + TRUNCATED)
 
         stamp = row.get("timestamp")
         stamp_out: str | None
@@ -635,6 +645,8 @@ class Analyzer:
             reasons.append("timestamp:" + NOT_A_STRING)
             stamp_out = as_text(stamp)
             timestamp_part = _timestamp_part("!" + stamp_out)
+        if "timestamp" in cut_fields:
+            reasons.append("timestamp:" + TRUNCATED)
 
         values: list[float | None] = []
         texts: list[str] = []  # canonical text of unusable values: "" if missing, "!<json>" otherwise

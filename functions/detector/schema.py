@@ -43,6 +43,11 @@ READING_FIELDS: Final = (
     "longitude",
 )
 
+# The export bounds every text field of a reading so that any row fits one map batch, and names the
+# fields it cut, comma-separated, in this extra field (null when nothing was cut); the detector reports
+# each as the invalid reason ``<field>:truncated`` (components.queries.unload_day).
+TRUNCATED_FIELD: Final = "truncated"
+
 METRICS_TYPE: Final = (
     "struct<temperature:double,humidity:double,batterylevel:double,latitude:double,longitude:double>"
 )

@@ -169,7 +169,9 @@ def test_jsonpath_check_catches_parameters():
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_reader_config_follows_the_unload_format(fmt):
     d = stage_definition("dev", unloadFormat=fmt)
-    headers = [name for name, _ in queries.RAW_COLUMNS]
+    # the UNLOAD's columns in its order: the raw columns, then the names of the texts it cut
+    headers = [name for name, _ in queries.UNLOAD_COLUMNS]
+    assert headers[: len(queries.RAW_COLUMNS)] == [name for name, _ in queries.RAW_COLUMNS]
     assert aslcheck.reader_config_problems(d, csv_headers=headers) == []
     config = definition.map_state(d)["ItemReader"]["ReaderConfig"]
     assert config["InputType"] == fmt
@@ -199,7 +201,12 @@ def test_export_day_runs_the_days_unload_into_a_folder_of_its_own():
         state="ExportDay",
         path="$.Arguments",
     )
-    assert sql.startswith('UNLOAD (SELECT deviceid, CAST("timestamp" AS varchar) AS "timestamp"')
+    assert sql.startswith(
+        'UNLOAD (SELECT substr(CAST("deviceid" AS varchar), 1, 128) AS "deviceid", '
+        'substr(CAST("timestamp" AS varchar), 1, 64) AS "timestamp", '
+        "temperature, humidity, batterylevel, latitude, longitude, "
+        "nullif(concat_ws(',', CASE WHEN length(CAST(\"deviceid\" AS varchar)) > 128 THEN 'deviceid' END, "
+    )
     assert 'FROM "sensorflow_dev_db"."raw_readings" WHERE dt = \'2026-11-20\')' in sql
     assert (
         "TO 's3://sensorflow-dev-unload-222222222222-eu-west-1/unload/2026-11-20/nightly-2026-11-21/'" in sql

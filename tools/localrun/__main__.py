@@ -38,6 +38,7 @@ from functions.detector.config import DetectorConfig
 from tools import stackfile
 from tools.localrun import report, stack
 from tools.localrun.asl import DefinitionError, RedriveError
+from tools.localrun.peak import CommandFigures, PeakSampler
 from tools.localrun.run import InputError, LocalPipeline, check_header
 from tools.localrun.worker import Faults
 from tools.simulate import DEFAULT_START, Fleet, SimulationError, Thresholds, simulate
@@ -206,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "out" / local.stage
     folder: Path | None = None
     pipeline: LocalPipeline | None = None
+    sampler = PeakSampler()
+    sampler.start()
     try:
         with exclusive(out):
             folder = _new_run_folder(out)
@@ -217,7 +220,14 @@ def main(argv: list[str] | None = None) -> int:
                 faults=Faults(fail_batches=frozenset(range(args.fail_batches))),
             )
             status = _run(
-                args, local=local, fleet=plan, pipeline=pipeline, out=out, folder=folder, started=started
+                args,
+                local=local,
+                fleet=plan,
+                pipeline=pipeline,
+                out=out,
+                folder=folder,
+                started=started,
+                sampler=sampler,
             )
             folder = None  # published: keep it
             return status
@@ -236,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nlocalrun: interrupted{note}", file=sys.stderr)
         return 130
     finally:
+        sampler.stop()
         if pipeline is not None:
             pipeline.close()
         if folder is not None:  # refused or interrupted half way: the previous result stays current
@@ -289,6 +300,7 @@ def _run(
     out: Path,
     folder: Path,
     started: float,
+    sampler: PeakSampler,
 ) -> int:
     run_root = folder / "run"
     truth = None
@@ -302,11 +314,14 @@ def _run(
                 days = [day]
         else:
             sim_dir = run_root / "simulated"
-            truth = simulate(fleet, sim_dir)
+            with sampler.window("simulate"):
+                readings = simulate(fleet, sim_dir).num_rows
+                # The check reads the ground truth from its file when it runs: not held during the run.
+                truth = sim_dir / "ground-truth.parquet"
+                days = pipeline.put_raw(sim_dir)
             print(
-                f"simulated {truth.num_rows:,} readings: {fleet.devices} devices x {fleet.days} day(s) every {fleet.interval_seconds} s"
+                f"simulated {readings:,} readings: {fleet.devices} devices x {fleet.days} day(s) every {fleet.interval_seconds} s"
             )
-            days = pipeline.put_raw(sim_dir)
     except (InputError, SimulationError) as exc:
         raise Refused(str(exc)) from None
     for path, why in pipeline.skipped_inputs:
@@ -314,22 +329,27 @@ def _run(
 
     runs = []
     for day in days:
-        summary = pipeline.execute(day)
+        with sampler.window("execution"):
+            summary = pipeline.execute(day)
         runs.append(summary)
         line = f"{summary.run_date}: {summary.status} in {summary.wall_seconds:.2f} s, {summary.rows:,} rows"
         if summary.status != "SUCCEEDED":
             line += f" -- {report.failure_line(summary)}"
             line += "\n" + _redrive_hint(summary)
         print(line)
-    pipeline.save_executions()
-    pipeline.settle()
+    pipeline.map_runner.close()  # the children are done: their processes' memory goes before the check
+    with sampler.window("settle"):
+        pipeline.save_executions()
+        pipeline.settle()
     check = None
     if truth is not None:
-        check = report.check_ground_truth(pipeline, truth, [r.execution_id for r in runs])
+        with sampler.window("ground truth"):
+            check = report.check_ground_truth(pipeline, truth, [r.execution_id for r in runs])
         print(check.describe())
-    paths = report.write_report(pipeline, runs, folder, truth_check=check)
-    print(report.print_summary(runs, pipeline))
-    print("\n".join(report.alarm_lines(pipeline, check)))
+    with sampler.window("report"):
+        paths = report.write_report(pipeline, runs, folder, truth_check=check)
+        print(report.print_summary(runs, pipeline))
+        print("\n".join(report.alarm_lines(pipeline, check)))
     latest = publish(out, folder)
     print(f"\nresults in {latest} (-> {folder.relative_to(out)}):")
     for name, path in paths.items():
@@ -338,7 +358,8 @@ def _run(
     print(f"  {'records':10} {latest / 'run' / 'buckets' / bucket / 'analysis'}")
     print(f"  {'kpis':10} {latest / 'run' / 'buckets' / bucket / 'kpis'}")
     print(f"  {'logs':10} {latest / 'run' / 'logs'}")
-    print(f"total {time.perf_counter() - started:.1f} s")
+    figures = CommandFigures(time.perf_counter() - started, sampler.stop(), sampler.windows)
+    print(figures.describe())
     failed = any(r.status != "SUCCEEDED" for r in runs) or (check is not None and not check.ok)
     return 1 if failed else 0
 

@@ -675,12 +675,24 @@ class AthenaStandIn:
             cursor = self.con.execute(to_duckdb(sql), params or [])
             return [d[0] for d in cursor.description], cursor.fetchall()
 
-    def sql(self, duck_sql: str, params: list | None = None) -> tuple[list[str], list[tuple]]:
-        """Run DuckDB SQL over the same views (the report's own summaries)."""
+    def sql(
+        self, duck_sql: str, params: list | None = None, *, tables: dict[str, pa.Table] | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        """Run DuckDB SQL over the same views (the report's own summaries).
+
+        ``tables`` are Arrow tables the query may read by name for its duration (DuckDB scans them in
+        place, without copying them into Python objects).
+        """
         with self._lock:
             self.refresh_catalog()
-            cursor = self.con.execute(duck_sql, params or [])
-            return [d[0] for d in cursor.description], cursor.fetchall()
+            for name, table in (tables or {}).items():
+                self.con.register(name, table)
+            try:
+                cursor = self.con.execute(duck_sql, params or [])
+                return [d[0] for d in cursor.description], cursor.fetchall()
+            finally:
+                for name in tables or {}:
+                    self.con.unregister(name)
 
     def close(self) -> None:
         self.con.close()

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as pa_dataset
 
 from components import queries
 from functions.detector import schema
@@ -97,47 +98,97 @@ def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[str]) -> GroundTruthCheck:
-    """Compare the simulator's ground truth with what the given runs delivered."""
-    records = delivered_records(pipeline, run_ids)
-    by_row: dict[tuple, dict[str, Any]] = {}
-    for record in records:
-        by_row.setdefault((record["sourcefile"], record["sourceindex"]), record)
-    delivered = Counter()
-    verdict: dict[tuple, tuple] = {}
-    for record in by_row.values():
-        metrics = record["metrics"] or {}
-        key = _key(record["deviceid"], record["readingtimestamp"], [metrics.get(n) for n in NUMERIC])
-        delivered[key] += 1
-        types = tuple(sorted(a["type"] for a in record["anomalies"] or []))
-        verdict[key] = (record["healthstatus"], types, bool(record["invalidreasons"]))
-    expected = Counter()
-    wanted: dict[tuple, tuple] = {}
-    rows = truth.to_pylist()
-    for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
-        expected[key] += 1
-        wanted[key] = (row["status"], tuple(sorted(row["anomalies"])), bool(row["malformed"]))
-    check = GroundTruthCheck(
-        expected_rows=len(rows), delivered_records=len(records), distinct_rows=len(by_row)
+def check_ground_truth(
+    pipeline: LocalPipeline, truth: pa.Table | Path, run_ids: list[str]
+) -> GroundTruthCheck:
+    """Compare the simulator's ground truth (a table, or its Parquet file) with what the runs delivered.
+
+    Computed in DuckDB over the analysis table and the ground truth (an Arrow table DuckDB scans in
+    place), so memory stays within the stand-in's limit whatever the number of readings; only the
+    readings that do not match come back to Python. A reading is its key (device id, timestamp text and
+    the five values); each processed row (source file, item index) counts once, however often delivered.
+    """
+    table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
+    marks = ", ".join("?" for _ in run_ids)
+    key = ("d", "s", "t", "h", "b", "la", "lo")
+    same_key = " AND ".join(f"e.{k} IS NOT DISTINCT FROM g.{k}" for k in key)
+    rows = f"""
+        delivered AS (
+            SELECT sourcefile, sourceindex, coalesce(deviceid, '') AS d, coalesce(readingtimestamp, '') AS s,
+                   metrics.temperature AS t, metrics.humidity AS h, metrics.batterylevel AS b,
+                   metrics.latitude AS la, metrics.longitude AS lo, healthstatus AS status,
+                   list_sort(list_transform(coalesce(anomalies, []), lambda a: a.type)) AS types,
+                   coalesce(len(invalidreasons), 0) > 0 AS invalid
+            FROM "{table.database}"."{table.name}" WHERE runid IN ({marks})
+        ),
+        processed AS (SELECT DISTINCT ON (sourcefile, sourceindex) * FROM delivered),
+        g AS (
+            SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
+                   any_value(invalid) AS invalid
+            FROM processed GROUP BY {", ".join(key)}
+        ),
+        truth_rows AS (
+            SELECT coalesce(deviceid, '') AS d, coalesce("timestamp", '') AS s, temperature AS t,
+                   humidity AS h, batterylevel AS b, latitude AS la, longitude AS lo, status,
+                   list_sort(coalesce(anomalies, [])) AS types, coalesce(malformed, '') <> '' AS malformed,
+                   coalesce(injected, '') <> '' AS injected, coalesce(anomalies, []) AS wanted_types
+            FROM __truth
+        ),
+        e AS (
+            SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
+                   any_value(malformed) AS malformed
+            FROM truth_rows GROUP BY {", ".join(key)}
+        )"""
+    params = list(run_ids)
+    athena = pipeline.athena
+    if isinstance(truth, Path):  # scanned from the file in batches, never held whole
+        truth = pa_dataset.dataset(truth, format="parquet")
+        expected_rows = truth.count_rows()
+    else:
+        expected_rows = truth.num_rows
+    # The counts, every injected anomaly found (its kinds among the record's) and every malformed row
+    # marked invalid.
+    _c, ((records, distinct, injected, found, malformed, marked),) = athena.sql(
+        f"""WITH {rows}
+        SELECT (SELECT count(*) FROM delivered), (SELECT count(*) FROM processed), count_if(e.injected),
+               count_if(e.injected AND g.status = '{schema.ANOMALIES_DETECTED}'
+                        AND list_has_all(g.types, e.wanted_types)),
+               count_if(e.malformed), count_if(e.malformed AND g.invalid)
+        FROM truth_rows e LEFT JOIN g ON {same_key}""",
+        params,
+        tables={"__truth": truth},
     )
-    check.missing = sorted((expected - delivered).elements(), key=str)
-    check.unexpected = sorted((delivered - expected).elements(), key=str)
-    check.wrong_verdicts = [
-        (k, wanted[k], verdict.get(k)) for k in wanted if verdict.get(k) != wanted[k] and k in verdict
-    ]
-    for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
-        if row["injected"]:
-            check.injected += 1
-            got = verdict.get(key)
-            if got and got[0] == schema.ANOMALIES_DETECTED and set(row["anomalies"]) <= set(got[1]):
-                check.injected_found += 1
-        if row["malformed"]:
-            check.malformed += 1
-            got = verdict.get(key)
-            if got and got[2]:  # invalid reasons, whatever the verdict (an anomaly takes precedence)
-                check.malformed_invalid += 1
+    check = GroundTruthCheck(
+        expected_rows=expected_rows,
+        delivered_records=records,
+        distinct_rows=distinct,
+        injected=injected,
+        injected_found=found,
+        malformed=malformed,
+        malformed_invalid=marked,
+    )
+    # Readings whose count or verdict differs: the only rows that come back.
+    _c, mismatched = athena.sql(
+        f"""WITH {rows}
+        SELECT {", ".join(f"coalesce(e.{k}, g.{k})" for k in key)}, coalesce(e.n, 0), coalesce(g.n, 0),
+               e.status, e.types, e.malformed, g.status, g.types, g.invalid
+        FROM e FULL OUTER JOIN g ON {same_key}
+        WHERE coalesce(e.n, 0) <> coalesce(g.n, 0)
+           OR (e.n IS NOT NULL AND g.n IS NOT NULL
+               AND (e.status IS DISTINCT FROM g.status OR e.types <> g.types OR e.malformed <> g.invalid))""",
+        params,
+        tables={"__truth": truth},
+    )
+    for *values, expected, delivered, w_status, w_types, w_bad, g_status, g_types, g_bad in mismatched:
+        reading = _key(values[0], values[1], values[2:])
+        check.missing += [reading] * max(0, expected - delivered)
+        check.unexpected += [reading] * max(0, delivered - expected)
+        wanted = (w_status, tuple(w_types), w_bad) if expected else None
+        got = (g_status, tuple(g_types), g_bad) if delivered else None
+        if wanted is not None and got is not None and wanted != got:
+            check.wrong_verdicts.append((reading, wanted, got))
+    check.missing.sort(key=str)
+    check.unexpected.sort(key=str)
     return check
 
 
@@ -202,7 +253,13 @@ def _ts(text: str) -> datetime | None:
         return None
 
 
-def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
+PLOTTED_DEVICES = (
+    40  # rows of the anomalies plot: a row per device of a large fleet made a 100,000-pixel image
+)
+
+
+def plot_anomalies(figures: list[DayFigures], path: Path, limit: int = PLOTTED_DEVICES) -> None:
+    """Anomalies over time for the ``limit`` devices with the most (all devices: the report's table)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,7 +271,14 @@ def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
         schema.LOW_BATTERY: "tab:orange",
     }
     points: dict[str, tuple[list, list]] = {k: ([], []) for k in colours}
-    devices = sorted({row["deviceid"] for day in figures for row in day.anomalies if row["deviceid"]})
+    counts = Counter(
+        row["deviceid"]
+        for day in figures
+        for row in day.anomalies
+        if row["deviceid"]
+        for _ in row["anomalies"] or []
+    )
+    devices = sorted(d for d, _n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
     position = {d: i for i, d in enumerate(devices)}
     for day in figures:
         for row in day.anomalies:
@@ -237,7 +301,8 @@ def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
     ax.set_yticks(range(len(devices)))
     ax.set_yticklabels(devices, fontsize=7 if len(devices) < 60 else 4)
     ax.set_xlabel("reading time (UTC)")
-    ax.set_title("Anomalies per device over time")
+    shown = "" if len(counts) <= limit else f" ({limit} of {len(counts):,} devices: those with the most)"
+    ax.set_title("Anomalies per device over time" + shown)
     if any(xs for xs, _ in points.values()):
         ax.legend(loc="upper right", fontsize=8)
     fig.autofmt_xdate()
