@@ -49,19 +49,15 @@ DECISIONS: dict[str, tuple[str, str]] = {
     'make demo INPUT=readings.csv ARGS="--date 2025-06-01"': (DRY, "the user's own file"),
     "make bench": (DRY, "minutes of CPU; its figures are in the README"),
     "make bench ARGS=localrun": (DRY, "minutes of CPU; its figures are in the README"),
+    "make tune ARGS=--no-benchmark": (RUN, "plans dev with the handler timing of prices.yaml"),
+    "make figures": (DRY, "rewrites the planner's figures in README.md and docs/tuning.md"),
+    "make tune STACK=dev ARGS=--apply": (DRY, "rewrites Pulumi.dev.yaml; tests/tune round-trips a copy"),
+    "make tune STACK=prod ARGS=--apply": (DRY, "rewrites Pulumi.prod.yaml; tests/tune round-trips a copy"),
     "make test": (SKIP, "runs this very suite"),
     "make setup": (DRY, "installs every dependency (network); the copy links the installed ones"),
     "pulumi stack select dev": (SKIP, "needs the Pulumi engine and a backend"),
     "pulumi preview --policy-pack policies --policy-pack-config policies/config/dev.json": (SKIP, "engine"),
     "pulumi up      --policy-pack policies --policy-pack-config policies/config/dev.json": (SKIP, "engine"),
-    "pulumi preview --stack dev  --policy-pack policies --policy-pack-config policies/config/dev.json": (
-        SKIP,
-        "engine",
-    ),
-    "pulumi preview --stack prod --policy-pack policies --policy-pack-config policies/config/prod.json": (
-        SKIP,
-        "engine",
-    ),
     'aws stepfunctions start-execution --state-machine-arn "$(pulumi stack output stateMachineArn)" '
     '--input \'{"runDate": "2026-11-20"}\'': (SKIP, "needs an account: run in bash with stand-ins below"),
 }
