@@ -24,7 +24,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from tools.tune import model, plan_stack
+from tools.tune import costs, plan_stack
 
 OUTPUT = Path("build/benchmarks/tune.json")
 TARGET_SECONDS = 1.0
@@ -40,11 +40,11 @@ def measure_plan(stack: str, rows: int, repeat: int = 3) -> dict[str, float]:
     """
     seconds = []
     for _ in range(repeat):
-        model.clear_caches()  # the batch the plan packs counts, as in a fresh process
+        costs.clear_caches()  # the batch the plan packs counts, as in a fresh process
         started = time.perf_counter()
         plan_stack(stack, rows, benchmark=None)
         seconds.append(time.perf_counter() - started)
-    model.clear_caches()
+    costs.clear_caches()
     tracemalloc.start()
     try:
         plan_stack(stack, rows, benchmark=None)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tools.localrun import items
-from tools.tune.model import json_size
+from tools.tune.packing import json_size
 
 texts = st.one_of(st.none(), st.text(max_size=12))
 floats = st.one_of(

@@ -12,6 +12,7 @@ import pytest
 
 from components import definition
 from tools import check_definition as cd
+from tools.definition_checks import fields, flow, lags, limits, reserved, validators
 
 from .test_definition import stage_definition
 
@@ -29,22 +30,22 @@ def test_both_stages_pass_every_validator_and_rule(stages, stage):
 
 
 def test_every_known_lag_still_matches_a_validator_message(stages):
-    assert cd.KNOWN_LAGS
+    assert lags.KNOWN_LAGS
     assert cd.stale_lags(list(stages.values())) == []
-    for lag in cd.KNOWN_LAGS:
+    for lag in lags.KNOWN_LAGS:
         assert lag.why, lag
         assert lag.doc.startswith("docs.aws.amazon.com/"), lag
 
 
 def test_a_stale_lag_is_reported(stages):
     """A lag for a message no validator emits any more is reported, so the list cannot rot."""
-    ghost = cd.Lag("statelint", r"a message statelint no longer emits", "why", "docs.aws.amazon.com/x")
-    original = cd.KNOWN_LAGS
+    ghost = lags.Lag("statelint", r"a message statelint no longer emits", "why", "docs.aws.amazon.com/x")
+    original = lags.KNOWN_LAGS
     try:
-        cd.KNOWN_LAGS = (*original, ghost)
+        lags.KNOWN_LAGS = (*original, ghost)
         assert cd.stale_lags(list(stages.values())) == [ghost]
     finally:
-        cd.KNOWN_LAGS = original
+        lags.KNOWN_LAGS = original
 
 
 def test_the_original_states_all_catcher_is_rejected_by_statelint_and_our_rule(stages):
@@ -70,9 +71,9 @@ def test_states_all_must_be_last_in_retry_too():
             }
         },
     }
-    assert [p.source for p in cd.states_all(machine)] == ["states-all"]
+    assert [p.source for p in reserved.states_all(machine)] == ["states-all"]
     machine["States"]["A"]["Retry"].reverse()
-    assert cd.states_all(machine) == []
+    assert reserved.states_all(machine) == []
 
 
 def _chain(fail_cause: str, *, catch_assign: dict | None = None) -> dict[str, Any]:
@@ -97,27 +98,27 @@ def _chain(fail_cause: str, *, catch_assign: dict | None = None) -> dict[str, An
 
 
 def test_a_variable_unassigned_on_a_catch_path_is_found():
-    problems = cd.variables(_chain("{% 'found ' & $string($n) %}"))
+    problems = flow.variables(_chain("{% 'found ' & $string($n) %}"))
     assert [(p.source, p.path) for p in problems] == [("unassigned-variable", "$.States.Failed")]
-    assert cd.variables(_chain("{% $string($states.input) %}")) == []
+    assert flow.variables(_chain("{% $string($states.input) %}")) == []
     # The catcher's own Assign does reach the Fail state.
-    assert cd.variables(_chain("{% $string($n) %}", catch_assign={"n": 0})) == []
+    assert flow.variables(_chain("{% $string($n) %}", catch_assign={"n": 0})) == []
 
 
 def test_a_distributed_child_cannot_read_the_parents_variables(stages):
     broken = copy.deepcopy(stages["dev"])
     task = definition.map_state(broken)["ItemProcessor"]["States"][definition.DETECT_TASK]
     task["Arguments"]["Payload"] = "{% $merge([$states.input, {'day': $runDate}]) %}"
-    problems = cd.variables(broken)
+    problems = flow.variables(broken)
     assert [p.source for p in problems] == ["child-reads-parent-variable"], [p.line() for p in problems]
-    assert cd.variables(stages["dev"]) == []
+    assert flow.variables(stages["dev"]) == []
 
 
 def test_error_output_only_inside_a_catch(stages):
     broken = copy.deepcopy(stages["dev"])
     broken["States"]["WriteKpis"]["Output"] = "{% $states.errorOutput %}"
-    assert [p.source for p in cd.error_output(broken)] == ["error-output-outside-catch"]
-    assert cd.error_output(stages["dev"]) == []
+    assert [p.source for p in reserved.error_output(broken)] == ["error-output-outside-catch"]
+    assert reserved.error_output(stages["dev"]) == []
 
 
 def test_express_budget_fails_the_old_prod_retry_policy(stages):
@@ -138,8 +139,8 @@ def test_express_budget_fails_the_old_prod_retry_policy(stages):
             "BackoffRate": 3,
         },
     ]
-    assert [p.source for p in cd.express_budget(broken)] == ["express-budget"]
-    assert cd.express_budget(stages["prod"]) == []
+    assert [p.source for p in limits.express_budget(broken)] == ["express-budget"]
+    assert limits.express_budget(stages["prod"]) == []
 
 
 def test_map_limits(stages):
@@ -148,9 +149,9 @@ def test_map_limits(stages):
     state["ItemBatcher"]["MaxInputBytesPerBatch"] = 262_145
     state["ToleratedFailurePercentage"] = 101
     state["Label"] = "detect anomalies"
-    paths = sorted(p.path.rsplit(".", 1)[-1] for p in cd.map_limits(broken))
+    paths = sorted(p.path.rsplit(".", 1)[-1] for p in limits.map_limits(broken))
     assert paths == ["Label", "MaxInputBytesPerBatch", "ToleratedFailurePercentage"]
-    assert cd.map_limits(stages["dev"]) == []
+    assert limits.map_limits(stages["dev"]) == []
 
 
 def test_the_command_prints_ok_or_each_problem_with_its_rule_and_path(tmp_path: Path, stages, capsys):
@@ -186,7 +187,7 @@ def _task(**fields: Any) -> dict[str, Any]:
 
 
 def test_states_result_only_in_the_output_and_assign_of_task_parallel_map(stages):
-    assert cd.states_result_scope(stages["dev"]) == []
+    assert reserved.states_result_scope(stages["dev"]) == []
     machine = {
         "QueryLanguage": "JSONata",
         "StartAt": "T",
@@ -207,19 +208,19 @@ def test_states_result_only_in_the_output_and_assign_of_task_parallel_map(stages
             "D": {"Type": "Succeed"},
         },
     }
-    paths = sorted(p.path for p in cd.states_result_scope(machine))
+    paths = sorted(p.path for p in reserved.states_result_scope(machine))
     assert paths == [
         "$.States.C.Choices[0].Condition",
         "$.States.P.Output",
         "$.States.T.Arguments.x",
         "$.States.T.Catch[0].Output",
     ]
-    assert {p.source for p in cd.states_result_scope(machine)} == {"states-result-scope"}
+    assert {p.source for p in reserved.states_result_scope(machine)} == {"states-result-scope"}
 
 
 def test_state_fields(stages):
-    assert cd.state_fields(stages["dev"]) == []
-    assert cd.state_fields(stages["prod"]) == []
+    assert fields.state_fields(stages["dev"]) == []
+    assert fields.state_fields(stages["prod"]) == []
     broken = copy.deepcopy(stages["dev"])
     broken["States"]["ExportFailed"]["Output"] = "{% $states.input %}"  # Output is not allowed in Fail
     broken["States"]["PrepareRun"]["Arguments"] = {"a": 1}  # Arguments only on Task and Parallel
@@ -228,7 +229,7 @@ def test_state_fields(stages):
     broken["States"]["WriteKpis"]["Catch"][0]["ResultPath"] = "$.error"  # JSONPath catcher field
     broken["States"]["ReadMapRunCounts"]["Retry"][0]["Backoff"] = 2  # misspelt retrier field
     broken["States"]["HasRows"]["Choices"][0]["Variable"] = "$.x"  # JSONPath choice rule field
-    problems = cd.state_fields(broken)
+    problems = fields.state_fields(broken)
     assert {p.source for p in problems} == {"state-fields"}
     assert sorted(p.path for p in problems) == [
         "$.States.ExportFailed.Output",
@@ -247,21 +248,21 @@ def test_state_fields_follow_the_query_language():
         "States": {"P": {"Type": "Pass", "Parameters": {"a": 1}, "ResultPath": "$.a", "Next": "S"},
                    "S": {"Type": "Succeed", "Output": {"a": 1}}},
     }  # fmt: skip
-    assert [p.path for p in cd.state_fields(jsonpath)] == ["$.States.S.Output"]
+    assert [p.path for p in fields.state_fields(jsonpath)] == ["$.States.S.Output"]
     mixed = {"QueryLanguage": "JSONata", "StartAt": "S",
              "States": {"S": {"Type": "Succeed", "QueryLanguage": "JSONPath"}}}  # fmt: skip
-    assert [p.path for p in cd.state_fields(mixed)] == ["$.States.S.QueryLanguage"]
+    assert [p.path for p in fields.state_fields(mixed)] == ["$.States.S.QueryLanguage"]
     unknown = {"StartAt": "S", "States": {"S": {"Type": "Sleep", "End": True}}}
-    assert [p.path for p in cd.state_fields(unknown)] == ["$.States.S.Type"]
+    assert [p.path for p in fields.state_fields(unknown)] == ["$.States.S.Type"]
 
 
 def test_reachability(stages):
-    assert cd.reachability(stages["dev"]) == []
+    assert flow.reachability(stages["dev"]) == []
     broken = copy.deepcopy(stages["dev"])
     broken["States"]["Orphan"] = {"Type": "Pass", "Next": "Loop"}
     broken["States"]["Loop"] = {"Type": "Pass", "Next": "Orphan"}  # a loop no path from StartAt enters
     broken["States"]["WaitForDelivery"]["Next"] = "Nowhere"
-    problems = cd.reachability(broken)
+    problems = flow.reachability(broken)
     assert {p.source for p in problems} == {"reachability"}
     paths = {p.path for p in problems}
     assert {"$.States.Orphan", "$.States.Loop", "$.States.WaitForDelivery.Next"} <= paths
@@ -286,7 +287,7 @@ def test_reachability_inside_a_map_and_a_branch():
             },
         },
     }
-    assert sorted(p.path for p in cd.reachability(machine)) == [
+    assert sorted(p.path for p in flow.reachability(machine)) == [
         "$.States.M.ItemProcessor.States.B",
         "$.States.P.Branches[0].States.X.Next",  # a branch cannot leave its own States
     ]
@@ -311,9 +312,9 @@ def test_branches_and_inline_maps_read_outer_variables_distributed_children_do_n
             },
         }  # fmt: skip
 
-    assert cd.variables(machine("INLINE")) == []
-    assert cd.variables(machine(None)) == []
-    problems = cd.variables(machine("DISTRIBUTED"))
+    assert flow.variables(machine("INLINE")) == []
+    assert flow.variables(machine(None)) == []
+    problems = flow.variables(machine("DISTRIBUTED"))
     assert [(p.source, p.path) for p in problems] == [
         ("child-reads-parent-variable", "$.States.M.ItemProcessor.States.Use")
     ]
@@ -324,18 +325,18 @@ def test_map_reader_and_writer_values(stages):
     state = definition.map_state(broken)
     state["ItemReader"]["ReaderConfig"]["InputType"] = "JSON"  # not a format an Athena manifest lists
     state["ResultWriter"]["WriterConfig"]["OutputType"] = "CSV"
-    messages = [p.line() for p in cd.map_limits(broken)]
+    messages = [p.line() for p in limits.map_limits(broken)]
     assert any("ReaderConfig.InputType: an ATHENA_DATA manifest" in m for m in messages), messages
     assert any("WriterConfig.OutputType: 'CSV' not one of" in m for m in messages), messages
 
 
 def test_the_language_service_runs_and_its_parquet_lag_hides_only_parquet(stages):
     """The service reports what it finds (a negative control), and its one lag never hides a bad value."""
-    raw = cd.asl_language_service(stages["dev"])
+    raw = validators.asl_language_service(stages["dev"])
     assert [p.path for p in raw] == [f"$.States.{definition.MAP_STATE}.ItemReader.ReaderConfig.InputType"]
     broken = copy.deepcopy(stages["dev"])
     broken["States"]["Orphan"] = {"Type": "Succeed"}
-    assert any(p.path == "$.States.Orphan" for p in cd.asl_language_service(broken))
+    assert any(p.path == "$.States.Orphan" for p in validators.asl_language_service(broken))
     definition.map_state(broken)["ItemReader"]["ReaderConfig"]["InputType"] = "XML"
     problems, _used = cd.check(broken)
     assert any(
@@ -409,7 +410,7 @@ def test_the_docs_name_every_validator_rule_and_lag():
     text = (Path(__file__).resolve().parents[2] / "docs" / "definition-checks.md").read_text()
     for source in ("asl-validator", "statelint", "asl-language-service", *EXPECTED_PATHS):
         assert f"`{source}`" in text, source
-    for lag in cd.KNOWN_LAGS:
+    for lag in lags.KNOWN_LAGS:
         page = lag.doc.split()[0].rsplit("/", 1)[-1]
         assert page in text, lag
 
@@ -425,6 +426,6 @@ def test_error_output_in_a_branch_catcher_is_inside_a_catch():
     }  # fmt: skip
     machine = {"QueryLanguage": "JSONata", "StartAt": "P",
                "States": {"P": {"Type": "Parallel", "Branches": [branch], "End": True}}}  # fmt: skip
-    assert cd.error_output(machine) == []
+    assert reserved.error_output(machine) == []
     branch["States"]["T"]["Output"] = "{% $states.errorOutput %}"
-    assert [p.path for p in cd.error_output(machine)] == ["$.States.P.Branches[0].States.T"]
+    assert [p.path for p in reserved.error_output(machine)] == ["$.States.P.Branches[0].States.T"]

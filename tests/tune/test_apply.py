@@ -13,7 +13,7 @@ import yaml
 
 from components.settings import SettingsError
 from tools import stackfile
-from tools.tune import apply, model, plan_stack
+from tools.tune import advice, apply, plan_stack
 from tools.tune.__main__ import main
 
 ROOT = stackfile.ROOT
@@ -99,8 +99,8 @@ def test_a_refused_value_leaves_the_file_untouched(project: Path):
     plan = plan_stack("prod", 100_000_000, benchmark=None)
     # A recommendation the program would refuse: more reserved concurrency than the account has.
     too_many = (
-        model.Recommendation("maxConcurrency", 2_000, "test"),
-        model.Recommendation("lambdaReservedConcurrency", 2_000, "test"),
+        advice.Recommendation("maxConcurrency", 2_000, "test"),
+        advice.Recommendation("lambdaReservedConcurrency", 2_000, "test"),
     )
     with pytest.raises(SettingsError, match="lambdaReservedConcurrency=2000: above accountLambdaConcurrency"):
         apply.apply(replace(plan, recommendations=too_many))

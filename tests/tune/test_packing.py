@@ -8,23 +8,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.tune import model
+from tools.tune import packing
 
 
 def test_envelope_bytes_are_the_compact_json_of_an_empty_batch():
-    assert model.batch_envelope_bytes(0) == model.json_size({"Items": []}) == 12
+    assert packing.batch_envelope_bytes(0) == packing.json_size({"Items": []}) == 12
     batch_input = {"executionId": "arn", "runDate": "2026-01-15"}
-    size = model.json_size(batch_input)
-    assert model.batch_envelope_bytes(size) == model.json_size({"Items": [], "BatchInput": batch_input})
+    size = packing.json_size(batch_input)
+    assert packing.batch_envelope_bytes(size) == packing.json_size({"Items": [], "BatchInput": batch_input})
 
 
 def test_batch_bytes_match_the_serialised_batch():
     # Three 10-byte items cost 12 + 30 + 2 commas = 44 bytes: exactly what json.dumps gives.
     items = ["12345678"] * 3  # '"12345678"' is 10 bytes
-    assert model.json_size(items[0]) == 10
-    assert model.json_size({"Items": items}) == 44
-    assert model.batch_sizes([10] * 3, max_items=100, max_bytes=44) == [3]
-    assert model.batch_sizes([10] * 3, max_items=100, max_bytes=43) == [2, 1]
+    assert packing.json_size(items[0]) == 10
+    assert packing.json_size({"Items": items}) == 44
+    assert packing.batch_sizes([10] * 3, max_items=100, max_bytes=44) == [3]
+    assert packing.batch_sizes([10] * 3, max_items=100, max_bytes=43) == [2, 1]
 
 
 @pytest.mark.parametrize(
@@ -39,16 +39,16 @@ def test_batch_bytes_match_the_serialised_batch():
 )
 def test_batch_sizes_hand_computed(items, max_items, max_bytes, batch_input, expected):
     assert (
-        model.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input)
+        packing.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input)
         == expected
     )
 
 
 def test_an_item_too_big_for_any_batch_is_named():
-    with pytest.raises(model.BatchingError, match=r"item 1 is 990 bytes.*MaxInputBytesPerBatch=1,000"):
-        model.batch_sizes([10, 990], max_items=5, max_bytes=1_000)
-    with pytest.raises(model.BatchingError, match="at least 1"):
-        model.batch_sizes([10], max_items=0, max_bytes=1_000)
+    with pytest.raises(packing.BatchingError, match=r"item 1 is 990 bytes.*MaxInputBytesPerBatch=1,000"):
+        packing.batch_sizes([10, 990], max_items=5, max_bytes=1_000)
+    with pytest.raises(packing.BatchingError, match="at least 1"):
+        packing.batch_sizes([10], max_items=0, max_bytes=1_000)
 
 
 @settings(max_examples=200, deadline=None)
@@ -60,10 +60,10 @@ def test_an_item_too_big_for_any_batch_is_named():
     batch_input=st.integers(0, 400),
 )
 def test_estimate_equals_exact_batching_for_uniform_items(item, rows, max_items, max_bytes, batch_input):
-    exact = model.batch_sizes(
+    exact = packing.batch_sizes(
         [item] * rows, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input
     )
-    full = model.items_per_batch(
+    full = packing.items_per_batch(
         item, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input
     )
     assert exact, "a run with rows has batches"
@@ -76,19 +76,19 @@ def test_estimate_equals_exact_batching_for_uniform_items(item, rows, max_items,
 @given(items=st.lists(st.integers(1, 2_000), max_size=400), max_items=st.integers(1, 50))
 def test_every_batch_respects_both_limits_and_keeps_every_item(items, max_items):
     max_bytes = 8_000
-    sizes = model.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=100)
+    sizes = packing.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=100)
     assert sum(sizes) == len(items)
     start = 0
     for size in sizes:
         chunk = items[start : start + size]
         assert 1 <= size <= max_items
-        assert model.batch_envelope_bytes(100) + sum(chunk) + size - 1 <= max_bytes
+        assert packing.batch_envelope_bytes(100) + sum(chunk) + size - 1 <= max_bytes
         start += size
 
 
 def test_delivery_hand_computed():
     # 1,024,000 // 600 = 1,706 lines per record; both records fit one call; each billed in 5,120-byte steps.
-    batch = model.deliver([600] * 2_000)
+    batch = packing.deliver([600] * 2_000)
     assert (batch.rows, batch.firehose_records, batch.put_record_batch_calls) == (2_000, 2, 1)
     assert batch.firehose_bytes == 2_000 * 600
     assert (
@@ -96,15 +96,15 @@ def test_delivery_hand_computed():
         == math.ceil(1_706 * 600 / 5_120) * 5_120 + math.ceil(294 * 600 / 5_120) * 5_120
     )
     # Full 1,000 KiB records: four fit a 4 MiB call.
-    assert model.deliver([1_024_000] * 9).put_record_batch_calls == 3
-    assert model.deliver([]).firehose_records == 0
+    assert packing.deliver([1_024_000] * 9).put_record_batch_calls == 3
+    assert packing.deliver([]).firehose_records == 0
 
 
 def test_a_line_too_long_for_a_record_is_named():
-    with pytest.raises(model.BatchingError, match="1,024,001 bytes exceeds the Firehose record limit"):
-        model.deliver([1_024_001])
-    with pytest.raises(model.BatchingError, match="at least its newline"):
-        model.deliver([0])
+    with pytest.raises(packing.BatchingError, match="1,024,001 bytes exceeds the Firehose record limit"):
+        packing.deliver([1_024_001])
+    with pytest.raises(packing.BatchingError, match="at least its newline"):
+        packing.deliver([0])
 
 
 def test_the_planner_packs_with_the_detectors_own_functions(monkeypatch):
@@ -124,8 +124,8 @@ def test_the_planner_packs_with_the_detectors_own_functions(monkeypatch):
     monkeypatch.setattr(delivery, "pack", spy("pack", real_pack))
     monkeypatch.setattr(delivery, "plan_calls", spy("plan_calls", real_plan_calls))
     monkeypatch.setattr(delivery, "billed_bytes", spy("billed_bytes", real_billed))
-    model.deliver([400] * 10)
+    packing.deliver([400] * 10)
     assert calls == ["pack", "plan_calls", "billed_bytes"]
     # A detector that packed one line per record would change the planner's count: nothing else decides it.
     monkeypatch.setattr(delivery, "pack", lambda lines: [p for line in lines for p in real_pack([line])])
-    assert model.deliver([400] * 10).firehose_records == 10
+    assert packing.deliver([400] * 10).firehose_records == 10

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from tools.tune import model, prices
+from tools.tune import advice, costs, limits, packing, planner, prices, speed
 
 RATES = prices.load()
-SPEED = model.HandlerSpeed(fixed_ms=0, ms_per_row=0, firehose_call_ms=0, ms_per_batch=400, source="test")
-CAPACITY = model.Capacity(
+SPEED = speed.HandlerSpeed(fixed_ms=0, ms_per_row=0, firehose_call_ms=0, ms_per_batch=400, source="test")
+CAPACITY = limits.Capacity(
     stage="test",
     max_concurrency=10,
     max_items_per_batch=100,
@@ -29,14 +29,14 @@ CAPACITY = model.Capacity(
     delivery_wait_seconds=120,
 )
 # 10,000 rows of 99-byte items: 100 per batch (the item limit; 100 items are 10,011 bytes), 100 batches.
-WORKLOAD = model.Workload(rows=10_000, item_bytes=99, record_bytes=1_000, batch_input_bytes=0)
+WORKLOAD = limits.Workload(rows=10_000, item_bytes=99, record_bytes=1_000, batch_input_bytes=0)
 
 
-def make_plan(capacity=CAPACITY, workload=WORKLOAD, rates=RATES, **kwargs) -> model.Plan:
-    return model.plan(capacity, workload, speed=SPEED, rates=rates, **kwargs)
+def make_plan(capacity=CAPACITY, workload=WORKLOAD, rates=RATES, **kwargs) -> planner.Plan:
+    return planner.plan(capacity, workload, speed=SPEED, rates=rates, **kwargs)
 
 
-def severities(plan: model.Plan) -> dict[str, list[str]]:
+def severities(plan: planner.Plan) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for finding in plan.findings:
         found.setdefault(finding.setting, []).append(finding.severity)
@@ -82,8 +82,8 @@ def test_reference_design_hand_computed():
     )
     assert ref.firehose_billed_bytes == 10_000 * 5_120  # every small record bills 5 KB
     assert ref.parallelism.effective == 50
-    assert ref.parallelism.binding == (model.MAX_CONCURRENCY,)
-    ratios = model.ratios(plan.ours, ref)
+    assert ref.parallelism.binding == (limits.MAX_CONCURRENCY,)
+    ratios = planner.ratios(plan.ours, ref)
     assert ratios["child_executions"] == 100
     assert ratios["cost_per_run"] == pytest.approx(ref.cost_per_run / plan.ours.cost_per_run)
 
@@ -91,20 +91,20 @@ def test_reference_design_hand_computed():
 @pytest.mark.parametrize(
     ("max_concurrency", "reserved", "account", "effective", "binding"),
     [
-        (200, 250, 1_000, 200, (model.MAX_CONCURRENCY,)),
-        (300, 250, 1_000, 250, (model.RESERVED,)),
-        (0, None, 1_000, 1_000, (model.ACCOUNT,)),  # 0 = unlimited
-        (0, None, 20_000, 10_000, (model.MAP_LIMIT,)),
-        (5, 5, 1_000, 5, (model.MAX_CONCURRENCY, model.RESERVED)),  # ties name every binding limit
+        (200, 250, 1_000, 200, (limits.MAX_CONCURRENCY,)),
+        (300, 250, 1_000, 250, (limits.RESERVED,)),
+        (0, None, 1_000, 1_000, (limits.ACCOUNT,)),  # 0 = unlimited
+        (0, None, 20_000, 10_000, (limits.MAP_LIMIT,)),
+        (5, 5, 1_000, 5, (limits.MAX_CONCURRENCY, limits.RESERVED)),  # ties name every binding limit
     ],
 )
 def test_effective_parallelism(max_concurrency, reserved, account, effective, binding):
-    result = model.effective_parallelism(max_concurrency=max_concurrency, reserved=reserved, account=account)
+    result = limits.effective_parallelism(max_concurrency=max_concurrency, reserved=reserved, account=account)
     assert (result.effective, result.binding) == (effective, binding)
 
 
 def test_firehose_load_hand_computed():
-    load = model.firehose_load(
+    load = limits.firehose_load(
         parallelism=10,
         child_seconds=0.5,
         per_child={"requests": 1, "records": 1, "bytes": 1024**2},
@@ -136,7 +136,7 @@ def test_the_stage_settings_raise_no_finding():
 
 def test_unlimited_concurrency_is_dangerous_and_bound_by_reserved():
     plan = make_plan(capacity=replace(CAPACITY, max_concurrency=0))
-    assert plan.ours.parallelism.binding == (model.RESERVED,)
+    assert plan.ours.parallelism.binding == (limits.RESERVED,)
     messages = [f.message for f in plan.findings if f.setting == "maxConcurrency" and f.severity == "danger"]
     assert messages
     assert "unlimited" in messages[0]
@@ -180,10 +180,10 @@ def test_recommended_concurrency_is_the_smallest_within_the_target():
     assert rec.value > 1
     target = capacity.target_window_minutes * 60
     # Made for the recommended batch limits, which it is applied with.
-    tuned = model.recommended_batching(capacity, workload, rates)
+    tuned = advice.recommended_batching(capacity, workload, rates)
     assert tuned.max_items_per_batch != capacity.max_items_per_batch
-    at = model._our_design(tuned, workload, SPEED, rates, parallel=rec.value)
-    below = model._our_design(tuned, workload, SPEED, rates, parallel=rec.value - 1)
+    at = costs.our_design(tuned, workload, SPEED, rates, parallel=rec.value)
+    below = costs.our_design(tuned, workload, SPEED, rates, parallel=rec.value - 1)
     assert at.wall.total <= target < below.wall.total
     # Reserved 2 is below what is needed: raising it is recommended too.
     [reserved] = [r for r in plan.recommendations if r.setting == "lambdaReservedConcurrency"]
@@ -196,23 +196,23 @@ def test_a_firehose_bound_target_asks_for_a_quota_increase():
     plan = make_plan(capacity=capacity, workload=workload)
     [rec] = [r for r in plan.recommendations if r.setting == "maxConcurrency"]
     assert "Raise the stream's quota" in rec.reason
-    tuned = model.recommended_batching(capacity, workload, RATES)
-    fastest = model._our_design(tuned, workload, SPEED, RATES, parallel=10_000).wall.total
-    assert model._our_design(tuned, workload, SPEED, RATES, parallel=rec.value).wall.total == fastest
+    tuned = advice.recommended_batching(capacity, workload, RATES)
+    fastest = costs.our_design(tuned, workload, SPEED, RATES, parallel=10_000).wall.total
+    assert costs.our_design(tuned, workload, SPEED, RATES, parallel=rec.value).wall.total == fastest
 
 
 def test_recommended_batch_fills_the_256_kib_input():
     plan = make_plan()
     [rec] = [r for r in plan.recommendations if r.setting == "maxItemsPerBatch"]
     assert rec.value == (262_144 - 12 + 1) // 100
-    sizes = model.batch_sizes([99] * (rec.value + 1), max_items=10**6, max_bytes=262_144)
+    sizes = packing.batch_sizes([99] * (rec.value + 1), max_items=10**6, max_bytes=262_144)
     assert sizes == [rec.value, 1]
 
 
 def test_exact_mode_counts_equal_count_run():
     items = [90, 200, 150, 99] * 250
     records = [700, 900, 800, 1_000] * 250
-    workload = model.Workload(
+    workload = limits.Workload(
         rows=1_000,
         item_bytes=1,
         record_bytes=1,
@@ -221,7 +221,7 @@ def test_exact_mode_counts_equal_count_run():
         record_sizes=tuple(records),
     )
     capacity = replace(CAPACITY, max_input_bytes_per_batch=8_192)
-    counts = model.count_run(
+    counts = packing.count_run(
         items, max_items=100, max_bytes=8_192, batch_input_bytes=150, record_bytes=records
     )
     ours = make_plan(capacity=capacity, workload=workload).ours
@@ -232,7 +232,9 @@ def test_exact_mode_counts_equal_count_run():
         counts.put_record_batch_calls,
     )
     # Negative control: a different item limit gives different counts, so the equality above is not vacuous.
-    other = model.count_run(items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records)
+    other = packing.count_run(
+        items, max_items=10, max_bytes=8_192, batch_input_bytes=150, record_bytes=records
+    )
     assert other.batches != counts.batches
 
 
@@ -266,13 +268,13 @@ def test_parent_states_follow_the_real_definition():
             name = state["Default"] if name == "HasOldKpis" else state["Choices"][0]["Next"]
         else:
             name = state["Next"]
-    assert path == [name for name, _type, _n in model.PARENT_STATES]
-    assert model.parent_transitions(1) == len(path)
-    assert model.parent_transitions(2) == len(path) + 4  # WaitBeforeRecount + the three checking states
+    assert path == [name for name, _type, _n in costs.PARENT_STATES]
+    assert costs.parent_transitions(1) == len(path)
+    assert costs.parent_transitions(2) == len(path) + 4  # WaitBeforeRecount + the three checking states
 
 
 def test_workload_rejects_bad_input():
     with pytest.raises(ValueError, match="rows=0"):
-        model.Workload(rows=0, item_bytes=1, record_bytes=1, batch_input_bytes=0)
+        limits.Workload(rows=0, item_bytes=1, record_bytes=1, batch_input_bytes=0)
     with pytest.raises(ValueError, match="item_sizes has 1 entries; rows=2"):
-        model.Workload(rows=2, item_bytes=1, record_bytes=1, batch_input_bytes=0, item_sizes=(1,))
+        limits.Workload(rows=2, item_bytes=1, record_bytes=1, batch_input_bytes=0, item_sizes=(1,))

@@ -12,8 +12,9 @@ import pytest
 
 from components import settings
 from tools import harness
-from tools.tune import model, plan_stack, prices
+from tools.tune import limits, plan_stack, prices
 from tools.tune.__main__ import main
+from tools.tune.speed import BENCHMARK_STAGE, BenchmarkError, handler_speed, speed_from_benchmark
 
 
 def test_every_entry_has_a_value_unit_source_and_date():
@@ -66,8 +67,8 @@ def test_plan_stack_reads_each_stage():
     assert prod.ours.batches == math.ceil(1_000_000 / 700)
     dev_settings = settings.load(harness.stack_config("dev"), stack="dev")
     assert dev.ours.parallelism.effective == dev_settings.max_concurrency
-    assert dev.ours.parallelism.binding == (model.MAX_CONCURRENCY,)
-    assert prod.ours.parallelism.binding == (model.MAX_CONCURRENCY,)
+    assert dev.ours.parallelism.binding == (limits.MAX_CONCURRENCY,)
+    assert prod.ours.parallelism.binding == (limits.MAX_CONCURRENCY,)
     assert dev.capacity.delivery_wait_seconds == 60 + 60
     assert prod.reference.cost_per_run > 100 * prod.ours.cost_per_run
 
@@ -108,16 +109,14 @@ def benchmark_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_planner_reads_the_timing_the_benchmark_writes(benchmark_file):
     data = json.loads(benchmark_file.read_text())
-    [entry] = [
-        e for e in data["throughput"] if e["stage"] == model.BENCHMARK_STAGE and e["format"] == "PARQUET"
-    ]
-    fixed, per_row = model.speed_from_benchmark(data)
+    [entry] = [e for e in data["throughput"] if e["stage"] == BENCHMARK_STAGE and e["format"] == "PARQUET"]
+    fixed, per_row = speed_from_benchmark(data)
     assert (fixed, per_row) == (0.0, pytest.approx(1000 / entry["best_rows_per_s"]))
-    assert model.speed_from_benchmark(data, input_format="CSV")[1] != per_row  # each format its own entry
+    assert speed_from_benchmark(data, input_format="CSV")[1] != per_row  # each format its own entry
     rates = prices.load()
-    speed = model.handler_speed(rates, benchmark=benchmark_file)
+    speed = handler_speed(rates, benchmark=benchmark_file)
     assert speed.ms_per_row == per_row != rates["detector_ms_per_row"]
-    assert speed.source == f"benchmark detector.json ({model.BENCHMARK_STAGE}, PARQUET)"
+    assert speed.source == f"benchmark detector.json ({BENCHMARK_STAGE}, PARQUET)"
     # make tune uses it: the plan's detector time per batch is the benchmark's (scaled to the memory).
     plan = plan_stack("prod", 1_000_000, benchmark=benchmark_file)
     assert plan.speed.ms_per_row == per_row
@@ -128,25 +127,22 @@ def test_the_planner_reads_the_timing_the_benchmark_writes(benchmark_file):
 def test_a_benchmark_without_the_timing_falls_back_and_says_why(tmp_path, benchmark_file):
     rates = prices.load()
     data = json.loads(benchmark_file.read_text())
-    data["throughput"] = [e for e in data["throughput"] if e["stage"] != model.BENCHMARK_STAGE]
+    data["throughput"] = [e for e in data["throughput"] if e["stage"] != BENCHMARK_STAGE]
     path = tmp_path / "detector.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(
-        model.BenchmarkError, match="no 'lambda_handler \\+ stub Firehose' timing for PARQUET"
-    ):
-        model.speed_from_benchmark(data)
-    speed = model.handler_speed(rates, benchmark=path)
+    with pytest.raises(BenchmarkError, match="no 'lambda_handler \\+ stub Firehose' timing for PARQUET"):
+        speed_from_benchmark(data)
+    speed = handler_speed(rates, benchmark=path)
     assert speed.ms_per_row == rates["detector_ms_per_row"]
     assert "detector.json not used: no 'lambda_handler + stub Firehose' timing" in speed.source
     path.write_text("{not json")
-    assert "not used" in model.handler_speed(rates, benchmark=path).source
-    assert model.handler_speed(rates, ms_per_batch=80, benchmark=benchmark_file).ms_per_batch == 80
+    assert "not used" in handler_speed(rates, benchmark=path).source
+    assert handler_speed(rates, ms_per_batch=80, benchmark=benchmark_file).ms_per_batch == 80
     assert (
-        model.handler_speed(rates, benchmark=tmp_path / "missing.json").ms_per_row
-        == rates["detector_ms_per_row"]
+        handler_speed(rates, benchmark=tmp_path / "missing.json").ms_per_row == rates["detector_ms_per_row"]
     )
     with pytest.raises(ValueError, match="ms_per_batch=0"):
-        model.handler_speed(rates, ms_per_batch=0)
+        handler_speed(rates, ms_per_batch=0)
 
 
 def test_cli_markdown(capsys):
@@ -160,7 +156,7 @@ def test_cli_markdown(capsys):
 def test_cli_json(capsys):
     assert main(["--stack", "prod", "--rows", "1000", "--json", "--set", "maxConcurrency=300"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["ours"]["parallelism"]["binding"] == [model.RESERVED]
+    assert data["ours"]["parallelism"]["binding"] == [limits.RESERVED]
     assert data["ratios"]["child_executions"] > 1
     assert any("above lambdaReservedConcurrency" in w["message"] for w in data["warnings"])
 

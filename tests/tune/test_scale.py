@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from tools.tune import model, plan_stack
+from tools.tune import costs, limits, packing, plan_stack, planner
 
 from .test_plan import CAPACITY, RATES, SPEED
 
@@ -21,7 +21,7 @@ BOUND_MIB = 4.0
 
 
 def peak_mib(run: Callable[[], Any]) -> float:
-    model.clear_caches()
+    costs.clear_caches()
     tracemalloc.start()
     try:
         run()
@@ -39,11 +39,11 @@ def test_a_plan_for_1e11_rows_takes_what_one_for_1e3_takes():
 
 
 def test_the_model_alone_at_1e11_rows():
-    workload = model.Workload(rows=100_000_000_000, item_bytes=369, record_bytes=820, batch_input_bytes=150)
+    workload = limits.Workload(rows=100_000_000_000, item_bytes=369, record_bytes=820, batch_input_bytes=150)
     capacity = replace(CAPACITY, max_items_per_batch=700, max_input_bytes_per_batch=262_144)
-    plan = model.plan(capacity, workload, speed=SPEED, rates=RATES)  # warm
+    plan = planner.plan(capacity, workload, speed=SPEED, rates=RATES)  # warm
     # One batch's lines (700 x 820 bytes) are packed once: about three times 574 KB at the peak.
-    assert peak_mib(lambda: model.plan(capacity, workload, speed=SPEED, rates=RATES)) < BOUND_MIB
+    assert peak_mib(lambda: planner.plan(capacity, workload, speed=SPEED, rates=RATES)) < BOUND_MIB
     assert plan.ours.batches == math.ceil(100_000_000_000 / 700)
     assert plan.ours.firehose_bytes == 100_000_000_000 * 820
     assert plan.ours.lambda_invocations == plan.ours.batches
@@ -52,4 +52,4 @@ def test_the_model_alone_at_1e11_rows():
 def test_the_memory_bound_can_fail():
     """Negative control: one object per batch, as the planner once kept, is seen by the same measurement."""
     batches = math.ceil(1_000_000_000 / 700)  # a list of references only, for a mere 1e9 rows
-    assert peak_mib(lambda: [model.deliver_uniform(700, 820)] * batches) > BOUND_MIB
+    assert peak_mib(lambda: [packing.deliver_uniform(700, 820)] * batches) > BOUND_MIB

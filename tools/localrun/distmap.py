@@ -7,7 +7,7 @@ input-output-itembatcher.html, input-output-resultwriter.html):
    ``s3://`` URI per line; every ROW of those files is one item, in manifest order. ``Map.Item.Index``
    counts items across the whole run; ``Map.Item.Source`` is the row's file.
 2. ``ItemSelector`` shapes each item; ``ItemBatcher`` groups consecutive items greedily up to
-   ``MaxItemsPerBatch`` and ``MaxInputBytesPerBatch`` with ``tools.tune.model.batch_sizes`` (the planner's
+   ``MaxItemsPerBatch`` and ``MaxInputBytesPerBatch`` with ``tools.tune.packing.batch_sizes`` (the planner's
    function, so both count batches alike). Each batch is one child execution's input
    ``{"Items": [...], "BatchInput": {...}}``.
 3. Children run in worker processes, at most ``min(MaxConcurrency, CPU cores)`` at a time; a progress bar
@@ -61,7 +61,7 @@ from tools.localrun.asl import (
 from tools.localrun.expressions import Expression, Template, is_expression
 from tools.localrun.firehose import FirehoseStats
 from tools.localrun.store import ObjectStore, StoreError
-from tools.tune.model import BatchingError, batch_sizes, json_size
+from tools.tune.packing import BatchingError, batch_sizes, json_size
 
 SELECTOR_PATHS = {
     "$states.context.Map.Item.Value": "Value",

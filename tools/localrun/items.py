@@ -8,7 +8,7 @@
   takes the keys from the first line.
 * JSONL: one JSON object per line.
 
-Item sizes are compact UTF-8 JSON, the convention ``tools.tune.model.json_size`` defines (so the local
+Item sizes are compact UTF-8 JSON, the convention ``tools.tune.packing.json_size`` defines (so the local
 run and the capacity planner batch identically). For Parquet and CSV they are computed column-wise
 (the JSON text of a number is its shortest repr; a string's is its UTF-8 bytes plus quotes, escapes
 computed exactly for the rare strings that need them) and a property test keeps them equal to

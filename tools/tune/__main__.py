@@ -14,7 +14,7 @@ import sys
 from components.settings import SettingsError
 from tools import stackfile
 from tools.tune import apply, report
-from tools.tune.model import BatchingError
+from tools.tune.packing import BatchingError
 from tools.tune.prices import PriceOverrideError
 from tools.tune.stack import WHAT_IF_FIELDS, plan_stack
 

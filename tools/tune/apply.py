@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 
 from components.settings import PROJECT, SettingsError
 from tools import stackfile
-from tools.tune.model import Plan
+from tools.tune.planner import Plan
 
 # The settings --apply writes, in the order they are reported.
 APPLIED: Final = ("maxConcurrency", "lambdaReservedConcurrency", "maxItemsPerBatch", "maxInputBytesPerBatch")

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Final
 
 from tools import stackfile
-from tools.tune import apply, model, report
-from tools.tune.model import GIB, Plan, format_duration
+from tools.tune import apply, costs, report
+from tools.tune.planner import Plan
 from tools.tune.stack import plan_stack
+from tools.tune.units import GIB, format_duration
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 FILES: Final = ("README.md", "docs/tuning.md")
@@ -111,10 +112,10 @@ def prod_comparison() -> str:
 
 def parent_states() -> str:
     """The parent's states on a first run's path and what each further reconciliation attempt adds."""
-    names = [name for name, _type, _n in model.PARENT_STATES]
-    per_attempt = model.parent_transitions(2) - model.parent_transitions(1)
+    names = [name for name, _type, _n in costs.PARENT_STATES]
+    per_attempt = costs.parent_transitions(2) - costs.parent_transitions(1)
     return (
-        f"`{', '.join(names)}`: {model.parent_transitions(1)} transitions. Each further reconciliation "
+        f"`{', '.join(names)}`: {costs.parent_transitions(1)} transitions. Each further reconciliation "
         f"attempt adds {per_attempt} (`WaitBeforeRecount` plus the three checking states)."
     )
 

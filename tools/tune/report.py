@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tools.tune.model import GIB, MIB, DesignResult, Plan, format_duration, ratios
+from tools.tune.costs import DesignResult
+from tools.tune.planner import Plan, ratios
+from tools.tune.units import GIB, MIB, format_duration
 
 
 def _int(value: float) -> str:

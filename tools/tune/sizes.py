@@ -3,7 +3,7 @@
 The planner needs three byte counts. Measured ones are better (``--item-bytes``/``--record-bytes``, or exact
 per-item sizes from a local run); without them these functions build one realistic example of each for the
 stage, with the stage's real bucket, state machine and ARN shapes from ``components.naming``, and measure
-it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``model.json_size``).
+it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.json_size``).
 
 - Map item: the ItemSelector output ``{"row": {...7 fields...}, "source": "s3://...", "index": n}`` (see
   ``functions/detector/schema.py``). With a CSV UNLOAD every value arrives as a string, so numbers carry
@@ -20,7 +20,7 @@ from typing import Any, Final
 from components.definition import UNLOAD_PREFIX
 from components.naming import Account, Names
 from functions.detector import schema
-from tools.tune.model import json_size
+from tools.tune.packing import json_size
 
 _UUID: Final = "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63"
 _RUN_DATE: Final = "2026-01-15"

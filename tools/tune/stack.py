@@ -2,7 +2,7 @@
 
 ``plan_stack("prod", rows=100_000_000)`` is what ``make tune`` runs and what tests call. It assembles the
 stack's configuration as the engine does and validates it (``tools.stackfile.load``), loads prices with the stage's ``priceOverrides`` and any extra overrides,
-measures a representative item and record for the stage unless sizes are given, and runs ``model.plan``.
+measures a representative item and record for the stage unless sizes are given, and runs ``planner.plan``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from typing import Any
 
 from components.naming import Account
 from tools import harness, stackfile
-from tools.tune import model, prices, sizes
+from tools.tune import prices, sizes
+from tools.tune.limits import Capacity, Workload
+from tools.tune.planner import Plan, plan
+from tools.tune.speed import BENCHMARK_PATH, handler_speed
 
 # What-if knobs: planner name -> Capacity field. They bypass the stack validation on purpose, so the
 # planner can show what a refused value (MaxConcurrency 0, above the reserved concurrency) would do.
@@ -51,9 +54,9 @@ def plan_stack(
     price_overrides: Sequence[str] = (),
     what_if: Mapping[str, int] | None = None,
     overlapping_runs: int = 1,
-    benchmark: Path | None = model.BENCHMARK_PATH,
+    benchmark: Path | None = BENCHMARK_PATH,
     root: Path | None = None,
-) -> model.Plan:
+) -> Plan:
     """Plan one day of ``rows`` readings for ``stack`` (``dev``, ``prod``).
 
     ``item_sizes``/``record_sizes`` (one per row, as a local run measures them) give exact counts;
@@ -62,7 +65,7 @@ def plan_stack(
     """
     loaded = stackfile.load(stack, root=root)
     config, settings = loaded.config, loaded.settings
-    capacity = model.Capacity.from_settings(settings)
+    capacity = Capacity.from_settings(settings)
     unknown = sorted(set(what_if or {}) - set(WHAT_IF_FIELDS))
     if unknown:
         raise ValueError(
@@ -79,7 +82,7 @@ def plan_stack(
         source = "exact per-item sizes"
     if record_sizes is not None and rows:
         record_bytes = sum(record_sizes) / rows
-    workload = model.Workload(
+    workload = Workload(
         rows=rows,
         item_bytes=item_bytes
         or sizes.item_bytes(capacity.stage, account, unload_format=capacity.unload_format),
@@ -90,7 +93,7 @@ def plan_stack(
         record_sizes=tuple(record_sizes) if record_sizes is not None else None,
         sizes_source=source,
     )
-    speed = model.handler_speed(
+    speed = handler_speed(
         rates, ms_per_batch=ms_per_batch, benchmark=benchmark, input_format=capacity.unload_format
     )
-    return model.plan(capacity, workload, speed=speed, rates=rates, overlapping_runs=overlapping_runs)
+    return plan(capacity, workload, speed=speed, rates=rates, overlapping_runs=overlapping_runs)
