@@ -1,7 +1,7 @@
 """One bad row never costs a day: a raw value too long for a map batch is cut by the export and marked.
 
 On AWS a row whose item is larger than ``MaxInputBytesPerBatch`` fails the whole Distributed Map with
-``States.DataLimitExceeded`` (the local map does the same, see ``tools.tune.model.batch_sizes``). The
+``States.DataLimitExceeded`` (the local map does the same, see ``tools.tune.packing.batch_sizes``). The
 export bounds every text column (``components.queries.TEXT_COLUMN_MAX_CHARS``) and names the columns it
 cut in ``truncated``; the detector turns that into ``<column>:truncated`` invalid reasons.
 """

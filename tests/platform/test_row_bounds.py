@@ -6,7 +6,7 @@ import pytest
 
 from components import definition, queries, settings
 from functions.detector import schema
-from tools.tune.model import BatchingError, batch_sizes
+from tools.tune.packing import BatchingError, batch_sizes
 
 from .test_definition import stage_definition
 
