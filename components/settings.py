@@ -33,7 +33,12 @@ LOG_RETENTION_DAYS: Final = (
 # reference, docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html).
 REDRIVE_WINDOW_DAYS: Final = 14
 MAP_CONCURRENCY_LIMIT: Final = 10_000
-MAX_INPUT_BYTES_PER_BATCH: Final = 262_144
+# A child's whole input, {"Items": [...], "BatchInput": {...}}, is capped at 256 KiB (the state input
+# quota, service-quotas.html). The ItemBatcher page does not say whether MaxInputBytesPerBatch counts the
+# BatchInput envelope, so the limit leaves room for the largest envelope the definition can build: the
+# batch fits either way (components.definition.max_batch_input_bytes).
+CHILD_INPUT_LIMIT: Final = 262_144
+MAX_INPUT_BYTES_PER_BATCH: Final = CHILD_INPUT_LIMIT - -(-definition.max_batch_input_bytes() // 1024) * 1024
 # A batch must hold the largest item one exported row can make, or the map fails (components.definition).
 MIN_INPUT_BYTES_PER_BATCH: Final = definition.min_input_bytes_per_batch()
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
@@ -89,8 +94,9 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("maxItemsPerBatch", "integer", 500, "ItemBatcher MaxItemsPerBatch: rows per child execution.",
          minimum=1, maximum=100_000),
     Spec("maxInputBytesPerBatch", "integer", MAX_INPUT_BYTES_PER_BATCH,
-         "ItemBatcher MaxInputBytesPerBatch: bytes per child input (Step Functions caps it at 262,144; "
-         "the minimum holds the largest row the export writes).",
+         "ItemBatcher MaxInputBytesPerBatch: bytes per child input (a child's input is capped at 262,144; "
+         "the maximum leaves room for the BatchInput envelope, the minimum holds the largest row the export "
+         "writes).",
          minimum=MIN_INPUT_BYTES_PER_BATCH, maximum=MAX_INPUT_BYTES_PER_BATCH),
     Spec("toleratedFailurePercentage", "integer", 0,
          "Distributed Map ToleratedFailurePercentage. 0: any failed batch fails the run, and a redrive "

@@ -429,3 +429,18 @@ def test_error_output_in_a_branch_catcher_is_inside_a_catch():
     assert reserved.error_output(machine) == []
     branch["States"]["T"]["Output"] = "{% $states.errorOutput %}"
     assert [p.path for p in reserved.error_output(machine)] == ["$.States.P.Branches[0].States.T"]
+
+
+def test_map_limits_leave_room_for_the_batch_input_envelope():
+    """A child's input is the items plus the BatchInput envelope, capped at 256 KiB: a batch limit that
+    fills the whole quota with items leaves no room for it; the committed stacks' limits do."""
+    from tools.definition_checks.limits import map_limits
+
+    batch_input = {"executionId": "{% $states.context.Execution.Id %}", "runDate": "{% $runDate %}"}
+
+    def definition(limit: int) -> dict:
+        batcher = {"MaxInputBytesPerBatch": limit, "BatchInput": batch_input}
+        return {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemBatcher": batcher, "End": True}}}
+
+    assert [p.source for p in map_limits(definition(262_144))] == ["map-limits"]
+    assert map_limits(definition(261_120)) == []

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from components import settings
 from tools.tune import advice, costs, limits, packing, planner, prices, speed
 
 RATES = prices.load()
@@ -201,11 +202,14 @@ def test_a_firehose_bound_target_asks_for_a_quota_increase():
     assert costs.our_design(tuned, workload, SPEED, RATES, parallel=rec.value).wall.total == fastest
 
 
-def test_recommended_batch_fills_the_256_kib_input():
+def test_recommended_batch_fills_the_child_input_less_the_envelope_room():
     plan = make_plan()
     [rec] = [r for r in plan.recommendations if r.setting == "maxItemsPerBatch"]
-    assert rec.value == (262_144 - 12 + 1) // 100
-    sizes = packing.batch_sizes([99] * (rec.value + 1), max_items=10**6, max_bytes=262_144)
+    # The 256 KiB child input less the room settings keep for the BatchInput envelope.
+    room = settings.MAX_INPUT_BYTES_PER_BATCH
+    assert room == 261_120
+    assert rec.value == (room - 12 + 1) // 100
+    sizes = packing.batch_sizes([99] * (rec.value + 1), max_items=10**6, max_bytes=room)
     assert sizes == [rec.value, 1]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -51,6 +52,30 @@ def express_worst_case_seconds(task: dict[str, Any]) -> float | None:
     return attempts * timeout + waits
 
 
+# An expression's value is unknown before the run: count each as this many bytes (an execution ARN, the
+# longest context value a BatchInput usually carries, is at most 256 characters). A judgment, not an AWS
+# rule: the ItemBatcher page does not say whether MaxInputBytesPerBatch counts BatchInput, while a child's
+# whole input is capped at 256 KiB (service-quotas.html), so the batch must fit with the envelope on top.
+EXPRESSION_BYTES_BOUND = 256
+
+
+def batch_envelope_bound(batch_input: Any) -> int:
+    """An upper bound of ``{"Items":[],"BatchInput":<batch_input>}`` in bytes, expressions at their bound."""
+
+    def bound(value: Any) -> int:
+        if isinstance(value, str) and value.startswith("{%") and value.endswith("%}"):
+            return EXPRESSION_BYTES_BOUND + 2  # the value and its quotes
+        if isinstance(value, dict):
+            return (
+                2 + sum(len(json.dumps(k)) + 1 + bound(v) for k, v in value.items()) + max(0, len(value) - 1)
+            )
+        if isinstance(value, list):
+            return 2 + sum(bound(v) for v in value) + max(0, len(value) - 1)
+        return len(json.dumps(value, separators=(",", ":")).encode())
+
+    return len('{"Items":[],"BatchInput":}') + bound(batch_input)
+
+
 def map_limits(definition: dict[str, Any]) -> list[Problem]:
     problems = []
     for path, machine, _child in machines(definition):
@@ -63,6 +88,13 @@ def map_limits(definition: dict[str, Any]) -> list[Problem]:
             if isinstance(limit, int) and not 1 <= limit <= MAX_INPUT_BYTES_PER_BATCH:
                 problems.append(Problem("map-limits", f"{at}.ItemBatcher.MaxInputBytesPerBatch",
                                         f"{limit} not in 1..{MAX_INPUT_BYTES_PER_BATCH}"))  # fmt: skip
+            elif isinstance(limit, int) and "BatchInput" in batcher:
+                envelope = batch_envelope_bound(batcher["BatchInput"])
+                if limit + envelope > MAX_INPUT_BYTES_PER_BATCH:
+                    problems.append(Problem("map-limits", f"{at}.ItemBatcher.MaxInputBytesPerBatch",
+                                            f"{limit} leaves no room for the BatchInput envelope (up to "
+                                            f"{envelope} bytes) in a child's {MAX_INPUT_BYTES_PER_BATCH}-byte "
+                                            "input"))  # fmt: skip
             items = batcher.get("MaxItemsPerBatch")
             if isinstance(items, int) and items < 1:
                 problems.append(Problem("map-limits", f"{at}.ItemBatcher.MaxItemsPerBatch", f"{items} < 1"))

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from components import settings
 from tools.tune.costs import DesignResult, our_design
 from tools.tune.limits import Capacity, Workload
 from tools.tune.packing import batch_envelope_bytes, items_per_batch
@@ -72,7 +73,8 @@ def recommended_batching(capacity: Capacity, workload: Workload, rates: Rates) -
     The concurrency recommendation is made for these limits, so the recommended values are one coherent
     setting (``--apply`` writes them together) and planning the applied file recommends it again.
     """
-    map_input = int(rates["map_max_input_bytes"])
+    # The child input quota, less the room settings keep for the BatchInput envelope.
+    map_input = min(int(rates["map_max_input_bytes"]), settings.MAX_INPUT_BYTES_PER_BATCH)
     fit = items_per_batch(
         workload.item_bytes,
         max_items=100_000,
