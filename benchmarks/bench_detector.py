@@ -11,7 +11,7 @@ What is measured, on one core (the process is single-threaded):
 
 Each batch is decoded from JSON right before it is processed (untimed), as the Lambda runtime does.
 
-Batches look like the map's: ``{"Items": [{"row", "source", "index"}], "BatchInput": {...}}`` with rows
+Batches look like the map's: ``{"Items": [{"r", "s", "i"}], "BatchInput": {...}}`` with rows
 as Step Functions hands Parquet rows over (floats; timestamps cast to varchar, distinct per reading so
 the timestamp cache does not flatter the figure), ~2% anomalous and ~0.5% invalid readings. The
 timestamp cache is cleared before every repeat. "best" adds up each batch's fastest run (timeit's rule:
@@ -40,14 +40,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from functions.detector import analysis, handler
+from functions.detector import analysis, handler, schema
 from functions.detector.config import DetectorConfig, InputFormat
 from functions.detector.delivery import BILLING_INCREMENT_BYTES, billed_bytes, pack
 
 OUTPUT = Path("build/benchmarks/detector.json")
 TARGET_ROWS_PER_SECOND = 200_000
 TARGET_BILLED_KB_PER_READING = 1.0
-EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline/detect:0b7f2c9e-1d2a-4c3b-9e8f-5a6b7c8d9e0f"
+# The run's execution name (scheduled runs get a UUID) and UNLOAD file names as Athena writes them
+# (<query id>_<uuid>), relative to the run's folder: what the ItemSelector sends.
+EXECUTION_NAME = "0b7f2c9e-1d2a-4c3b-9e8f-5a6b7c8d9e0f"
+UNLOAD_FILES = tuple(
+    f"20240602_023007_0004{n}_x7k2p_{uuid}"
+    for n, uuid in enumerate(
+        (
+            "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63",
+            "1d5e7a2b-9c3f-4b8e-a6d1-2f4c8e9b0a17",
+            "c3a9e5f1-7b2d-4c6a-8e0f-9d1b3a5c7e24",
+        )
+    )
+)
 
 
 class AcceptAllFirehose:
@@ -82,22 +94,29 @@ def make_row(rnd: random.Random, device: int, when: datetime, *, csv: bool) -> d
     return row
 
 
+def as_item(row: dict[str, Any], file: str, index: int) -> dict[str, Any]:
+    """A map item as the ItemSelector builds it (``schema``: positional values, file, index)."""
+    return {
+        schema.ITEM_ROW: [row.get(name) for name in schema.ITEM_FIELDS],
+        schema.ITEM_FILE: file,
+        schema.ITEM_INDEX: index,
+    }
+
+
 def make_batches(rows: int, batch_size: int, *, seed: int = 7, csv: bool = False) -> list[dict[str, Any]]:
     """Batches of the map's shape, with distinct timestamps through one day."""
     rnd = random.Random(seed)
     start = datetime(2024, 6, 1, tzinfo=UTC)
     step = timedelta(seconds=86_400 / max(rows, 1))
     items = [
-        {
-            "row": make_row(
-                rnd, i % 2_000, start + step * i + timedelta(milliseconds=rnd.randint(0, 999)), csv=csv
-            ),
-            "source": f"S3://sensorflow-dev-unload/unload/2024-06-01/run/2024060{i % 3}_0000{i % 7}.parquet",
-            "index": i,
-        }
+        as_item(
+            make_row(rnd, i % 2_000, start + step * i + timedelta(milliseconds=rnd.randint(0, 999)), csv=csv),
+            UNLOAD_FILES[i * len(UNLOAD_FILES) // rows],
+            i,
+        )
         for i in range(rows)
     ]
-    batch_input = {"executionId": EXECUTION_ARN, "runDate": "2024-06-01"}
+    batch_input = {schema.BATCH_RUN: EXECUTION_NAME, "runDate": "2024-06-01"}
     return [
         {"Items": items[i : i + batch_size], "BatchInput": batch_input} for i in range(0, rows, batch_size)
     ]

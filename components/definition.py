@@ -186,6 +186,33 @@ def reader_config(unload_format: str) -> dict[str, Any]:
     return config
 
 
+# The map item (schema: ``{"r": [values], "s": file, "i": index}``). Every byte of an item counts against
+# the child's 256 KiB input (MaxInputBytesPerBatch), so the row goes positionally, without its keys:
+# each of the UNLOAD's columns in schema.ITEM_FIELDS order, null where the row has no such key (JSONata
+# drops an undefined value from an array, which would shift the positions). A row that is not an object
+# (a JSONL line holding an array, say) goes as its JSON text, which the detector reports as
+# row:not_an_object. The file is its key relative to the run's UNLOAD folder: an unpartitioned UNLOAD
+# writes its data files directly into the TO folder (docs: athena/latest/ug/unload.html), so that is
+# the last segment of Map.Item.Source. Map.Item.Index counts items across the whole map run
+# (docs: step-functions/latest/dg/input-output-contextobject.html, "Context object data for Map states").
+ITEM_ROW_EXPRESSION: Final = (
+    "($v := $states.context.Map.Item.Value; $type($v) = 'object' ? ["
+    + ", ".join(f"($exists($v.{name}) ? $v.{name} : null)" for name in schema.ITEM_FIELDS)
+    + "] : $string($v))"
+)
+ITEM_FILE_EXPRESSION: Final = "$split($states.context.Map.Item.Source, '/')[-1]"
+ITEM_INDEX_EXPRESSION: Final = "$states.context.Map.Item.Index"
+
+
+def item_selector() -> dict[str, str]:
+    """The Distributed Map's ItemSelector: one positional item per row (see ``ITEM_ROW_EXPRESSION``)."""
+    return {
+        schema.ITEM_ROW: expr(ITEM_ROW_EXPRESSION),
+        schema.ITEM_FILE: expr(ITEM_FILE_EXPRESSION),
+        schema.ITEM_INDEX: expr(ITEM_INDEX_EXPRESSION),
+    }
+
+
 def _s3_uri_parts(location: str) -> tuple[str, str]:
     """JSONata expressions for the bucket and key of an ``s3://bucket/key`` URI expression."""
     without_scheme = f"$substringAfter({location}, 's3://')"
@@ -298,16 +325,12 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "ReaderConfig": reader_config(p.unload_format),
                 "Arguments": {"Bucket": expr("$manifestBucket"), "Key": expr("$manifestKey")},
             },
-            "ItemSelector": {
-                "row": expr("$states.context.Map.Item.Value"),
-                "source": expr("$states.context.Map.Item.Source"),
-                "index": expr("$states.context.Map.Item.Index"),
-            },
+            "ItemSelector": item_selector(),
             "ItemBatcher": {
                 "MaxItemsPerBatch": p.max_items_per_batch,
                 "MaxInputBytesPerBatch": p.max_input_bytes_per_batch,
                 "BatchInput": {
-                    "executionId": expr("$states.context.Execution.Id"),
+                    schema.BATCH_RUN: expr("$states.context.Execution.Name"),
                     "runDate": expr("$runDate"),
                 },
             },
@@ -394,7 +417,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             "Arguments": {
                 "QueryString": template_expression(
                     queries.delivered_rows(p.catalog),
-                    {"run_id": _sql_text("$states.context.Execution.Id"), "since": since},
+                    {"run_id": _sql_text("$states.context.Execution.Name"), "since": since},
                 ),
                 "WorkGroup": p.workgroup,
                 "QueryExecutionContext": athena_context,
@@ -480,8 +503,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "QueryString": template_expression(
                     queries.kpis_for_day(p.catalog),
                     {
-                        "run_id": _sql_text("$states.context.Execution.Id"),
-                        "run_date": "$runDate",
+                        "run_id": _sql_text("$states.context.Execution.Name"),
                         "since": since,
                         "until": "$substring($states.context.State.EnteredTime, 0, 10)",
                         "location": f"'s3://{p.analytics_bucket}/{KPI_PREFIX}dt=' & $runDate & '/'",

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from functions.detector.analysis import parse_timestamp
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline
@@ -56,12 +57,15 @@ ROWS = (
 
 def _key_of_line(line: str) -> str:
     fields = line.split(",")
-    return fields[1] if len(fields) > 1 and fields[1] not in ("", "not-a-time") else fields[0]
+    parsed = parse_timestamp(fields[1]) if len(fields) > 1 else None
+    # the device and the instant, as the record's readingtime (unusable timestamps: the device alone)
+    device = fields[0] if fields[0] not in ("", "\\N") else "None"  # a missing device id is null
+    return device + ("@" + parsed[2] if parsed is not None else "")
 
 
 def _key_of_record(record: dict[str, Any]) -> str:
-    stamp = record["readingtimestamp"]
-    return stamp if stamp not in (None, "", "\\N", "not-a-time") else record["deviceid"]
+    # A usable timestamp is kept as readingtime only; an unusable one is keyed by the device.
+    return str(record["deviceid"]) + ("@" + record["readingtime"] if record["readingtime"] else "")
 
 
 KIND = {_key_of_line(line): kind for kind, line in ROWS}

@@ -26,7 +26,7 @@ def test_limits_are_the_detectors():
     max_call=st.sampled_from([4 * 1024 * 1024, 1_500_000]),
 )
 def test_records_calls_and_billed_bytes_match_the_detector(lengths, max_record, max_call):
-    lines = ["x" * n for n in lengths]
+    lines = [b"x" * n for n in lengths]
     records = delivery.pack(lines, max_bytes=max_record)
     calls = delivery.plan_calls(records, max_bytes=max_call)
     ours = model.pack_records([n + 1 for n in lengths], max_record_bytes=max_record)

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from components import queries
 from functions.detector import schema
+from functions.detector.analysis import parse_timestamp, run_name
 from tools.localrun.run import LocalPipeline, RunSummary
 
 NUMERIC = ("temperature", "humidity", "batterylevel", "latitude", "longitude")
@@ -40,7 +41,7 @@ class GroundTruthCheck:
 
     expected_rows: int
     delivered_records: int  # every record Firehose wrote for these runs, duplicates included
-    distinct_rows: int  # distinct (sourcefile, sourceindex): processed rows, each once
+    distinct_rows: int  # distinct (runid, sourceindex): processed rows, each once
     missing: list[tuple] = field(default_factory=list)
     unexpected: list[tuple] = field(default_factory=list)
     wrong_verdicts: list[tuple] = field(default_factory=list)
@@ -82,12 +83,19 @@ def _key(deviceid: Any, stamp: Any, values: list[Any]) -> tuple:
     return (deviceid or "", stamp or "", *(None if v is None else float(v) for v in values))
 
 
+def _instant(stamp: Any) -> Any:
+    """A raw timestamp as the record keeps it: its UTC instant (readingtime) if usable, else the text."""
+    parsed = parse_timestamp(stamp) if type(stamp) is str else None
+    return parsed[2] if parsed is not None else stamp
+
+
 def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[str, Any]]:
-    """Every analysis record the given runs delivered (the analysis table, as Athena reads it)."""
+    """Every analysis record the given runs (execution ARNs or names) delivered, as Athena reads them."""
     table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
-    placeholders = ", ".join("?" for _ in run_ids)
+    names = [run_name(run) for run in run_ids]
+    placeholders = ", ".join("?" for _ in names)
     columns, rows = pipeline.athena.sql(
-        f'SELECT * FROM "{table.database}"."{table.name}" WHERE runid IN ({placeholders})', list(run_ids)
+        f'SELECT * FROM "{table.database}"."{table.name}" WHERE runid IN ({placeholders})', names
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
@@ -97,12 +105,13 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
     records = delivered_records(pipeline, run_ids)
     by_row: dict[tuple, dict[str, Any]] = {}
     for record in records:
-        by_row.setdefault((record["sourcefile"], record["sourceindex"]), record)
+        by_row.setdefault((record["runid"], record["sourceindex"]), record)
     delivered = Counter()
     verdict: dict[tuple, tuple] = {}
     for record in by_row.values():
         metrics = record["metrics"] or {}
-        key = _key(record["deviceid"], record["readingtimestamp"], [metrics.get(n) for n in NUMERIC])
+        stamp = record["readingtime"] if record["readingtime"] is not None else record["readingtimestamp"]
+        key = _key(record["deviceid"], stamp, [metrics.get(n) for n in NUMERIC])
         delivered[key] += 1
         types = tuple(sorted(a["type"] for a in record["anomalies"] or []))
         verdict[key] = (record["healthstatus"], types, bool(record["invalidreasons"]))
@@ -110,7 +119,8 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
     wanted: dict[tuple, tuple] = {}
     rows = truth.to_pylist()
     for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
+        key = _key(row["deviceid"], _instant(row["timestamp"]), [row[n] for n in NUMERIC])
+        row["key"] = key
         expected[key] += 1
         wanted[key] = (row["status"], tuple(sorted(row["anomalies"])), bool(row["malformed"]))
     check = GroundTruthCheck(
@@ -122,7 +132,7 @@ def check_ground_truth(pipeline: LocalPipeline, truth: pa.Table, run_ids: list[s
         (k, wanted[k], verdict.get(k)) for k in wanted if verdict.get(k) != wanted[k] and k in verdict
     ]
     for row in rows:
-        key = _key(row["deviceid"], row["timestamp"], [row[n] for n in NUMERIC])
+        key = row["key"]
         if row["injected"]:
             check.injected += 1
             got = verdict.get(key)
@@ -213,7 +223,7 @@ def plot_anomalies(figures: list[DayFigures], path: Path) -> None:
     position = {d: i for i, d in enumerate(devices)}
     for day in figures:
         for row in day.anomalies:
-            when = _ts(row["readingtimestamp"])
+            when = _ts(row["readingtime"])
             if when is None or row["deviceid"] not in position:
                 continue
             for anomaly in row["anomalies"] or []:
@@ -250,10 +260,10 @@ def battery_series(
     _cols, rows = pipeline.athena.sql(
         f"""
         WITH r AS (
-            SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtimestamp AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
+            SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtime AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
                    metrics.batterylevel AS battery
             FROM "{table.database}"."{table.name}"
-            WHERE len(invalidreasons) = 0 AND rundate IN ({marks}) AND deviceid IS NOT NULL
+            WHERE len(invalidreasons) = 0 AND analysisdate IN ({marks}) AND deviceid IS NOT NULL
         ), top AS (
             SELECT deviceid FROM r GROUP BY deviceid ORDER BY arg_min(battery, hour) - arg_max(battery, hour) DESC, deviceid LIMIT {int(limit)}
         )
