@@ -67,6 +67,9 @@ PHYSICAL_RANGES: Final = {
     "longitude": (-180.0, 180.0),
 }
 _RANGES: Final = tuple(PHYSICAL_RANGES[name] for name in NUMERIC_FIELDS)
+_T_MIN, _T_MAX = PHYSICAL_RANGES["temperature"]
+if _RANGES[1:] != ((0.0, 100.0), (0.0, 100.0), (-90.0, 90.0), (-180.0, 180.0)):  # pragma: no cover
+    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.record")
 
 # --- invalid reasons: "<field>:<problem>"
 MISSING: Final = "missing"  # absent, null, or an empty string
@@ -285,7 +288,7 @@ def _row_fields(item: Any) -> tuple[Any, Any, Any, bool]:
             if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (Glue bigint)
                 index = None
             source = item.get(schema.ITEM_FILE)
-            if type(values) is list and len(values) == len(schema.ITEM_FIELDS):
+            if isinstance(values, list) and len(values) == len(schema.ITEM_FIELDS):
                 return values, source, index, True
             return values, source, index, False
         get = item.get
@@ -376,24 +379,18 @@ class Analyzer:
                 timestamp_part = parsed[1]
             else:
                 stamp, timestamp_part = _bad_timestamp(stamp, reasons)
-            # --- the five values: a finite float, or None and a reason
-            numbers = [t, h, b, la, lo]
-            usable = True
-            for position in range(5):
-                value = numbers[position]
-                if type(value) is not float or value - value != 0.0:
-                    value, problem = coerce_number(value, csv=csv)
-                    if problem is not None:
-                        reasons.append(f"{NUMERIC_FIELDS[position]}:{problem}")
-                        usable = False
-                    numbers[position] = value
-                low, high = _RANGES[position]
-                if value is not None and not low <= value <= high:
-                    reasons.append(f"{NUMERIC_FIELDS[position]}:{OUT_OF_RANGE}")
-            if usable:
-                values_part = _pack_values(*numbers)
+            # --- the five values. Usually five floats, all possible: every comparison with NaN is false
+            # and every range is finite, so the range checks also refuse NaN and the infinities.
+            if (
+                type(t) is float and type(h) is float and type(b) is float
+                and type(la) is float and type(lo) is float
+                and _T_MIN <= t <= _T_MAX and 0.0 <= h <= 100.0 and 0.0 <= b <= 100.0
+                and -90.0 <= la <= 90.0 and -180.0 <= lo <= 180.0
+            ):  # fmt: skip
+                numbers = [t, h, b, la, lo]
+                values_part = _pack_values(t, h, b, la, lo)
             else:
-                values_part = _unusable_values_part(values[2:], numbers, csv)
+                numbers, values_part = _numbers([t, h, b, la, lo], csv, reasons)
             rid = record_id(deviceid_text, timestamp_part, values_part)
 
         t, h, b = numbers[0], numbers[1], numbers[2]
@@ -434,6 +431,22 @@ class Analyzer:
             "processedat": ctx.processedat,
         }
         return record, types, bool(reasons)
+
+
+def _numbers(raw: list[Any], csv: bool, reasons: list[str]) -> tuple[list[float | None], bytes]:
+    """The five values (a finite float, or None with its reason) and their id bytes, for a reading
+    whose values are not all possible floats: strings in CSV, integers, missing or unusable values."""
+    numbers: list[float | None] = []
+    for name, value, (low, high) in zip(NUMERIC_FIELDS, raw, _RANGES, strict=True):
+        number, problem = coerce_number(value, csv=csv)
+        if problem is not None:
+            reasons.append(f"{name}:{problem}")
+        elif not low <= number <= high:
+            reasons.append(f"{name}:{OUT_OF_RANGE}")
+        numbers.append(number)
+    if None in numbers:
+        return numbers, _unusable_values_part(raw, numbers, csv)
+    return numbers, _pack_values(*numbers)
 
 
 def _deviceid(deviceid: Any, reasons: list[str]) -> tuple[str | None, str]:
