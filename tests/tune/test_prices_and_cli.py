@@ -60,7 +60,7 @@ def test_plan_stack_reads_each_stage():
     dev = plan_stack("dev", 1_000_000, benchmark=None)
     prod = plan_stack("prod", 1_000_000, benchmark=None)
     assert dev.ours.batches == math.ceil(1_000_000 / 250)  # dev's MaxItemsPerBatch binds
-    assert prod.ours.batches == math.ceil(1_000_000 / 700)
+    assert prod.ours.batches == math.ceil(1_000_000 / 1_500)  # prod's MaxItemsPerBatch binds
     dev_settings = settings.load(harness.stack_config("dev"), stack="dev")
     assert dev.ours.parallelism.effective == dev_settings.max_concurrency
     assert dev.ours.parallelism.binding == (model.MAX_CONCURRENCY,)
