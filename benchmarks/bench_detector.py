@@ -45,7 +45,10 @@ from functions.detector.config import DetectorConfig, InputFormat
 from functions.detector.delivery import BILLING_INCREMENT_BYTES, billed_bytes, pack
 
 OUTPUT = Path("build/benchmarks/detector.json")
-TARGET_ROWS_PER_SECOND = 200_000
+TARGET_ROWS_PER_SECOND = 150_000
+TARGET_RECORD_BYTES = 450
+TARGET_ITEM_BYTES = 220
+TARGET_CHILDREN_PER_MILLION = 720
 TARGET_BILLED_KB_PER_READING = 1.0
 # The run's execution name (scheduled runs get a UUID) and UNLOAD file names as Athena writes them
 # (<query id>_<uuid>), relative to the run's folder: what the ItemSelector sends.
@@ -238,6 +241,39 @@ def firehose_efficiency(batch_sizes: tuple[int, ...] = (1, 50, 250, 500, 1_000))
     return out
 
 
+def sizes(stage: str = "prod", rows: int = 10_000) -> dict[str, Any]:
+    """Average record and map item bytes on the benchmark's data, and what the stage's ItemBatcher
+    makes of such items: rows per batch and child executions per million readings."""
+    from tools import stackfile
+    from tools.tune.model import batch_sizes, json_size
+
+    batches = make_batches(rows, 500, seed=11)
+    config = DetectorConfig(stream_name="bench")
+    record_bytes = item_bytes = 0
+    item_sizes: list[int] = []
+    for batch in batches:
+        record_bytes += sum(len(line) + 1 for line in handler.analyse_event(batch, config=config).lines)
+        item_sizes.extend(json_size(item) for item in batch["Items"])
+    item_bytes = sum(item_sizes)
+    settings = stackfile.load(stage).settings
+    million = (item_sizes[i % len(item_sizes)] for i in range(1_000_000))
+    per_batch = batch_sizes(
+        million,
+        max_items=settings.max_items_per_batch,
+        max_bytes=settings.max_input_bytes_per_batch,
+        batch_input_bytes=json_size(batches[0]["BatchInput"]),
+    )
+    return {
+        "stage": stage,
+        "record_bytes": round(record_bytes / rows, 1),
+        "item_bytes": round(item_bytes / rows, 1),
+        "max_items_per_batch": settings.max_items_per_batch,
+        "max_input_bytes_per_batch": settings.max_input_bytes_per_batch,
+        "rows_per_batch": max(per_batch),
+        "children_per_million": len(per_batch),
+    }
+
+
 def render(report: dict[str, Any]) -> str:
     """The report as a small Markdown document."""
     lines = [
@@ -253,6 +289,19 @@ def render(report: dict[str, Any]) -> str:
             f"| {r['stage']} | {r['format']} | {r['best_rows_per_s']:,.0f} | {r['median_rows_per_s']:,.0f} "
             f"| {r['best_run_rows_per_s']:,.0f} |"
         )
+    z = report["sizes"]
+    lines += [
+        "",
+        f"Sizes on the benchmark's data, batched with {z['stage']}'s settings (MaxItemsPerBatch "
+        f"{z['max_items_per_batch']:,}, MaxInputBytesPerBatch {z['max_input_bytes_per_batch']:,}):",
+        "",
+        "| measure | value | target |",
+        "|---|---:|---:|",
+        f"| analysis record, bytes (newline included) | {z['record_bytes']:,.1f} | <= {TARGET_RECORD_BYTES} |",
+        f"| map item, bytes | {z['item_bytes']:,.1f} | <= {TARGET_ITEM_BYTES} |",
+        f"| rows per batch | {z['rows_per_batch']:,} | |",
+        f"| child executions per million readings | {z['children_per_million']:,} | <= {TARGET_CHILDREN_PER_MILLION} |",
+    ]
     lines += [
         "",
         f"Firehose per 1,000 readings (records billed in {BILLING_INCREMENT_BYTES // 1024} KB increments):",
@@ -281,6 +330,7 @@ def run(rows: int = 200_000, batch_size: int = 500, repeat: int = 5) -> dict[str
             "billed_kb_per_reading": TARGET_BILLED_KB_PER_READING,
         },
         "throughput": throughput(rows, batch_size, repeat),
+        "sizes": sizes(),
         "firehose": firehose_efficiency(),
     }
 

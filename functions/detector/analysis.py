@@ -379,6 +379,17 @@ class Analyzer:
                 timestamp_part = parsed[1]
             else:
                 stamp, timestamp_part = _bad_timestamp(stamp, reasons)
+            if (
+                csv and type(t) is str and type(h) is str and type(b) is str
+                and type(la) is str and type(lo) is str and "_" not in t + h + b + la + lo
+            ):  # fmt: skip
+                # CSV: five numeric strings (float() takes blanks and exponents, as coerce_number does;
+                # "1_000" it would take too, so such rows go to _numbers). A ValueError leaves the
+                # strings for _numbers to name.
+                try:  # noqa: SIM105 - per row: a try costs nothing when it does not raise, suppress() does
+                    t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
+                except ValueError:
+                    pass
             # --- the five values. Usually five floats, all possible: every comparison with NaN is false
             # and every range is finite, so the range checks also refuse NaN and the infinities.
             if (
