@@ -84,7 +84,8 @@ def make_row(rnd: random.Random, device: int, when: datetime, *, csv: bool) -> d
         "timestamp": when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}",
         "temperature": round(rnd.gauss(21.0, 4.0), 2),
         "humidity": round(rnd.uniform(30.0, 70.0), 1),
-        "batterylevel": float(rnd.randint(25, 100)),
+        # An integral double, as Step Functions' JSON writes it (87.0 arrives as 87).
+        "batterylevel": rnd.randint(25, 100),
         "latitude": round(47.0 + rnd.uniform(-2.0, 2.0), 6),
         "longitude": round(8.0 + rnd.uniform(-2.0, 2.0), 6),
     }

@@ -272,6 +272,7 @@ class BatchContext:
 
 
 _MAX_BIGINT: Final = 2**63
+_EXACT_INT: Final = 2**53
 
 
 def _row_fields(item: Any) -> tuple[Any, Any, Any, bool]:
@@ -390,6 +391,18 @@ class Analyzer:
                     t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
                 except ValueError:
                     pass
+            # Step Functions writes an integral double without its fraction (37.0 arrives as 37): such an
+            # integer is that double. Beyond 2^53 an integer has no exact double: coerce_number decides.
+            if type(t) is int and -_EXACT_INT < t < _EXACT_INT:
+                t = float(t)
+            if type(h) is int and -_EXACT_INT < h < _EXACT_INT:
+                h = float(h)
+            if type(b) is int and -_EXACT_INT < b < _EXACT_INT:
+                b = float(b)
+            if type(la) is int and -_EXACT_INT < la < _EXACT_INT:
+                la = float(la)
+            if type(lo) is int and -_EXACT_INT < lo < _EXACT_INT:
+                lo = float(lo)
             # --- the five values. Usually five floats, all possible: every comparison with NaN is false
             # and every range is finite, so the range checks also refuse NaN and the infinities.
             if (
