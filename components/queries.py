@@ -97,7 +97,7 @@ def delivered_rows(catalog: Catalog) -> str:
 def _latest_records(catalog: Catalog, where: str) -> str:
     """One row per record id (the newest delivery), so reruns and retried batches count once."""
     return (
-        "SELECT * FROM (SELECT a.*, row_number() OVER (PARTITION BY recordid ORDER BY processedat DESC) AS rn "
+        "SELECT * FROM (SELECT a.*, row_number() OVER (PARTITION BY recordid ORDER BY processedatms DESC) AS rn "
         f"FROM {catalog.table(catalog.analysis_table)} a WHERE {where}) WHERE rn = 1"
     )
 

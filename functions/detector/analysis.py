@@ -452,7 +452,7 @@ class Analyzer:
             "sourcefile": source_key(source) if reasons else None,
             "sourceindex": index,
             "runid": ctx.runid,
-            "processedat": ctx.processedat,
+            "processedatms": ctx.processedat,
         }
         return record, types, bool(reasons)
 

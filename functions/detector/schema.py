@@ -109,7 +109,10 @@ ANALYSIS_COLUMNS: Final = (
     ),
     ("sourceindex", "bigint", "the map item's index, unique within the run: with runid, names the row"),
     ("runid", "string", "Step Functions execution name of the run (unique per state machine)"),
-    ("processedat", "bigint", "UTC time the detector processed the reading, milliseconds since the epoch"),
+    # A new name, not processedat with a new type: records written before hold processedat as ISO text,
+    # which a bigint column of that name could not read (the JSON SerDe fails the row); under this name
+    # they read as NULL, and NULLs sort last in the newest-delivery ordering.
+    ("processedatms", "bigint", "UTC time the detector processed the reading, milliseconds since the epoch"),
 )
 ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
 

@@ -84,11 +84,11 @@ def test_a_record_has_exactly_the_schema_keys_in_order_and_glue_types(sample) ->
     for name, glue, _comment in schema.ANALYSIS_COLUMNS:
         conforms(record[name], parse_type(glue), name)
     # Never-null columns: the id, the verdict, the counts, the date the table is partitioned by.
-    for name in ("recordid", "analysisdate", "healthstatus", "processedat", "metrics", "anomalies"):
+    for name in ("recordid", "analysisdate", "healthstatus", "processedatms", "metrics", "anomalies"):
         assert record[name] is not None, name
     assert record["healthstatus"] in schema.HEALTH_STATUSES
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["analysisdate"])
-    assert record["processedat"] == 1_717_286_400_000  # UTC milliseconds since the epoch
+    assert record["processedatms"] == 1_717_286_400_000  # UTC milliseconds since the epoch
     # Exactly one of readingtime (usable) and readingtimestamp (unusable text) holds the timestamp.
     assert record["readingtime"] is None or record["readingtimestamp"] is None
 

@@ -310,7 +310,7 @@ def test_the_file_is_kept_for_invalid_readings_and_the_index_for_all() -> None:
 def test_run_fields_and_processing_time() -> None:
     record = one(row())
     assert record["runid"] == EXECUTION_NAME
-    assert record["processedat"] == 1_717_290_123_456  # UTC milliseconds since the epoch
+    assert record["processedatms"] == 1_717_290_123_456  # UTC milliseconds since the epoch
     assert (record["readingtime"], record["readingtimestamp"]) == ("2024-06-01T13:00:00.000000Z", None)
     bad = one(row(timestamp="13h, 1 June"))
     assert (bad["readingtime"], bad["readingtimestamp"]) == (None, "13h, 1 June")  # kept as it arrived

@@ -15,7 +15,7 @@ from tools.simulate import ANOMALY_KINDS, MALFORMED_KINDS
 
 from .conftest import DAY
 
-IGNORED = ("processedat",)  # differs run to run by design
+IGNORED = ("processedatms",)  # differs run to run by design
 
 
 def _records(pipeline: LocalPipeline, run_id: str) -> list[str]:

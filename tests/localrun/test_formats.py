@@ -4,7 +4,7 @@ One small day (well-formed rows, numbers the raw table parses leniently, malform
 values, non-finite values, a missing device id and timestamp) runs three times, with ``unloadFormat``
 PARQUET, JSONL and CSV, each execution named alike. Fields that legitimately differ are ignored:
 
-* ``processedat``: the invocation's clock;
+* ``processedatms``: the invocation's clock;
 * ``runid``, ``sourcefile``, ``sourceindex``: name the execution and the UNLOAD file and row, which
   belong to a run, not to the reading (file names and row order are Athena's choice);
 * ``dt``: the Firehose arrival partition, not a field of the record.
@@ -30,7 +30,7 @@ from tools.localrun.run import LocalPipeline
 
 DAY = "2025-06-01"
 FORMATS = ("PARQUET", "JSONL", "CSV")
-IGNORED = frozenset({"processedat", "runid", "sourcefile", "sourceindex", "dt"})
+IGNORED = frozenset({"processedatms", "runid", "sourcefile", "sourceindex", "dt"})
 HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude"
 
 # (kind, raw CSV line). Timestamps are unique, so a record is found again by its timestamp (or, for the

@@ -160,7 +160,7 @@ def test_the_budgets_catch_the_earlier_shapes(measured: dict[str, Any]) -> None:
     assert children_per_million([json_size(i) for i in old_items], old_batch) > CHILDREN_PER_MILLION_BUDGET
     records = [json.loads(line) for line in measured["lines"]]
     widened = [
-        dict(r, recordid="9" * 64, runid=old_arn, processedat="2024-06-02T02:31:00.000Z", readingscount=1)
+        dict(r, recordid="9" * 64, runid=old_arn, processedatms="2024-06-02T02:31:00.000Z", readingscount=1)
         for r in records
     ]
     assert statistics.mean(json_size(r) + 1 for r in widened) > RECORD_BUDGET

@@ -85,7 +85,7 @@ def example_record(stage: str, account: Account) -> dict[str, Any]:
         "sourcefile": None,
         "sourceindex": 123_456,
         "runid": _UUID,
-        "processedat": 1_768_530_667_123,
+        "processedatms": 1_768_530_667_123,
     }
     # Keys the schema has that this example does not know get a short string, so the estimate follows
     # the schema as it grows; keys the schema dropped are left out.
