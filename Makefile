@@ -23,7 +23,7 @@ ARGS ?=
 VENV_STAMP := $(VENV)/.installed
 POLICY_STAMP := $(POLICY_VENV)/.installed
 NODE_STAMP := node_modules/.installed
-PACKAGE_STAMP := build/lambda/detector/.packaged
+PACKAGE_STAMP := build/lambda/.packaged
 DETECTOR_SOURCES := $(wildcard functions/detector/*.py)
 
 .PHONY: help setup package synth check-definition demo test lint format unit policy tune figures bench lock clean distclean
@@ -45,18 +45,18 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The Lambda package: the detector package (handler `detector.handler.lambda_handler`) plus its vendored
-# dependencies (pure Python, so one build serves arm64 and x86_64). The Pulumi component zips exactly this.
-$(PACKAGE_STAMP): $(VENV_STAMP) $(DETECTOR_SOURCES) functions/detector/requirements.txt
-	rm -rf build/lambda/detector && mkdir -p build/lambda/detector
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile --target build/lambda/detector \
-		-r functions/detector/requirements.txt -c constraints.txt
-	mkdir -p build/lambda/detector/detector && cp functions/detector/*.py build/lambda/detector/detector/
+# The Lambda packages: the detector package (handler `detector.handler.lambda_handler`) plus its vendored
+# dependencies, one per (lambdaRuntime, lambdaArchitecture) the stacks deploy, under
+# build/lambda/<runtime>-<architecture> (tools/package.py: orjson is compiled, so pip fetches the wheel for
+# the target). The Pulumi component zips the one for its stage.
+$(PACKAGE_STAMP): $(VENV_STAMP) $(DETECTOR_SOURCES) functions/detector/requirements.txt constraints.txt tools/package.py $(addprefix Pulumi.,$(addsuffix .yaml,$(STACKS)))
+	rm -rf build/lambda
+	$(PY) -m tools.package $(addprefix --stack ,$(STACKS))
 	touch $@
 
 setup: $(VENV_STAMP) $(POLICY_STAMP) $(NODE_STAMP) $(PACKAGE_STAMP) ## install every pinned dependency
 
-package: $(PACKAGE_STAMP) ## build the Lambda package under build/lambda/detector
+package: $(PACKAGE_STAMP) ## build the Lambda packages under build/lambda/<runtime>-<architecture>
 
 synth: setup ## render dev, prod (and STACK) under recording mocks into build/<stage>/ (the offline preview)
 	$(PY) -m tools.synth $(addprefix --stack ,$(RENDERED))

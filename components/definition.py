@@ -139,28 +139,31 @@ def max_lambda_timeout_seconds() -> int:
 # (step-functions/latest/apireference/API_DescribeExecution.html, executionArn).
 _WORST_CHARACTER: Final = "\U0001f321"
 _WORST_NUMBER: Final = "-2.2250738585072014E-308"
-_WORST_SOURCE: Final = "s3://" + "b" * 63 + "/" + "k" * 1024
-_WORST_EXECUTION_ARN: Final = "a" * 256
+# StartExecution names are 1 to 80 characters (API_StartExecution.html, "name"); counted at the worst
+# character, as the row's texts are.
+_WORST_EXECUTION_NAME: Final = _WORST_CHARACTER * 80
 _MAX_ITEM_INDEX: Final = 99_999_999  # MaxItems is at most 100,000,000 (input-output-itemreader.html)
+_WORST_FILE: Final = "k" * 1024  # the item keeps the object key's last part; a key is at most 1,024 bytes
 
 
 def max_item_bytes() -> int:
-    """Bytes of the largest item the ItemSelector can give one exported row."""
-    row: dict[str, Any] = {}
-    for name, kind in queries.UNLOAD_COLUMNS:
+    """Bytes of the largest item the ItemSelector can give one exported row (``item_selector``'s shape)."""
+    kinds = dict(queries.UNLOAD_COLUMNS)
+    values: list[Any] = []
+    for name in schema.ITEM_FIELDS:
         if name == schema.TRUNCATED_FIELD:
-            row[name] = ",".join(queries.TEXT_COLUMN_MAX_CHARS)
-        elif kind == "string":
-            row[name] = _WORST_CHARACTER * queries.TEXT_COLUMN_MAX_CHARS[name]
+            values.append(",".join(queries.TEXT_COLUMN_MAX_CHARS))
+        elif kinds[name] == "string":
+            values.append(_WORST_CHARACTER * queries.TEXT_COLUMN_MAX_CHARS[name])
         else:
-            row[name] = _WORST_NUMBER
-    item = {"row": row, "source": _WORST_SOURCE, "index": _MAX_ITEM_INDEX}
+            values.append(_WORST_NUMBER)
+    item = {schema.ITEM_ROW: values, schema.ITEM_FILE: _WORST_FILE, schema.ITEM_INDEX: _MAX_ITEM_INDEX}
     return len(json.dumps(item, separators=(",", ":"), ensure_ascii=True).encode())
 
 
 def max_batch_input_bytes() -> int:
     """Bytes of the largest ``{"Items":[],"BatchInput":{...}}`` envelope: a batch before its items."""
-    batch_input = {"executionId": _WORST_EXECUTION_ARN, "runDate": "YYYY-MM-DD"}
+    batch_input = {schema.BATCH_RUN: _WORST_EXECUTION_NAME, "runDate": "YYYY-MM-DD"}
     return len(json.dumps({"Items": [], "BatchInput": batch_input}, separators=(",", ":")).encode())
 
 
@@ -227,6 +230,33 @@ def reader_config(unload_format: str) -> dict[str, Any]:
     if unload_format == "CSV":
         config |= {"CSVHeaderLocation": "GIVEN", "CSVHeaders": list(CSV_HEADERS)}
     return config
+
+
+# The map item (schema: ``{"r": [values], "s": file, "i": index}``). Every byte of an item counts against
+# the child's 256 KiB input (MaxInputBytesPerBatch), so the row goes positionally, without its keys:
+# each of the UNLOAD's columns in schema.ITEM_FIELDS order, null where the row has no such key (JSONata
+# drops an undefined value from an array, which would shift the positions). A row that is not an object
+# (a JSONL line holding an array, say) goes as its JSON text, which the detector reports as
+# row:not_an_object. The file is its key relative to the run's UNLOAD folder: an unpartitioned UNLOAD
+# writes its data files directly into the TO folder (docs: athena/latest/ug/unload.html), so that is
+# the last segment of Map.Item.Source. Map.Item.Index counts items across the whole map run
+# (docs: step-functions/latest/dg/input-output-contextobject.html, "Context object data for Map states").
+ITEM_ROW_EXPRESSION: Final = (
+    "($v := $states.context.Map.Item.Value; $type($v) = 'object' ? ["
+    + ", ".join(f"($exists($v.{name}) ? $v.{name} : null)" for name in schema.ITEM_FIELDS)
+    + "] : $string($v))"
+)
+ITEM_FILE_EXPRESSION: Final = "$split($states.context.Map.Item.Source, '/')[-1]"
+ITEM_INDEX_EXPRESSION: Final = "$states.context.Map.Item.Index"
+
+
+def item_selector() -> dict[str, str]:
+    """The Distributed Map's ItemSelector: one positional item per row (see ``ITEM_ROW_EXPRESSION``)."""
+    return {
+        schema.ITEM_ROW: expr(ITEM_ROW_EXPRESSION),
+        schema.ITEM_FILE: expr(ITEM_FILE_EXPRESSION),
+        schema.ITEM_INDEX: expr(ITEM_INDEX_EXPRESSION),
+    }
 
 
 def _s3_uri_parts(location: str) -> tuple[str, str]:
@@ -341,16 +371,12 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "ReaderConfig": reader_config(p.unload_format),
                 "Arguments": {"Bucket": expr("$manifestBucket"), "Key": expr("$manifestKey")},
             },
-            "ItemSelector": {
-                "row": expr("$states.context.Map.Item.Value"),
-                "source": expr("$states.context.Map.Item.Source"),
-                "index": expr("$states.context.Map.Item.Index"),
-            },
+            "ItemSelector": item_selector(),
             "ItemBatcher": {
                 "MaxItemsPerBatch": p.max_items_per_batch,
                 "MaxInputBytesPerBatch": p.max_input_bytes_per_batch,
                 "BatchInput": {
-                    "executionId": expr("$states.context.Execution.Id"),
+                    schema.BATCH_RUN: expr("$states.context.Execution.Name"),
                     "runDate": expr("$runDate"),
                 },
             },
@@ -437,7 +463,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             "Arguments": {
                 "QueryString": template_expression(
                     queries.delivered_rows(p.catalog),
-                    {"run_id": _sql_text("$states.context.Execution.Id"), "since": since},
+                    {"run_id": _sql_text("$states.context.Execution.Name"), "since": since},
                 ),
                 "WorkGroup": p.workgroup,
                 "QueryExecutionContext": athena_context,
@@ -523,8 +549,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "QueryString": template_expression(
                     queries.kpis_for_day(p.catalog),
                     {
-                        "run_id": _sql_text("$states.context.Execution.Id"),
-                        "run_date": "$runDate",
+                        "run_id": _sql_text("$states.context.Execution.Name"),
                         "since": since,
                         "until": "$substring($states.context.State.EnteredTime, 0, 10)",
                         "location": f"'s3://{p.analytics_bucket}/{KPI_PREFIX}dt=' & $runDate & '/'",

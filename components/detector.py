@@ -1,7 +1,8 @@
 """The detector function: the Lambda the Distributed Map's children invoke, with its role and log group.
 
-Its code is ``build/lambda/detector`` (``make package``: the ``functions/detector`` package plus its
-vendored dependencies), zipped by Pulumi. The role may write its own log group and put records to the
+Its code is ``build/lambda/<runtime>-<architecture>`` (``make package``, ``tools/package.py``: the
+``functions/detector`` package plus its vendored dependencies, compiled ones for the stage's
+``lambdaArchitecture``), zipped by Pulumi. The role may write its own log group and put records to the
 one delivery stream, nothing else.
 """
 
@@ -19,7 +20,14 @@ from components.naming import Names
 from components.settings import Settings
 from functions.detector import schema
 
-PACKAGE_DIR: Final = Path(__file__).resolve().parent.parent / "build" / "lambda" / "detector"
+PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "build" / "lambda"
+
+
+def package_dir(settings: Settings) -> Path:
+    """The package built for the stage's runtime and architecture (tools/package.py names it so)."""
+    return PACKAGE_ROOT / f"{settings.lambda_runtime}-{settings.lambda_architecture}"
+
+
 HANDLER: Final = "detector.handler.lambda_handler"
 
 
@@ -72,7 +80,7 @@ class DetectorArgs:
     names: Names
     stream_name: pulumi.Input[str]
     stream_arn: pulumi.Input[str]
-    package_dir: Path = PACKAGE_DIR
+    package_dir: Path | None = None  # default: package_dir(settings)
 
 
 class Detector(pulumi.ComponentResource):
@@ -84,9 +92,10 @@ class Detector(pulumi.ComponentResource):
     def __init__(self, name: str, args: DetectorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:detector:Detector", name, None, opts)
         settings, names = args.settings, args.names
-        if not (args.package_dir / "detector" / "handler.py").is_file():
+        code_dir = args.package_dir if args.package_dir is not None else package_dir(settings)
+        if not (code_dir / "detector" / "handler.py").is_file():
             raise FileNotFoundError(
-                f"Lambda package not built: {args.package_dir / 'detector' / 'handler.py'} is missing; "
+                f"Lambda package not built: {code_dir / 'detector' / 'handler.py'} is missing; "
                 "run `make package` first"
             )
         child = pulumi.ResourceOptions(parent=self)
@@ -117,7 +126,7 @@ class Detector(pulumi.ComponentResource):
             runtime=settings.lambda_runtime,
             architectures=[settings.lambda_architecture],
             handler=HANDLER,
-            code=pulumi.FileArchive(str(args.package_dir)),
+            code=pulumi.FileArchive(str(code_dir)),
             memory_size=settings.lambda_memory_mb,
             timeout=settings.lambda_timeout_seconds,
             reserved_concurrent_executions=settings.lambda_reserved_concurrency,

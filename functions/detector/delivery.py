@@ -1,7 +1,7 @@
 """Delivery to Kinesis Data Firehose: pack many JSON lines per record, send in batches, retry what fails.
 
 Why pack: Firehose bills ingestion per record rounded up to 5 KB, and a Direct PUT stream takes 5,000
-records/s by default; one ~0.6 KB reading per record bills 5 KB and caps a stream at 5,000 readings/s.
+records/s by default; one ~0.4 KB reading per record bills 5 KB and caps a stream at 5,000 readings/s.
 Newline-delimited lines packed into records of up to 1,000 KiB bill what they weigh and carry hundreds of
 readings each. Every line ends with a newline, so records concatenated in S3 stay valid JSON Lines
 (Firehose adds no delimiter between records).
@@ -91,13 +91,13 @@ class DeliveryError(RuntimeError):
         self.retries = retries
 
 
-def pack(lines: Iterable[str], *, max_bytes: int = MAX_RECORD_BYTES) -> list[Packed]:
-    """Greedily pack JSON lines (ASCII, no newline) into records of at most ``max_bytes`` bytes."""
+def pack(lines: Iterable[bytes], *, max_bytes: int = MAX_RECORD_BYTES) -> list[Packed]:
+    """Greedily pack JSON lines (UTF-8 bytes, no newline) into records of at most ``max_bytes`` bytes."""
     records: list[Packed] = []
-    chunk: list[str] = []
+    chunk: list[bytes] = []
     size = 0
     for line in lines:
-        need = len(line) + 1  # ASCII: characters are bytes; +1 for the newline
+        need = len(line) + 1  # +1 for the newline
         if need > max_bytes:
             raise ValueError(
                 f"a JSON line of {need:,} bytes exceeds the Firehose record limit of {max_bytes:,}"
@@ -112,9 +112,9 @@ def pack(lines: Iterable[str], *, max_bytes: int = MAX_RECORD_BYTES) -> list[Pac
     return records
 
 
-def _packed(chunk: list[str]) -> Packed:
-    chunk.append("")  # the join then ends the last line with a newline too
-    data = "\n".join(chunk).encode("ascii")
+def _packed(chunk: list[bytes]) -> Packed:
+    chunk.append(b"")  # the join then ends the last line with a newline too
+    data = b"\n".join(chunk)
     return Packed(data=data, readings=len(chunk) - 1)
 
 

@@ -6,11 +6,11 @@ and one EMF metrics blob per invocation, never one per row.
 
 Input (Distributed Map with ItemBatcher; docs: input-output-itembatcher.html)::
 
-    {"Items": [{"row": {...}, "source": "s3://...", "index": 0}, ...],
-     "BatchInput": {"executionId": "<execution ARN>", "runDate": "YYYY-MM-DD"}}
+    {"Items": [{"r": [<deviceid>, <timestamp>, <temperature>, ...], "s": "<file>", "i": 0}, ...],
+     "BatchInput": {"executionName": "<execution name>", "runDate": "YYYY-MM-DD"}}
 
 A bare row (a dict with the row fields and no ``Items``), a bare item and a list of items are accepted
-too. Bad content never raises: every item comes out as exactly one analysis record.
+too (``schema`` describes the item). Bad content never raises: every item comes out as exactly one analysis record.
 
 Injection points for tests and the local runner: ``use_firehose_client(client)``, ``use_sleep(fn)``; the
 pure core is ``process_batch(event, config=..., firehose=..., sleep=...)``. Module state (the Firehose
@@ -64,7 +64,7 @@ _BOTO_CONFIG: Final = {
 class BatchResult:
     """The analysis of one event, before delivery."""
 
-    lines: list[str]
+    lines: list[bytes]  # one JSON line per item (UTF-8, no newline)
     valid: int = 0  # readings without invalid reasons
     invalid: int = 0  # readings with invalid reasons, anomalous or not
     anomalous_rows: int = 0  # readings that broke at least one rule, valid or not
@@ -102,7 +102,7 @@ def analyse_event(event: Any, *, config: DetectorConfig, now: datetime | None = 
     context, warnings = batch_context(batch_input, now=now or datetime.now(UTC))
     analyzer = Analyzer(config, context)
     line = analyzer.line
-    lines: list[str] = []
+    lines: list[bytes] = []
     append = lines.append
     result = BatchResult(lines=lines, warnings=warnings)
     invalid = anomalous = 0

@@ -4,14 +4,19 @@ This module is the single source of truth for both sides: the detector builds re
 keys, and the catalog component builds the analytics table's columns from ``ANALYSIS_COLUMNS``; a test
 checks that a record produced by the handler has exactly these keys in this order.
 
-Compatible with the reference sample's record (``deviceid, analysisdate, readingtimestamp, readingscount,
-metrics{...}, anomalies[{type, value, threshold}], anomalycount, healthstatus``), plus what operations
-need: a deterministic ``recordid`` (same reading, same id, so reruns and at-least-once deliveries are
-de-duplicated), the reasons a reading was invalid, its source file and map item index (together they name
-one processed row of a run, which reconciliation counts), the run that produced it and the UTC processing
-time.
+Close to the reference sample's record (``deviceid, analysisdate, readingtimestamp, metrics{...},
+anomalies[{type, value, threshold}], healthstatus``; its ``readingscount`` (always 1) and ``anomalycount``
+(``cardinality(anomalies)``) are not sent), plus what operations need: a deterministic ``recordid`` (same
+reading, same id, so reruns and at-least-once deliveries are de-duplicated), the reasons a reading was
+invalid, the map item index and the run's execution name (together they name one processed row of a run,
+which reconciliation counts), the UNLOAD file of an invalid reading and the UTC processing time. Every
+byte is sent once per reading through Firehose, whose per-stream bytes quota bounds the pipeline: a
+field is here only if a query needs it and cannot derive it (docs/detector.md, "The record, field by
+field").
 
-A map item (the ItemSelector's output) is ``{"row": {...}, "source": "s3://...", "index": <int>}``.
+A map item (the ItemSelector's output) is positional, ``{"r": [<ITEM_FIELDS values>], "s": <file>,
+"i": <index>}``: the row's seven values in ``ITEM_FIELDS`` order (null where absent), the UNLOAD file
+relative to the run's folder, and the item's index in the map run.
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ READING_FIELDS: Final = (
 # fields it cut, comma-separated, in this extra field (null when nothing was cut); the detector reports
 # each as the invalid reason ``<field>:truncated`` (components.queries.unload_day).
 TRUNCATED_FIELD: Final = "truncated"
+# The map item (components.definition builds the ItemSelector from these names).
+ITEM_FIELDS: Final = (*READING_FIELDS, TRUNCATED_FIELD)  # the order of the row's values in the item's "r"
+ITEM_ROW: Final = "r"
+ITEM_FILE: Final = "s"
+ITEM_INDEX: Final = "i"
+ITEM_KEYS: Final = (ITEM_ROW, ITEM_FILE, ITEM_INDEX)
+# The BatchInput key holding the run's execution name (the record's runid).
+BATCH_RUN: Final = "executionName"
 
 METRICS_TYPE: Final = (
     "struct<temperature:double,humidity:double,batterylevel:double,latitude:double,longitude:double>"
@@ -55,27 +68,33 @@ ANOMALIES_TYPE: Final = "array<struct<type:string,value:double,threshold:string>
 
 # (column, Glue/Hive type, comment) in record key order.
 ANALYSIS_COLUMNS: Final = (
-    ("recordid", "string", "sha256 of the reading's content: the de-duplication key"),
+    (
+        "recordid",
+        "string",
+        "96 bits of the sha256 of the reading's content, base64url: the de-duplication key",
+    ),
     ("deviceid", "string", "device that sent the reading"),
     (
         "analysisdate",
         "string",
-        "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is invalid",
+        "UTC date of the reading (YYYY-MM-DD), or the run date if its timestamp is unusable",
     ),
-    ("readingtimestamp", "string", "the reading's timestamp as it arrived"),
     (
         "readingtime",
         "string",
         "the reading's instant in UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ (null if unusable): sorts as time does",
     ),
-    ("readingscount", "int", "readings summarised by this record (always 1)"),
+    (
+        "readingtimestamp",
+        "string",
+        "the timestamp as it arrived, only when it is unusable (null when readingtime holds it)",
+    ),
     ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
     (
         "anomalies",
         ANOMALIES_TYPE,
         "rules the reading broke, with the value and the threshold (every finite value is judged, valid or not)",
     ),
-    ("anomalycount", "int", "number of anomalies"),
     (
         "healthstatus",
         "string",
@@ -86,11 +105,18 @@ ANALYSIS_COLUMNS: Final = (
         "array<string>",
         "why the reading is invalid (empty when valid): beside its anomalies",
     ),
-    ("sourcefile", "string", "s3:// URI of the UNLOAD file the reading came from"),
-    ("sourceindex", "bigint", "the map item's index: with sourcefile, identifies the row within its run"),
-    ("rundate", "string", "the run's date (YYYY-MM-DD)"),
-    ("runid", "string", "Step Functions execution ARN of the run"),
-    ("processedat", "string", "UTC time the detector processed the reading (ISO 8601)"),
+    (
+        "sourcefile",
+        "string",
+        "UNLOAD file of an invalid reading, relative to the run's folder unload/<run date>/<execution name>/"
+        " (null when valid)",
+    ),
+    ("sourceindex", "bigint", "the map item's index, unique within the run: with runid, names the row"),
+    ("runid", "string", "Step Functions execution name of the run (unique per state machine)"),
+    # A new name, not processedat with a new type: records written before hold processedat as ISO text,
+    # which a bigint column of that name could not read (the JSON SerDe fails the row); under this name
+    # they read as NULL, and NULLs sort last in the newest-delivery ordering.
+    ("processedatms", "bigint", "UTC time the detector processed the reading, milliseconds since the epoch"),
 )
 ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
 

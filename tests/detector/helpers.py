@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.detector import schema
 
-EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline/detect:0b7f2c9e"
+EXECUTION_NAME = "0b7f2c9e-1d2a-4c3b-9e8f-5a6b7c8d9e0f"  # the run's execution name (BatchInput)
 RUN_DATE = "2024-06-01"
 
 
@@ -28,25 +28,29 @@ def row(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-def item(
-    reading: Any, *, index: int = 0, source: Any = "S3://unload-bucket/unload/2024-06-01/f1.parquet"
-) -> dict:
-    """A map item as the ItemSelector builds it."""
-    return {"row": reading, "source": source, "index": index}
+def item(reading: Any, *, index: int = 0, source: Any = "20240602_023007_00042_x7k2p_f1") -> dict:
+    """A map item as the ItemSelector builds it (components.definition.item_selector): the row's values
+    in schema.ITEM_FIELDS order, null where absent; a row that is not an object as its JSON text."""
+    if isinstance(reading, dict):
+        values: Any = [reading.get(name) for name in schema.ITEM_FIELDS]
+    else:
+        values = json.dumps(reading, separators=(",", ":"))
+    return {schema.ITEM_ROW: values, schema.ITEM_FILE: source, schema.ITEM_INDEX: index}
 
 
-def event(items: list[Any], *, run_date: Any = RUN_DATE, execution: Any = EXECUTION_ARN) -> dict[str, Any]:
+def event(items: list[Any], *, run_date: Any = RUN_DATE, execution: Any = EXECUTION_NAME) -> dict[str, Any]:
     """An ItemBatcher event."""
-    return {"Items": items, "BatchInput": {"executionId": execution, "runDate": run_date}}
+    return {"Items": items, "BatchInput": {schema.BATCH_RUN: execution, "runDate": run_date}}
 
 
 def decode(records: list[bytes]) -> list[dict[str, Any]]:
     """Firehose records (newline-terminated JSON Lines) back into analysis records."""
     out = []
     for data in records:
-        text = data.decode("ascii")
-        assert text.endswith("\n"), "every packed record must end with a newline"
-        out.extend(json.loads(line) for line in text.splitlines())
+        assert data.endswith(b"\n"), "every packed record must end with a newline"
+        # Split on the newline only, as a line reader of JSON Lines does: U+0085 or U+2028 inside a string
+        # is no line break (str.splitlines would take them for one).
+        out.extend(json.loads(line) for line in data[:-1].split(b"\n"))
     return out
 
 

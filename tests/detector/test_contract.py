@@ -69,11 +69,12 @@ SAMPLES = [
     item(row(deviceid=None, temperature="x")),
     item(None),
     row(),
+    {"r": ["d", "2024-06-01 13:00:00", 21.5, 45.0, 87.0, 47.0, 8.0]},  # an item without file and index
 ]
 
 
 @pytest.mark.parametrize(
-    "sample", SAMPLES, ids=["healthy", "anomalies", "invalid", "bad-types", "null-row", "bare"]
+    "sample", SAMPLES, ids=["healthy", "anomalies", "invalid", "bad-types", "null-row", "bare", "no-source"]
 )
 def test_a_record_has_exactly_the_schema_keys_in_order_and_glue_types(sample) -> None:
     result = analyse_event(event([sample]), config=DetectorConfig(), now=datetime(2024, 6, 2, tzinfo=UTC))
@@ -83,11 +84,13 @@ def test_a_record_has_exactly_the_schema_keys_in_order_and_glue_types(sample) ->
     for name, glue, _comment in schema.ANALYSIS_COLUMNS:
         conforms(record[name], parse_type(glue), name)
     # Never-null columns: the id, the verdict, the counts, the date the table is partitioned by.
-    for name in ("recordid", "analysisdate", "readingscount", "anomalycount", "healthstatus", "processedat"):
+    for name in ("recordid", "analysisdate", "healthstatus", "processedatms", "metrics", "anomalies"):
         assert record[name] is not None, name
     assert record["healthstatus"] in schema.HEALTH_STATUSES
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", record["analysisdate"])
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z", record["processedat"])
+    assert record["processedatms"] == 1_717_286_400_000  # UTC milliseconds since the epoch
+    # Exactly one of readingtime (usable) and readingtimestamp (unusable text) holds the timestamp.
+    assert record["readingtime"] is None or record["readingtimestamp"] is None
 
 
 def test_the_type_checker_can_fail() -> None:

@@ -28,13 +28,13 @@ def big_event(n: int) -> dict:
 
 
 def test_lines_pack_into_records_within_the_limit_and_end_with_newlines() -> None:
-    lines = ["x" * 400_000, "y" * 400_000, "z" * 400_000, "w"]
+    lines = [b"x" * 400_000, b"y" * 400_000, b"z" * 400_000, b"w"]
     records = pack(lines)
     assert [r.readings for r in records] == [2, 2]
     assert all(len(r.data) <= MAX_RECORD_BYTES for r in records)
-    assert b"".join(r.data for r in records).decode().split("\n")[:-1] == lines
+    assert b"".join(r.data for r in records).split(b"\n")[:-1] == lines
     with pytest.raises(ValueError, match="exceeds the Firehose record limit"):
-        pack(["q" * MAX_RECORD_BYTES])
+        pack([b"q" * MAX_RECORD_BYTES])
 
 
 def test_calls_respect_500_records_and_4_mib() -> None:
@@ -123,7 +123,7 @@ def test_backoff_grows_exponentially_with_full_jitter() -> None:
 def test_partial_success_reports_only_what_landed() -> None:
     # Five records of ~1 MB: four fill the first call (4 MiB), the fifth goes in a second call, which
     # (like every later one) is throttled.
-    records = pack(["r" * 999_000] * 5)
+    records = pack([b"r" * 999_000] * 5)
     assert [len(c) for c in plan_calls(records)] == [4, 1]
     firehose = FakeFirehose(call_error=lambda n: throttling("ThrottlingException") if n > 1 else None)
     with pytest.raises(DeliveryError) as caught:

@@ -205,7 +205,8 @@ def _run(tmp_path: Path, files: dict[str, bytes]) -> tuple[LocalPipeline, Any, d
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
     columns, rows = pipeline.athena.sql(
-        f'SELECT deviceid, readingtimestamp, healthstatus, invalidreasons, anomalies FROM "{table.database}"."{table.name}"'
+        "SELECT deviceid, coalesce(substr(readingtime, 1, 19) || 'Z', readingtimestamp) AS readingtimestamp, "
+        f'healthstatus, invalidreasons, anomalies FROM "{table.database}"."{table.name}"'
     )
     records = {r[1]: dict(zip(columns, r, strict=True)) for r in rows}
     return pipeline, run, records

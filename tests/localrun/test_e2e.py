@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from components import settings
 from tools.localrun import report
 from tools.localrun.run import LocalPipeline
 from tools.localrun.worker import Faults
@@ -15,7 +16,7 @@ from tools.simulate import ANOMALY_KINDS, MALFORMED_KINDS
 
 from .conftest import DAY
 
-IGNORED = ("processedat",)  # differs run to run by design
+IGNORED = ("processedatms",)  # differs run to run by design
 
 
 def _records(pipeline: LocalPipeline, run_id: str) -> list[str]:
@@ -76,7 +77,13 @@ def test_dev_day_end_to_end(make_pipeline: Any, sim_day: tuple[Path, Any], tmp_p
 def test_results_do_not_depend_on_concurrency_or_batch_size(make_pipeline: Any) -> None:
     wide = make_pipeline("dev", folder="wide")
     narrow = make_pipeline(
-        "dev", {"maxConcurrency": 1, "maxItemsPerBatch": 37, "maxInputBytesPerBatch": 4096}, folder="narrow"
+        "dev",
+        {
+            "maxConcurrency": 1,
+            "maxItemsPerBatch": 37,
+            "maxInputBytesPerBatch": settings.MIN_INPUT_BYTES_PER_BATCH,
+        },
+        folder="narrow",
     )
     a = wide.execute(DAY, name="same-name")
     b = narrow.execute(DAY, name="same-name")

@@ -4,7 +4,7 @@ One small day (well-formed rows, numbers the raw table parses leniently, malform
 values, non-finite values, a missing device id and timestamp) runs three times, with ``unloadFormat``
 PARQUET, JSONL and CSV, each execution named alike. Fields that legitimately differ are ignored:
 
-* ``processedat``: the invocation's clock;
+* ``processedatms``: the invocation's clock;
 * ``runid``, ``sourcefile``, ``sourceindex``: name the execution and the UNLOAD file and row, which
   belong to a run, not to the reading (file names and row order are Athena's choice);
 * ``dt``: the Firehose arrival partition, not a field of the record.
@@ -23,13 +23,14 @@ from typing import Any
 
 import pytest
 
+from functions.detector.analysis import parse_timestamp
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline
 
 DAY = "2025-06-01"
 FORMATS = ("PARQUET", "JSONL", "CSV")
-IGNORED = frozenset({"processedat", "runid", "sourcefile", "sourceindex", "dt"})
+IGNORED = frozenset({"processedatms", "runid", "sourcefile", "sourceindex", "dt"})
 HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude"
 
 # (kind, raw CSV line). Timestamps are unique, so a record is found again by its timestamp (or, for the
@@ -56,12 +57,15 @@ ROWS = (
 
 def _key_of_line(line: str) -> str:
     fields = line.split(",")
-    return fields[1] if len(fields) > 1 and fields[1] not in ("", "not-a-time") else fields[0]
+    parsed = parse_timestamp(fields[1]) if len(fields) > 1 else None
+    # the device and the instant, as the record's readingtime (unusable timestamps: the device alone)
+    device = fields[0] if fields[0] not in ("", "\\N") else "None"  # a missing device id is null
+    return device + ("@" + parsed[2] if parsed is not None else "")
 
 
 def _key_of_record(record: dict[str, Any]) -> str:
-    stamp = record["readingtimestamp"]
-    return stamp if stamp not in (None, "", "\\N", "not-a-time") else record["deviceid"]
+    # A usable timestamp is kept as readingtime only; an unusable one is keyed by the device.
+    return str(record["deviceid"]) + ("@" + record["readingtime"] if record["readingtime"] else "")
 
 
 KIND = {_key_of_line(line): kind for kind, line in ROWS}

@@ -221,7 +221,7 @@ def test_named_queries_count_invalid_and_anomalous_independently(pipeline: Local
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     anomalous = report._named(pipeline, "anomalies-of-a-day", [DAY, DAY])
-    assert [(r["deviceid"], r["readingtimestamp"][11:16]) for r in anomalous] == [
+    assert [(r["deviceid"], r["readingtime"][11:16]) for r in anomalous] == [
         ("dev-a", "05:00"), ("dev-a", "12:00"),
         ("dev-b", "11:00"), ("dev-b", "13:00"), ("dev-b", "15:00"),
         ("dev-f", "09:00"),

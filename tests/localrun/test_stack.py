@@ -12,7 +12,7 @@ from tools.localrun.stack import ROOT
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_synth_output_and_in_process_render_agree(tmp_path: Path, stage: str) -> None:
-    if not (ROOT / "build" / "lambda" / "detector" / "detector" / "handler.py").is_file():
+    if not (ROOT / "build" / "lambda" / ".packaged").is_file():
         pytest.skip("the Lambda package is not built (make package); synth needs it")
     from tools import synth
 

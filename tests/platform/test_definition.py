@@ -11,6 +11,7 @@ import pytest
 from components import definition, queries, settings
 from components.naming import Account, Names
 from components.workflow import definition_params
+from functions.detector import schema
 from tools import aslcheck, harness
 
 EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline:nightly-2026-11-21"
@@ -118,7 +119,7 @@ def evaluate(source: str, *, state: str, path: str) -> Any:
         states_var["errorOutput"] = {"Error": "States.TaskFailed", "Cause": "boom"}
         states_var["input"] = states_var["errorOutput"]
     if state == definition.DETECT_TASK:
-        states_var["input"] = {"Items": [{"row": ITEM["Value"], "source": ITEM["Source"], "index": 7}]}
+        states_var["input"] = {"Items": [{"r": list(ITEM["Value"].values()), "s": "part-0", "i": 7}]}
     expression = jsonata.Jsonata(source)
     frame = expression.create_frame()
     frame.bind("states", states_var)
@@ -253,13 +254,46 @@ def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_calendar_day(
         assert condition.evaluate(None, frame) is ok, value
 
 
+@pytest.mark.parametrize(
+    ("value", "expected_row"),
+    [
+        (ITEM["Value"], ["device-001", "2026-11-20 10:00:00", 21.5, None, None, None, None, None]),
+        (
+            {"deviceid": "d", "timestamp": "t", "temperature": 1.5, "humidity": None, "batterylevel": 80,
+             "latitude": 47.1, "longitude": 8.5, "extra": "dropped"},
+            ["d", "t", 1.5, None, 80, 47.1, 8.5, None],
+        ),
+        ({"deviceid": "d", "truncated": "deviceid"}, ["d", None, None, None, None, None, None, "deviceid"]),
+        ({}, [None] * 8),  # JSONata drops undefined from an array: each absent column is written null
+        ([1, 2], "[1,2]"),  # a row that is not an object goes as its JSON text (row:not_an_object)
+        ("text", "text"),
+        (None, "null"),
+    ],
+)  # fmt: skip
+def test_the_item_selector_sends_positional_rows_the_file_and_the_index(value: Any, expected_row: Any):
+    selector = definition.map_state(stage_definition("dev"))["ItemSelector"]
+    assert set(selector) == set(schema.ITEM_KEYS)
+    saved = ITEM["Value"]
+    ITEM["Value"] = value
+    try:
+        item = {
+            k: evaluate(v[3:-3], state=definition.MAP_STATE, path=f"$.ItemSelector.{k}")
+            for k, v in selector.items()
+        }
+    finally:
+        ITEM["Value"] = saved
+    # The file relative to the run's UNLOAD folder (unload/<run date>/<run name>/), the run-wide index.
+    assert item == {"r": expected_row, "s": "20261121_000_part-0.parquet", "i": 7}
+
+
 def test_reconciliation_counts_this_runs_rows_and_names_them_when_short():
     d = stage_definition("dev")["States"]
     sql = evaluate(
         d["CountDelivered"]["Arguments"]["QueryString"][3:-3], state="CountDelivered", path="$.Arguments"
     )
-    assert f"WHERE runid = '{EXECUTION_ARN}' AND dt >= '2026-11-21'" in sql
-    assert "count(DISTINCT concat(sourcefile, '#', CAST(sourceindex AS varchar)))" in sql
+    # The run is its execution name; a row of the run is its map item index (unique within the map run).
+    assert "WHERE runid = 'nightly-2026-11-21' AND dt >= '2026-11-21'" in sql
+    assert "count(DISTINCT sourceindex)" in sql
     cause = evaluate(d["ReconciliationFailed"]["Cause"][3:-3], state="Reconcile", path="$.Cause")
     assert EXECUTION_ARN in cause
     assert "expected 1000 rows, found 998" in cause
@@ -359,8 +393,5 @@ def test_kpis_read_only_this_runs_records_in_the_partitions_it_wrote():
     """A backfill of an old day must not scan every analysis partition since that day."""
     d = stage_definition("dev")["States"]
     sql = evaluate(d["WriteKpis"]["Arguments"]["QueryString"][3:-3], state="WriteKpis", path="$.Arguments")
-    assert (
-        f"WHERE runid = '{EXECUTION_ARN}' AND rundate = '2026-11-20' AND dt BETWEEN '2026-11-21' AND '2026-11-21'"
-        in sql
-    )
+    assert "WHERE runid = 'nightly-2026-11-21' AND dt BETWEEN '2026-11-21' AND '2026-11-21'" in sql
     assert "dt >=" not in sql

@@ -436,11 +436,11 @@ def test_map_limits_leave_room_for_the_batch_input_envelope():
     fills the whole quota with items leaves no room for it; the committed stacks' limits do."""
     from tools.definition_checks.limits import map_limits
 
-    batch_input = {"executionId": "{% $states.context.Execution.Id %}", "runDate": "{% $runDate %}"}
+    batch_input = {"executionName": "{% $states.context.Execution.Name %}", "runDate": "{% $runDate %}"}
 
     def definition(limit: int) -> dict:
         batcher = {"MaxInputBytesPerBatch": limit, "BatchInput": batch_input}
         return {"StartAt": "M", "States": {"M": {"Type": "Map", "ItemBatcher": batcher, "End": True}}}
 
     assert [p.source for p in map_limits(definition(262_144))] == ["map-limits"]
-    assert map_limits(definition(261_120)) == []
+    assert map_limits(definition(260_096)) == []

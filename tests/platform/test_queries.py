@@ -36,7 +36,7 @@ def test_kpis_count_invalid_anomalous_and_valid_by_their_own_columns() -> None:
     sql = queries.kpis_for_day(CATALOG)
     assert "count_if(cardinality(invalidreasons) = 0) AS validreadings" in sql
     assert "count_if(cardinality(invalidreasons) > 0) AS invalidreadings" in sql
-    assert "count_if(anomalycount > 0) AS anomalousreadings" in sql
+    assert "count_if(cardinality(anomalies) > 0) AS anomalousreadings" in sql
     for kind in schema.ANOMALY_TYPES:  # per-type counts: any anomaly of that type, valid or not
         assert f"count_if(any_match(anomalies, x -> x.type = '{kind}'))" in sql
     # Metrics over valid readings only: every FILTER is the validity test.
@@ -61,9 +61,9 @@ def test_the_anomaly_rate_is_over_every_reading_so_it_cannot_exceed_one() -> Non
 
 def test_named_queries_select_by_invalid_reasons_and_anomaly_count() -> None:
     named = {name: sql for name, (_d, sql) in queries.named_queries(CATALOG).items()}
-    assert "WHERE anomalycount > 0 ORDER BY" in named["anomalies-of-a-day"]
+    assert "WHERE cardinality(anomalies) > 0 ORDER BY" in named["anomalies-of-a-day"]
     assert "WHERE cardinality(invalidreasons) > 0 ORDER BY" in named["invalid-readings"]
-    assert "count_if(anomalycount > 0) AS anomalous" in named["device-health"]
+    assert "count_if(cardinality(anomalies) > 0) AS anomalous" in named["device-health"]
     assert "count_if(cardinality(invalidreasons) > 0) AS invalid" in named["device-health"]
 
 

@@ -51,6 +51,7 @@ DECISIONS: dict[str, tuple[str, str]] = {
     "make figures": (DRY, "rewrites the planner's figures in README.md and docs/tuning.md"),
     "make tune STACK=dev ARGS=--apply": (DRY, "rewrites Pulumi.dev.yaml; tests/tune round-trips a copy"),
     "make tune STACK=prod ARGS=--apply": (DRY, "rewrites Pulumi.prod.yaml; tests/tune round-trips a copy"),
+    "make package": (DRY, "builds the Lambda package per runtime and architecture (pip, network)"),
     "make test": (SKIP, "runs this very suite"),
     "make setup": (DRY, "installs every dependency (network); the copy links the installed ones"),
     "pulumi stack select dev": (SKIP, "needs the Pulumi engine and a backend"),
@@ -110,10 +111,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.symlink_to((ROOT / link).resolve())
     shutil.copytree(ROOT / "build" / "lambda", copy / "build" / "lambda")  # keeps the package's mtimes
     stamps = [".venv/.installed", "policies/.venv/.installed", "node_modules/.installed"]
-    stamps.append("build/lambda/detector/.packaged")
+    stamps.append("build/lambda/.packaged")
     current = subprocess.run(["make", "-q", *stamps], check=False, cwd=copy, capture_output=True)
     if current.returncode != 0:
-        pytest.skip("the installed dependencies are not current here: run make setup")
+        pytest.fail("the installed dependencies are not current here: run make setup first")
     return copy
 
 

@@ -25,8 +25,10 @@ def test_every_text_column_of_the_raw_table_is_bounded_by_the_export() -> None:
 def test_the_worst_case_item_is_computed_from_the_shapes_the_definition_builds() -> None:
     # max_item_bytes and max_batch_input_bytes assume these keys: a change here must change them too
     map_state = definition.map_state(stage_definition("dev"))
-    assert set(map_state["ItemSelector"]) == {"row", "source", "index"}
-    assert set(map_state["ItemBatcher"]["BatchInput"]) == {"executionId", "runDate"}
+    assert set(map_state["ItemSelector"]) == set(schema.ITEM_KEYS)
+    assert set(map_state["ItemBatcher"]["BatchInput"]) == {schema.BATCH_RUN, "runDate"}
+    # the positional row carries every column the export writes, the truncated names included
+    assert {name for name, _kind in queries.UNLOAD_COLUMNS} == set(schema.ITEM_FIELDS)
 
 
 def test_the_settings_minimum_holds_the_largest_exported_row() -> None:

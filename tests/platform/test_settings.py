@@ -76,7 +76,7 @@ def test_a_bad_stack_file_reports_every_problem_by_key():
     assert "maxConcurrency=0" in text
     assert "1 to 10,000" in text
     assert "maxInputBytesPerBatch=300000" in text
-    assert "261,120" in text
+    assert "260,096" in text
     assert "sensorflow:maxConcurency: unknown setting" in text
     assert "maxItemsPerBatch" in text  # the unknown key's message lists the allowed keys
     assert "toleratedFailurePercentage=101" in text

@@ -3,11 +3,11 @@
 A small simulated day runs through the local pipeline (the stage's definition, the real detector, the
 stand-ins). From what the run left behind, measured independently of the local map's own code:
 
-* each item's size: the UNLOAD's Parquet rows read with pyarrow, shaped as the ItemSelector shapes them
-  (``{"row", "source", "index"}``, the source and index the detector echoed into each record), measured
-  as compact UTF-8 JSON (``json_size``);
+* each item's size: the UNLOAD's Parquet rows read with pyarrow in the manifest's order, shaped as the
+  ItemSelector shapes them (``{"r": [values], "s": file, "i": index}``, schema.ITEM_KEYS), measured as
+  compact UTF-8 JSON (``json_size``);
 * each record's size: the analysis lines Firehose delivered to S3, newline included, by item index;
-* the BatchInput: ``{"executionId", "runDate"}`` of the execution.
+* the BatchInput: ``{"executionName", "runDate"}`` of the execution.
 
 Those go to the planner's exact mode (``count_run`` and ``plan_stack(..., item_sizes, record_sizes)``);
 its batches, children, invocations, Firehose records, PutRecordBatch calls and bytes must equal the
@@ -29,6 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from functions.detector import schema
 from tools import tune
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline, RunSummary
@@ -62,19 +63,28 @@ def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _item_sizes(pipeline: LocalPipeline, records: list[dict[str, Any]]) -> list[int]:
-    """Every item's size, rebuilt from the UNLOAD files the records name."""
-    first: dict[str, int] = {}
-    for record in records:
-        source = record["sourcefile"]
-        first[source] = min(first.get(source, record["sourceindex"]), record["sourceindex"])
-    sizes: dict[int, int] = {}
-    for source, start in first.items():
-        rows = pq.read_table(pipeline.store.path_of_uri(source)).to_pylist()
-        for offset, row in enumerate(rows):
-            sizes[start + offset] = tune.json_size({"row": row, "source": source, "index": start + offset})
-    assert sorted(sizes) == list(range(len(sizes))), "item indexes are not one run of 0..n-1"
-    return [sizes[i] for i in range(len(sizes))]
+def _item_sizes(pipeline: LocalPipeline) -> list[int]:
+    """Every item's size, rebuilt from the UNLOAD's data manifest: its files in order, their rows."""
+    bucket = pipeline.stack.exports["athenaResultsBucket"]
+    unload = f"s3://{pipeline.stack.exports['unloadBucket']}/unload/"
+    manifests = [
+        lines
+        for key, _ in pipeline.store.list(bucket, "")
+        if key.endswith("-manifest.csv")
+        for lines in [pipeline.store.get(bucket, key).decode().split()]
+        if lines and all(line.startswith(unload) for line in lines)
+    ]
+    assert len(manifests) == 1, f"expected the day's one UNLOAD manifest, found {len(manifests)}"
+    sizes: list[int] = []
+    for source in manifests[0]:
+        for row in pq.read_table(pipeline.store.path_of_uri(source)).to_pylist():
+            item = {
+                schema.ITEM_ROW: [row.get(name) for name in schema.ITEM_FIELDS],
+                schema.ITEM_FILE: source.rsplit("/", 1)[-1],
+                schema.ITEM_INDEX: len(sizes),
+            }
+            sizes.append(tune.json_size(item))
+    return sizes
 
 
 def _delivered_lines(pipeline: LocalPipeline) -> list[bytes]:
@@ -114,13 +124,13 @@ def _measure(root: Path, sim: Path, stage: str, overrides: dict[str, Any]) -> Me
         records = [json.loads(line) for line in lines]
         by_index = {r["sourceindex"]: len(line) + 1 for r, line in zip(records, lines, strict=True)}
         assert len(by_index) == len(lines) == run.rows, "every row delivered exactly once"
-        item_sizes = _item_sizes(pipeline, records)
+        item_sizes = _item_sizes(pipeline)
         settings = local.settings
         return Measured(
             run=run,
             item_sizes=item_sizes,
             record_sizes=[by_index[i] for i in range(len(item_sizes))],
-            batch_input_bytes=tune.json_size({"executionId": run.execution_id, "runDate": DAY}),
+            batch_input_bytes=tune.json_size({schema.BATCH_RUN: str(uuid.UUID(int=7)), "runDate": DAY}),
             summaries=_summaries(pipeline, run),
             max_items=int(settings["max_items_per_batch"]),
             max_bytes=int(settings["max_input_bytes_per_batch"]),

@@ -207,7 +207,7 @@ def test_recommended_batch_fills_the_child_input_less_the_envelope_room():
     [rec] = [r for r in plan.recommendations if r.setting == "maxItemsPerBatch"]
     # The 256 KiB child input less the room settings keep for the BatchInput envelope.
     room = settings.MAX_INPUT_BYTES_PER_BATCH
-    assert room == 261_120
+    assert room == 260_096
     assert rec.value == (room - 12 + 1) // 100
     sizes = packing.batch_sizes([99] * (rec.value + 1), max_items=10**6, max_bytes=room)
     assert sizes == [rec.value, 1]

@@ -64,7 +64,7 @@ def test_plan_stack_reads_each_stage():
     dev = plan_stack("dev", 1_000_000, benchmark=None)
     prod = plan_stack("prod", 1_000_000, benchmark=None)
     assert dev.ours.batches == math.ceil(1_000_000 / 250)  # dev's MaxItemsPerBatch binds
-    assert prod.ours.batches == math.ceil(1_000_000 / 700)
+    assert prod.ours.batches == math.ceil(1_000_000 / 1_500)  # prod's MaxItemsPerBatch binds
     dev_settings = settings.load(harness.stack_config("dev"), stack="dev")
     assert dev.ours.parallelism.effective == dev_settings.max_concurrency
     assert dev.ours.parallelism.binding == (limits.MAX_CONCURRENCY,)
@@ -121,7 +121,8 @@ def test_the_planner_reads_the_timing_the_benchmark_writes(benchmark_file):
     plan = plan_stack("prod", 1_000_000, benchmark=benchmark_file)
     assert plan.speed.ms_per_row == per_row
     scale = max(1.0, rates["lambda_mb_per_vcpu"] / plan.capacity.lambda_memory_mb)
-    assert plan.ours.handler_ms == pytest.approx(700 * per_row * scale + rates["firehose_call_ms"])
+    rows = plan.capacity.max_items_per_batch  # prod's full batch: its items fit the input limit
+    assert plan.ours.handler_ms == pytest.approx(rows * per_row * scale + rates["firehose_call_ms"])
 
 
 def test_a_benchmark_without_the_timing_falls_back_and_says_why(tmp_path, benchmark_file):

@@ -35,7 +35,9 @@ def test_a_plan_for_1e11_rows_takes_what_one_for_1e3_takes():
     small = peak_mib(lambda: plan_stack("prod", 1_000, benchmark=None))
     huge = peak_mib(lambda: plan_stack("prod", 100_000_000_000, benchmark=None))
     assert huge < BOUND_MIB
-    assert huge < small + 0.25
+    # 1e3 rows are one batch; 1e11 rows are full batches plus a remainder, each packed once (about
+    # 0.5 MiB for prod's 1,500-row batches): a constant, whatever ROWS.
+    assert huge < small + 1.0
 
 
 def test_the_model_alone_at_1e11_rows():

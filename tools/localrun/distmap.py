@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components import definition
+from functions.detector import schema
 from tools.localrun import items as item_io
 from tools.localrun import worker
 from tools.localrun.asl import (
@@ -67,6 +69,10 @@ SELECTOR_PATHS = {
     "$states.context.Map.Item.Value": "Value",
     "$states.context.Map.Item.Source": "Source",
     "$states.context.Map.Item.Index": "Index",
+    # The definition's positional item (components.definition): computed column-wise; a test and
+    # ``verify`` keep them equal to JSONata's result.
+    definition.ITEM_ROW_EXPRESSION: "Values",
+    definition.ITEM_FILE_EXPRESSION: "SourceName",
 }
 DEFAULT_CONCURRENCY = 10_000  # MaxConcurrency 0 or unset (aws-facts)
 UNIT_ROWS = 20_000  # rows per unit of work handed to a worker (progress granularity, IPC size)
@@ -142,7 +148,8 @@ def compile_map(name: str, raw: dict[str, Any], partition: str) -> MapSpec:
         shape = []
         for key, value in selector.items():
             if is_expression(value) and value[2:-2].strip() in SELECTOR_PATHS:
-                shape.append((key, SELECTOR_PATHS[value[2:-2].strip()], None))
+                kind = SELECTOR_PATHS[value[2:-2].strip()]
+                shape.append((key, kind, list(schema.ITEM_FIELDS) if kind == "Values" else None))
             elif not _has_expression(value):
                 shape.append((key, "literal", value))
             else:

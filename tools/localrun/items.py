@@ -105,7 +105,8 @@ def rows(table: Any, start: int, count: int) -> list[dict[str, Any]]:
 def shaped(
     rows: list[Any], shape: list[tuple[str, str, Any]], source: str, first_index: int
 ) -> list[dict[str, Any]]:
-    """Items of a simple ItemSelector (each key a row's Value, Source or Index, or a literal).
+    """Items of a simple ItemSelector (each key a row's Value, Source or Index, its positional Values,
+    the Source's last segment, or a literal). Rows are objects (``positional_ok``).
 
     Built column by column: a dict display per item is about a third cheaper than filling each item
     from a per-row lookup table, and this runs once per row of the map.
@@ -115,8 +116,12 @@ def shaped(
     for _key, kind, literal in shape:
         if kind == "Value":
             columns.append(rows)
+        elif kind == "Values":
+            columns.append([[row.get(name) for name in literal] for row in rows])
         elif kind == "Source":
             columns.append(repeat(source))
+        elif kind == "SourceName":
+            columns.append(repeat(source.rsplit("/", 1)[-1]))
         elif kind == "Index":
             columns.append(range(first_index, first_index + n))
         else:
@@ -126,6 +131,22 @@ def shaped(
         k0, k1, k2 = keys
         return [{k0: a, k1: b, k2: c} for _, a, b, c in zip(*columns, strict=False)]
     return [dict(zip(keys, values[1:], strict=True)) for values in zip(*columns, strict=False)]
+
+
+def positional_ok(row: Any) -> bool:
+    """Whether the positional fast path gives JSONata's result for this row: an object whose values are
+    all scalars (JSONata's path steps flatten arrays; the ItemSelector sends a non-object as its text)."""
+    return type(row) is dict and all(type(v) not in (list, dict) for v in row.values())
+
+
+def values_sizes(table: Any, names: list[str]) -> np.ndarray:
+    """Compact JSON bytes of each row's values in this order as one array (null for an absent column)."""
+    n = table.num_rows
+    present = set(table.column_names)
+    total = np.full(n, 2 + len(names) - 1, dtype=np.int64)
+    for name in names:
+        total += value_sizes(table.column(name)) if name in present else 4
+    return total
 
 
 def _lengths_by_repr(values: np.ndarray) -> np.ndarray:

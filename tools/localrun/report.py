@@ -33,6 +33,7 @@ import pyarrow.dataset as pa_dataset
 
 from components import queries
 from functions.detector import schema
+from functions.detector.analysis import parse_timestamp, run_name
 from tools.localrun import alarms
 from tools.localrun.run import LocalPipeline, RunSummary
 
@@ -46,7 +47,7 @@ class GroundTruthCheck:
 
     expected_rows: int
     delivered_records: int  # every record Firehose wrote for these runs, duplicates included
-    distinct_rows: int  # distinct (sourcefile, sourceindex): processed rows, each once
+    distinct_rows: int  # distinct (runid, sourceindex): processed rows, each once
     missing: list[tuple] = field(default_factory=list)
     unexpected: list[tuple] = field(default_factory=list)
     wrong_verdicts: list[tuple] = field(default_factory=list)
@@ -89,13 +90,44 @@ def _key(deviceid: Any, stamp: Any, values: list[Any]) -> tuple:
 
 
 def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[str, Any]]:
-    """Every analysis record the given runs delivered (the analysis table, as Athena reads it)."""
+    """Every analysis record the given runs (execution ARNs or names) delivered, as Athena reads them."""
     table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
-    placeholders = ", ".join("?" for _ in run_ids)
+    names = [run_name(run) for run in run_ids]
+    placeholders = ", ".join("?" for _ in names)
     columns, rows = pipeline.athena.sql(
-        f'SELECT * FROM "{table.database}"."{table.name}" WHERE runid IN ({placeholders})', list(run_ids)
+        f'SELECT * FROM "{table.database}"."{table.name}" WHERE runid IN ({placeholders})', names
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _instant(stamp: Any) -> Any:
+    """A raw timestamp as the record keeps it: its UTC instant (readingtime) if usable, else the text."""
+    parsed = parse_timestamp(stamp) if type(stamp) is str else None
+    return parsed[2] if parsed is not None else stamp
+
+
+TRUTH_COLUMNS = ("deviceid", "timestamp", *NUMERIC, "status", "anomalies", "malformed", "injected")
+
+
+def _truth_with_instants(truth: pa.Table | Path) -> pa.Table:
+    """The ground truth's columns the check reads, plus ``instant``: each timestamp as the record keeps it
+    (``_instant``). Read batch by batch; only these columns are held (an Arrow table, not Python rows)."""
+    source = pa_dataset.dataset(truth, format="parquet") if isinstance(truth, Path) else truth
+    batches = (
+        source.to_batches(columns=list(TRUTH_COLUMNS)) if isinstance(truth, Path) else source.to_batches()
+    )
+    out = []
+    for whole in batches:
+        batch = whole.select(list(TRUTH_COLUMNS))
+        instants = pa.array([_instant(v) for v in batch.column("timestamp").to_pylist()], pa.string())
+        out.append(pa.RecordBatch.from_arrays([*batch.columns, instants], [*TRUTH_COLUMNS, "instant"]))
+    if not out:
+        schema_ = source.schema
+        return pa.table(
+            {name: pa.array([], schema_.field(name).type) for name in TRUTH_COLUMNS}
+            | {"instant": pa.array([], pa.string())}
+        )
+    return pa.Table.from_batches(out)
 
 
 def check_ground_truth(
@@ -105,30 +137,33 @@ def check_ground_truth(
 
     Computed in DuckDB over the analysis table and the ground truth (an Arrow table DuckDB scans in
     place), so memory stays within the stand-in's limit whatever the number of readings; only the
-    readings that do not match come back to Python. A reading is its key (device id, timestamp text and
-    the five values); each processed row (source file, item index) counts once, however often delivered.
+    readings that do not match come back to Python. A reading is its key (device id, its instant as the
+    record keeps it, the five values); each processed row (run, item index) counts once, however often
+    delivered.
     """
     table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
-    marks = ", ".join("?" for _ in run_ids)
+    names = [run_name(run) for run in run_ids]
+    marks = ", ".join("?" for _ in names)
     key = ("d", "s", "t", "h", "b", "la", "lo")
     same_key = " AND ".join(f"e.{k} IS NOT DISTINCT FROM g.{k}" for k in key)
     rows = f"""
         delivered AS (
-            SELECT sourcefile, sourceindex, coalesce(deviceid, '') AS d, coalesce(readingtimestamp, '') AS s,
+            SELECT runid, sourceindex, coalesce(deviceid, '') AS d,
+                   coalesce(readingtime, readingtimestamp, '') AS s,
                    metrics.temperature AS t, metrics.humidity AS h, metrics.batterylevel AS b,
                    metrics.latitude AS la, metrics.longitude AS lo, healthstatus AS status,
                    list_sort(list_transform(coalesce(anomalies, []), lambda a: a.type)) AS types,
                    coalesce(len(invalidreasons), 0) > 0 AS invalid
             FROM "{table.database}"."{table.name}" WHERE runid IN ({marks})
         ),
-        processed AS (SELECT DISTINCT ON (sourcefile, sourceindex) * FROM delivered),
+        processed AS (SELECT DISTINCT ON (runid, sourceindex) * FROM delivered),
         g AS (
             SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
                    any_value(invalid) AS invalid
             FROM processed GROUP BY {", ".join(key)}
         ),
         truth_rows AS (
-            SELECT coalesce(deviceid, '') AS d, coalesce("timestamp", '') AS s, temperature AS t,
+            SELECT coalesce(deviceid, '') AS d, coalesce(instant, '') AS s, temperature AS t,
                    humidity AS h, batterylevel AS b, latitude AS la, longitude AS lo, status,
                    list_sort(coalesce(anomalies, [])) AS types, coalesce(malformed, '') <> '' AS malformed,
                    coalesce(injected, '') <> '' AS injected, coalesce(anomalies, []) AS wanted_types
@@ -139,13 +174,10 @@ def check_ground_truth(
                    any_value(malformed) AS malformed
             FROM truth_rows GROUP BY {", ".join(key)}
         )"""
-    params = list(run_ids)
+    params = names
     athena = pipeline.athena
-    if isinstance(truth, Path):  # scanned from the file in batches, never held whole
-        truth = pa_dataset.dataset(truth, format="parquet")
-        expected_rows = truth.count_rows()
-    else:
-        expected_rows = truth.num_rows
+    truth = _truth_with_instants(truth)
+    expected_rows = truth.num_rows
     # The counts, every injected anomaly found (its kinds among the record's) and every malformed row
     # marked invalid.
     _c, ((records, distinct, injected, found, malformed, marked),) = athena.sql(
@@ -282,7 +314,7 @@ def plot_anomalies(figures: list[DayFigures], path: Path, limit: int = PLOTTED_D
     position = {d: i for i, d in enumerate(devices)}
     for day in figures:
         for row in day.anomalies:
-            when = _ts(row["readingtimestamp"])
+            when = _ts(row["readingtime"])
             if when is None or row["deviceid"] not in position:
                 continue
             for anomaly in row["anomalies"] or []:
@@ -320,10 +352,10 @@ def battery_series(
     _cols, rows = pipeline.athena.sql(
         f"""
         WITH r AS (
-            SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtimestamp AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
+            SELECT deviceid, CAST(date_trunc('hour', TRY_CAST(readingtime AS TIMESTAMPTZ)) AS TIMESTAMP) AS hour,
                    metrics.batterylevel AS battery
             FROM "{table.database}"."{table.name}"
-            WHERE len(invalidreasons) = 0 AND rundate IN ({marks}) AND deviceid IS NOT NULL
+            WHERE len(invalidreasons) = 0 AND analysisdate IN ({marks}) AND deviceid IS NOT NULL
         ), top AS (
             SELECT deviceid FROM r GROUP BY deviceid ORDER BY arg_min(battery, hour) - arg_max(battery, hour) DESC, deviceid LIMIT {int(limit)}
         )

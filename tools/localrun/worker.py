@@ -259,11 +259,18 @@ def item_sizes(config: WorkerConfig | None, file_index: int, first_index: int) -
         total = np.full(
             n, 2 + sum(item_io._json_len(k) + 1 for k, _, _ in shape) + len(shape) - 1, dtype=np.int64
         )
+        if not isinstance(table, pa.Table) and any(kind == "Values" for _, kind, _ in shape):
+            built = _items(file_index, 0, n, first_index)  # JSONL: row by row
+            return np.fromiter((item_io._json_len(i) for i in built), dtype=np.int64, count=n)
         for _key, kind, literal in shape:
             if kind == "Value":
                 total += item_io.row_sizes(table)
+            elif kind == "Values":
+                total += item_io.values_sizes(table, literal)
             elif kind == "Source":
                 total += item_io._json_len(source)
+            elif kind == "SourceName":
+                total += item_io._json_len(source.rsplit("/", 1)[-1])
             elif kind == "Index":
                 total += item_io.index_digits(first_index, n)
             else:
@@ -280,16 +287,25 @@ def _items(file_index: int, start: int, count: int, first_index: int) -> list[An
     if c.selector is None:
         return rows
     if c.selector_shape is not None:
-        return item_io.shaped(rows, c.selector_shape, source, first_index)
+        positional = any(kind == "Values" for _, kind, _ in c.selector_shape)
+        if not positional or all(map(item_io.positional_ok, rows)):
+            built = item_io.shaped(rows, c.selector_shape, source, first_index)
+            if c.verify:  # the fast shapes must be what Step Functions' JSONata gives
+                for offset, (row, got) in enumerate(zip(rows, built, strict=True)):
+                    expected = _selected(row, first_index + offset, source)
+                    if got != expected:
+                        raise AssertionError(f"fast ItemSelector gave {got!r}, JSONata {expected!r}")
+            return built
+    return [_selected(row, first_index + offset, source) for offset, row in enumerate(rows)]
+
+
+def _selected(row: Any, index: int, source: str) -> Any:
+    """One item as the ItemSelector's JSONata makes it."""
+    c = _S.config
     assert _S.selector is not None
-    out = []
-    for offset, row in enumerate(rows):
-        context = dict(
-            c.map_context, Map={"Item": {"Value": row, "Index": first_index + offset, "Source": source}}
-        )
-        bindings = dict(c.variables, states={"input": c.map_input, "context": context})
-        out.append(_S.selector.evaluate(bindings, fast=c.fast, verify=c.verify))
-    return out
+    context = dict(c.map_context, Map={"Item": {"Value": row, "Index": index, "Source": source}})
+    bindings = dict(c.variables, states={"input": c.map_input, "context": context})
+    return _S.selector.evaluate(bindings, fast=c.fast, verify=c.verify)
 
 
 def _invoke(state: Any, arguments: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def deliver(line_bytes: Sequence[int]) -> BatchDelivery:
     if any(size < 1 for size in line_bytes):
         raise BatchingError(f"a {min(line_bytes)}-byte analysis line: every line holds at least its newline")
     try:
-        records = delivery.pack("x" * (size - 1) for size in line_bytes)
+        records = delivery.pack(b"x" * (size - 1) for size in line_bytes)
     except ValueError as error:  # a line over the record limit: the detector refuses it the same way
         raise BatchingError(str(error)) from None
     calls = delivery.plan_calls(records)

@@ -5,10 +5,10 @@ per-item sizes from a local run); without them these functions build one realist
 stage, with the stage's real bucket, state machine and ARN shapes from ``components.naming``, and measure
 it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.json_size``).
 
-- Map item: the ItemSelector output ``{"row": {...7 fields...}, "source": "s3://...", "index": n}`` (see
-  ``functions/detector/schema.py``). With a CSV UNLOAD every value arrives as a string, so numbers carry
+- Map item: the ItemSelector output ``{"r": [...7 values...], "s": "<file>", "i": n}`` (see
+  ``functions/detector/schema.py``): the UNLOAD file relative to the run's folder. With a CSV UNLOAD every value arrives as a string, so numbers carry
   quotes. The UNLOAD key layout (``unload/<runDate>/<execution>/<Athena file name>``) is an estimate.
-- BatchInput: ``{"executionId": <execution ARN>, "runDate": "YYYY-MM-DD"}``.
+- BatchInput: ``{"executionName": <execution name>, "runDate": "YYYY-MM-DD"}``.
 - Analysis record: the detector's own JSON line for that item (``functions/detector/analysis.py``), plus
   its newline; a schema-shaped example when the detector cannot be imported.
 """
@@ -54,36 +54,38 @@ def source_uri(stage: str, account: Account) -> str:
 
 def example_item(stage: str, account: Account, *, unload_format: str = "PARQUET") -> dict[str, Any]:
     """A map item as the ItemSelector emits it; CSV turns every value into a string."""
-    row: dict[str, Any] = dict(_ROW)
-    if unload_format == "CSV":
-        row = {key: str(value) for key, value in row.items()}
-    return {"row": row, "source": source_uri(stage, account), "index": 123_456}
+    row: dict[str, Any] = dict(_ROW) | {schema.TRUNCATED_FIELD: None}  # nothing cut: null
+    if unload_format == "CSV":  # UNLOAD's CSV writes SQL NULL as \N
+        row = {key: "\\N" if value is None else str(value) for key, value in row.items()}
+    return {
+        schema.ITEM_ROW: [row[name] for name in schema.ITEM_FIELDS],
+        schema.ITEM_FILE: source_uri(stage, account).rsplit("/", 1)[-1],
+        schema.ITEM_INDEX: 123_456,
+    }
 
 
 def example_batch_input(stage: str, account: Account) -> dict[str, str]:
-    return {"executionId": execution_arn(stage, account), "runDate": _RUN_DATE}
+    return {schema.BATCH_RUN: _UUID, "runDate": _RUN_DATE}
 
 
 def example_record(stage: str, account: Account) -> dict[str, Any]:
     """A typical analysis record (a healthy reading), keys in ``schema.ANALYSIS_KEYS`` order."""
     values: dict[str, Any] = {
-        "recordid": "9" * 64,  # sha256 hex
+        "recordid": "9" * 16,  # 96 bits, base64url
         "deviceid": _ROW["deviceid"],
         "analysisdate": _RUN_DATE,
-        "readingtimestamp": _ROW["timestamp"],
-        "readingscount": 1,
+        "readingtime": "2026-01-15T10:00:00.000000Z",
+        "readingtimestamp": None,
         "metrics": {
             key: _ROW[key] for key in ("temperature", "humidity", "batterylevel", "latitude", "longitude")
         },
         "anomalies": [],
-        "anomalycount": 0,
         "healthstatus": schema.HEALTHY,
         "invalidreasons": [],
-        "sourcefile": source_uri(stage, account),
+        "sourcefile": None,
         "sourceindex": 123_456,
-        "rundate": _RUN_DATE,
-        "runid": execution_arn(stage, account),
-        "processedat": "2026-01-16T02:31:07.123456+00:00",
+        "runid": _UUID,
+        "processedatms": 1_768_530_667_123,
     }
     # Keys the schema has that this example does not know get a short string, so the estimate follows
     # the schema as it grows; keys the schema dropped are left out.
@@ -113,4 +115,4 @@ def record_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET"
     )
     analyzer = Analyzer(DetectorConfig(input_format=InputFormat(unload_format)), context)
     line, _anomalies, _invalid = analyzer.line(example_item(stage, account, unload_format=unload_format))
-    return len(line.encode()) + 1
+    return len(line) + 1
