@@ -122,13 +122,18 @@ def _truncated_names() -> str:
 def delivered_rows(catalog: Catalog) -> str:
     """Rows of one run that reached the analytics table, each counted once however often it was delivered.
 
-    A row of a run is its map item index (``sourceindex``: unique within the map run, and a redrive
-    re-runs the same items). Placeholders: run_id (the execution name), since (the execution's start
-    date: Firehose partitions by arrival time, so nothing of this run can be in an earlier partition).
+    A row of a run is its map item index with its reading (``sourceindex``, ``recordid``): a redrive or
+    a retried batch re-sends the same item with the same reading, so the pair counts it once. The index
+    alone would do if ``Map.Item.Index`` counts items across all the manifest's files; the Step Functions
+    docs do not say whether it does or restarts per file, and with the reading beside it two rows of
+    different files at the same index stay two (only two identical readings at the same index of two
+    files would merge, which makes reconciliation fail loudly, never pass wrongly). Placeholders: run_id
+    (the execution name), since (the execution's start date: Firehose partitions by arrival time, so
+    nothing of this run can be in an earlier partition).
     """
     return (
-        "SELECT count(DISTINCT sourceindex) AS delivered "
-        f"FROM {catalog.table(catalog.analysis_table)} WHERE runid = '{{run_id}}' AND dt >= '{{since}}'"
+        "SELECT count(*) AS delivered FROM (SELECT DISTINCT sourceindex, recordid "
+        f"FROM {catalog.table(catalog.analysis_table)} WHERE runid = '{{run_id}}' AND dt >= '{{since}}')"
     )
 
 
@@ -312,7 +317,8 @@ def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
         "analysis-records-of-a-run": (
             "Delivered rows of one run, de-duplicated as reconciliation counts them. "
             "Parameters: execution name, its start day.",
-            f"SELECT count(DISTINCT sourceindex) AS delivered FROM {analysis} WHERE runid = ? AND dt >= ?",
+            "SELECT count(*) AS delivered FROM (SELECT DISTINCT sourceindex, recordid "
+            f"FROM {analysis} WHERE runid = ? AND dt >= ?)",
         ),
     }
 

@@ -291,9 +291,9 @@ def test_reconciliation_counts_this_runs_rows_and_names_them_when_short():
     sql = evaluate(
         d["CountDelivered"]["Arguments"]["QueryString"][3:-3], state="CountDelivered", path="$.Arguments"
     )
-    # The run is its execution name; a row of the run is its map item index (unique within the map run).
+    # The run is its execution name; a row of the run is its map item index with its reading.
     assert "WHERE runid = 'nightly-2026-11-21' AND dt >= '2026-11-21'" in sql
-    assert "count(DISTINCT sourceindex)" in sql
+    assert "SELECT DISTINCT sourceindex, recordid" in sql
     cause = evaluate(d["ReconciliationFailed"]["Cause"][3:-3], state="Reconcile", path="$.Cause")
     assert EXECUTION_ARN in cause
     assert "expected 1000 rows, found 998" in cause

@@ -77,3 +77,36 @@ def test_column_comments_fit_glue(columns) -> None:
     too_long = [name for name, _type, comment in columns if len(comment) > 255]
     assert columns
     assert too_long == []
+
+
+def test_reconciliation_counts_every_row_whether_item_indexes_run_on_or_restart_per_file():
+    """The docs leave open whether Map.Item.Index counts across the manifest's files or restarts in each;
+    the delivered-rows query must count the same either way, re-deliveries once, identical readings twice."""
+    import duckdb
+
+    catalog = queries.Catalog("db", "raw", "analysis", "kpis")
+    sql = queries.delivered_rows(catalog).format(run_id="run-1", since="2026-11-21")
+    sql = sql.replace('"db"."analysis"', "analysis")
+
+    def count(rows: list[tuple[int, str]]) -> int:
+        con = duckdb.connect()
+        con.execute("CREATE TABLE analysis (runid VARCHAR, dt VARCHAR, sourceindex BIGINT, recordid VARCHAR)")
+        con.executemany("INSERT INTO analysis VALUES ('run-1', '2026-11-21', ?, ?)", rows)
+        return con.execute(sql).fetchone()[0]
+
+    # two files of three rows; one reading appears in both files (a duplicate in the raw data)
+    readings = [["a", "b", "dup"], ["dup", "c", "d"]]
+    run_on = [(i, r) for i, r in enumerate(readings[0] + readings[1])]
+    restart = [(i, r) for file in readings for i, r in enumerate(file)]
+    assert count(run_on) == 6
+    assert count(restart) == 6
+    assert count(run_on + run_on[:2]) == 6  # re-delivered records count once
+    # The one documented merge: the same reading at the same index of two files, if indexes restart.
+    # Reconciliation then finds a row too few and fails loudly; it cannot pass with a row missing.
+    assert count([(0, "a"), (1, "dup"), (0, "c"), (1, "dup")]) == 3
+    # Negative control: the index alone undercounts when indexes restart per file.
+    alone = sql.replace("SELECT DISTINCT sourceindex, recordid", "SELECT DISTINCT sourceindex")
+    con = duckdb.connect()
+    con.execute("CREATE TABLE analysis (runid VARCHAR, dt VARCHAR, sourceindex BIGINT, recordid VARCHAR)")
+    con.executemany("INSERT INTO analysis VALUES ('run-1', '2026-11-21', ?, ?)", restart)
+    assert con.execute(alone).fetchone()[0] == 3

@@ -407,7 +407,7 @@ def _redrive(args: argparse.Namespace, started: float) -> int:
             pipeline.settle()
             if summary.status == "SUCCEEDED":
                 records = report.delivered_records(pipeline, [summary.execution_id])
-                rows = {(r["runid"], r["sourceindex"]) for r in records}
+                rows = {(r["runid"], r["sourceindex"], r["recordid"]) for r in records}
                 ids = {r["recordid"] for r in records}
                 print(
                     f"reconciliation: {summary.output['rowsDelivered']:,} of {summary.output['rowsProcessed']:,} "

@@ -5,7 +5,9 @@ input-output-itembatcher.html, input-output-resultwriter.html):
 
 1. ``ItemReader`` (``s3:getObject``, ``ManifestType: ATHENA_DATA``): the manifest lists data files, one
    ``s3://`` URI per line; every ROW of those files is one item, in manifest order. ``Map.Item.Index``
-   counts items across the whole run; ``Map.Item.Source`` is the row's file.
+   counts items across the whole run here (the docs do not say whether AWS restarts it per file;
+   reconciliation counts (index, reading) pairs, so it holds either way); ``Map.Item.Source`` is the
+   row's file.
 2. ``ItemSelector`` shapes each item; ``ItemBatcher`` groups consecutive items greedily up to
    ``MaxItemsPerBatch`` and ``MaxInputBytesPerBatch`` with ``tools.tune.packing.batch_sizes`` (the planner's
    function, so both count batches alike). Each batch is one child execution's input

@@ -47,7 +47,7 @@ class GroundTruthCheck:
 
     expected_rows: int
     delivered_records: int  # every record Firehose wrote for these runs, duplicates included
-    distinct_rows: int  # distinct (runid, sourceindex): processed rows, each once
+    distinct_rows: int  # distinct (runid, sourceindex, recordid): processed rows, each once
     missing: list[tuple] = field(default_factory=list)
     unexpected: list[tuple] = field(default_factory=list)
     wrong_verdicts: list[tuple] = field(default_factory=list)
@@ -138,7 +138,7 @@ def check_ground_truth(
     Computed in DuckDB over the analysis table and the ground truth (an Arrow table DuckDB scans in
     place), so memory stays within the stand-in's limit whatever the number of readings; only the
     readings that do not match come back to Python. A reading is its key (device id, its instant as the
-    record keeps it, the five values); each processed row (run, item index) counts once, however often
+    record keeps it, the five values); each processed row (run, item index, reading) counts once, however often
     delivered.
     """
     table = pipeline.stack.tables[pipeline.stack.exports["analysisTable"]]
@@ -148,7 +148,7 @@ def check_ground_truth(
     same_key = " AND ".join(f"e.{k} IS NOT DISTINCT FROM g.{k}" for k in key)
     rows = f"""
         delivered AS (
-            SELECT runid, sourceindex, coalesce(deviceid, '') AS d,
+            SELECT runid, sourceindex, recordid, coalesce(deviceid, '') AS d,
                    coalesce(readingtime, readingtimestamp, '') AS s,
                    metrics.temperature AS t, metrics.humidity AS h, metrics.batterylevel AS b,
                    metrics.latitude AS la, metrics.longitude AS lo, healthstatus AS status,
@@ -156,7 +156,7 @@ def check_ground_truth(
                    coalesce(len(invalidreasons), 0) > 0 AS invalid
             FROM "{table.database}"."{table.name}" WHERE runid IN ({marks})
         ),
-        processed AS (SELECT DISTINCT ON (runid, sourceindex) * FROM delivered),
+        processed AS (SELECT DISTINCT ON (runid, sourceindex, recordid) * FROM delivered),
         g AS (
             SELECT {", ".join(key)}, count(*) AS n, any_value(status) AS status, any_value(types) AS types,
                    any_value(invalid) AS invalid
