@@ -16,6 +16,9 @@ from tools.simulate import ANOMALY_KINDS, MALFORMED_KINDS
 
 from .conftest import DAY
 
+# Several batches and workers for a simulated day, whatever the committed dev stack tunes for a million.
+SMALL_BATCHES = {"maxConcurrency": 4, "maxItemsPerBatch": 250, "maxInputBytesPerBatch": 131_072}
+
 IGNORED = ("processedatms",)  # differs run to run by design
 
 
@@ -75,7 +78,7 @@ def test_dev_day_end_to_end(make_pipeline: Any, sim_day: tuple[Path, Any], tmp_p
 
 
 def test_results_do_not_depend_on_concurrency_or_batch_size(make_pipeline: Any) -> None:
-    wide = make_pipeline("dev", folder="wide")
+    wide = make_pipeline("dev", SMALL_BATCHES, folder="wide")
     narrow = make_pipeline(
         "dev",
         {
@@ -95,13 +98,13 @@ def test_results_do_not_depend_on_concurrency_or_batch_size(make_pipeline: Any) 
 
 
 def test_lost_records_fail_reconciliation_clearly(make_pipeline: Any, sim_day: tuple[Path, Any]) -> None:
-    pipeline = make_pipeline("dev", faults=Faults(lose_batches=frozenset({1})), processes=0)
+    pipeline = make_pipeline("dev", SMALL_BATCHES, faults=Faults(lose_batches=frozenset({1})), processes=0)
     run = pipeline.execute(DAY)
     assert run.status == "FAILED"
     assert run.error == "ReconciliationFailed"
     assert run.execution_id in run.cause
     assert f"expected {run.rows} rows" in run.cause
-    found = run.rows - 250  # dev batches 250 rows; batch 1 was lost
+    found = run.rows - 250  # 250 rows a batch; batch 1 was lost
     assert f"found {found} after 3 checks" in run.cause  # dev: reconcileMaxAttempts 3
     assert [h[1] for h in run.history].count("WaitBeforeRecount") == 2
     # The ground-truth check sees the same loss (a negative control for the check itself).
@@ -111,7 +114,9 @@ def test_lost_records_fail_reconciliation_clearly(make_pipeline: Any, sim_day: t
 
 
 def test_a_duplicated_batch_is_counted_once(make_pipeline: Any, sim_day: tuple[Path, Any]) -> None:
-    pipeline = make_pipeline("dev", faults=Faults(duplicate_batches=frozenset({0})), processes=0)
+    pipeline = make_pipeline(
+        "dev", SMALL_BATCHES, faults=Faults(duplicate_batches=frozenset({0})), processes=0
+    )
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", run.cause
     assert run.child_executions == run.batches + 1

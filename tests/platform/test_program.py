@@ -45,9 +45,8 @@ def test_map_settings_follow_each_stack_file(runs, stage_settings):
         assert state["ToleratedFailurePercentage"] == s.tolerated_failure_percentage
         assert state["ItemBatcher"]["MaxItemsPerBatch"] == s.max_items_per_batch
         assert state["ItemBatcher"]["MaxInputBytesPerBatch"] == s.max_input_bytes_per_batch
-    for key in ("MaxConcurrency",):
-        assert maps["dev"][key] != maps["prod"][key]
-    assert maps["dev"]["ItemBatcher"] != maps["prod"]["ItemBatcher"]
+    # The stacks are tuned for different volumes: their concurrency differs (each batch is filled).
+    assert maps["dev"]["MaxConcurrency"] != maps["prod"]["MaxConcurrency"]
 
 
 def test_map_children_invoke_this_stages_function_with_retry(run):

@@ -49,8 +49,6 @@ DECISIONS: dict[str, tuple[str, str]] = {
     "make bench": (DRY, "minutes of CPU; its figures are in the README"),
     "make bench ARGS=localrun": (DRY, "minutes of CPU; its figures are in the README"),
     "make figures": (DRY, "rewrites the planner's figures in README.md and docs/tuning.md"),
-    "make tune STACK=dev ARGS=--apply": (DRY, "rewrites Pulumi.dev.yaml; tests/tune round-trips a copy"),
-    "make tune STACK=prod ARGS=--apply": (DRY, "rewrites Pulumi.prod.yaml; tests/tune round-trips a copy"),
     "make package": (DRY, "builds the Lambda package per runtime and architecture (pip, network)"),
     "make test": (SKIP, "runs this very suite"),
     "make setup": (DRY, "installs every dependency (network); the copy links the installed ones"),

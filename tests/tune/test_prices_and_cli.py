@@ -63,9 +63,11 @@ def test_stage_overrides_apply_and_the_command_line_wins():
 def test_plan_stack_reads_each_stage():
     dev = plan_stack("dev", 1_000_000, benchmark=None)
     prod = plan_stack("prod", 1_000_000, benchmark=None)
-    assert dev.ours.batches == math.ceil(1_000_000 / 250)  # dev's MaxItemsPerBatch binds
-    assert prod.ours.batches == math.ceil(1_000_000 / 1_500)  # prod's MaxItemsPerBatch binds
     dev_settings = settings.load(harness.stack_config("dev"), stack="dev")
+    prod_settings = settings.load(harness.stack_config("prod"), stack="prod")
+    # Each stack's MaxItemsPerBatch binds: the planner fills the input with as many items as fit.
+    assert dev.ours.batches == math.ceil(1_000_000 / dev_settings.max_items_per_batch)
+    assert prod.ours.batches == math.ceil(1_000_000 / prod_settings.max_items_per_batch)
     assert dev.ours.parallelism.effective == dev_settings.max_concurrency
     assert dev.ours.parallelism.binding == (limits.MAX_CONCURRENCY,)
     assert prod.ours.parallelism.binding == (limits.MAX_CONCURRENCY,)
@@ -90,7 +92,14 @@ def test_plan_stack_what_if_and_price_overrides():
 
 def test_plan_stack_exact_sizes():
     items = [300, 380] * 500
-    plan = plan_stack("dev", 0, item_sizes=items, record_sizes=[780] * 1_000, benchmark=None)
+    plan = plan_stack(
+        "dev",
+        0,
+        item_sizes=items,
+        record_sizes=[780] * 1_000,
+        benchmark=None,
+        what_if={"maxItemsPerBatch": 250, "maxInputBytesPerBatch": 131_072},
+    )
     assert plan.workload.exact
     assert plan.workload.rows == 1_000
     assert plan.ours.batches == 4  # 250 items per batch: the item limit, as 250 x ~340 B < 131,072
