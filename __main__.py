@@ -5,13 +5,13 @@ Settings -> components -> exports. Everything with logic lives in ``components/`
 
 import pulumi
 
-from components import naming, settings
 from components.catalog import Catalog, CatalogArgs
 from components.delivery import Delivery, DeliveryArgs
 from components.detector import Detector, DetectorArgs
 from components.observability import Observability, ObservabilityArgs
 from components.storage import Storage, StorageArgs
 from components.workflow import Workflow, WorkflowArgs
+from spec import naming, settings
 
 stage = settings.from_pulumi()
 names = naming.Names(stage=stage.stage, account=naming.lookup_account())

@@ -16,10 +16,10 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import definition, queries
-from components.naming import Names
-from components.settings import Settings
 from functions.detector import schema
+from spec import definition, queries
+from spec.naming import Names
+from spec.settings import Settings
 
 # Projection ranges relative to now: a day outside the range simply has no partition.
 PROJECTION_RANGE: Final = "NOW-10YEARS,NOW+1DAYS"

@@ -14,10 +14,11 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
-from components.definition import ANALYSIS_PREFIX, ERRORS_PREFIX
-from components.naming import Names
-from components.settings import Settings
+from components import roles
+from spec import iam
+from spec.definition import ANALYSIS_PREFIX, ERRORS_PREFIX
+from spec.naming import Names
+from spec.settings import Settings
 
 PREFIX: Final = ANALYSIS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"
 ERROR_PREFIX: Final = ERRORS_PREFIX + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
@@ -85,7 +86,7 @@ class Delivery(pulumi.ComponentResource):
         log_stream = aws.cloudwatch.LogStream(
             f"{name}-log-stream", name=LOG_STREAM, log_group_name=self.log_group.name, opts=child
         )
-        self.role, policy = iam.service_role(
+        self.role, policy = roles.service_role(
             name,
             parent=self,
             name=names.resource("firehose"),

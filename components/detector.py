@@ -15,10 +15,11 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
-from components.naming import Names
-from components.settings import Settings
+from components import roles
 from functions.detector import schema
+from spec import iam
+from spec.naming import Names
+from spec.settings import Settings
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "build" / "lambda"
 
@@ -108,7 +109,7 @@ class Detector(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        self.role, policy = iam.service_role(
+        self.role, policy = roles.service_role(
             name,
             parent=self,
             name=names.resource("detector"),

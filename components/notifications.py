@@ -25,8 +25,8 @@ from typing import Any, Final
 import pulumi
 import pulumi_aws as aws
 
-from components.naming import Account, Names
-from components.settings import Settings
+from spec.naming import Account, Names
+from spec.settings import Settings
 
 CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 

@@ -5,7 +5,7 @@
 - ``AlarmTopic`` (components/notifications.py): the stage's KMS-encrypted SNS topic and subscribers;
 - one ``aws.cloudwatch.MetricAlarm`` per row of ``alarms.alarm_specs()``, each with alarm and OK actions
   on this stage's topic only (the topic is created here; there is no argument to pass another one);
-- the dashboard (components/dashboard.py);
+- the dashboard (spec/dashboard.py);
 - ``DailySchedule`` (components/schedule.py) when ``scheduleEnabled``.
 
 The account-level map-run alarms exist only when ``ownsAccountAlarms`` is true: their metrics have no
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.alarms import AlarmSpec, alarm_specs, publishing_alarm_arns
-from components.dashboard import dashboard_body
-from components.naming import Names
 from components.notifications import AlarmTopic, AlarmTopicArgs
 from components.schedule import DailySchedule, DailyScheduleArgs
-from components.settings import Settings
+from spec.alarms import AlarmSpec, alarm_specs, publishing_alarm_arns
+from spec.dashboard import dashboard_body
+from spec.naming import Names
+from spec.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,9 +20,10 @@ from typing import Any, Final
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
-from components.naming import Names
-from components.settings import Settings
+from components import roles
+from spec import iam
+from spec.naming import Names
+from spec.settings import Settings
 
 SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
 SCHEDULE_TIMEZONE: Final = "UTC"
@@ -68,7 +69,7 @@ class DailySchedule(pulumi.ComponentResource):
     def __init__(self, name: str, args: DailyScheduleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:schedule:DailySchedule", name, None, opts)
         settings, names = args.settings, args.names
-        self.role, policy = iam.service_role(
+        self.role, policy = roles.service_role(
             name,
             parent=self,
             name=names.resource("scheduler"),

@@ -24,9 +24,9 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import document, join
-from components.naming import Names
-from components.settings import Settings
+from spec.iam import document, join
+from spec.naming import Names
+from spec.settings import Settings
 
 DATA: Final = "data"
 STAGING: Final = "staging"

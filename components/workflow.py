@@ -1,6 +1,6 @@
 """Workflow: the pipeline's state machine, its role and its log group.
 
-The definition is ``components.definition.build_definition`` (pure data) fed with this stage's settings
+The definition is ``spec.definition.build_definition`` (pure data) fed with this stage's settings
 and the names and ARNs of the other components, serialised with ``Output.json_dumps``. The role's policy is
 ``state_machine_policy``: each statement exists because a state of the definition needs it, with exact
 ARNs. The state machine's own ARN appears in its role's policy (the Distributed Map starts child
@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import definition, iam
-from components.definition import DefinitionParams
-from components.naming import Account, Names
-from components.queries import Catalog
-from components.settings import Settings
+from components import roles
+from spec import definition, iam
+from spec.definition import DefinitionParams
+from spec.naming import Account, Names
+from spec.queries import Catalog
+from spec.settings import Settings
 
 # Firehose flushes within its buffer interval; give it a minute more before counting.
 DELIVERY_MARGIN_SECONDS = 60
@@ -176,7 +177,7 @@ def state_machine_policy(p: PolicyInputs) -> dict:
                 # re-run of a day deletes that day's KPI objects first.
                 source=iam.DOCS + "athena/latest/ug/unload.html",
             ),
-            # Allowlisted: these actions accept only Resource "*" (components.iam.RESOURCE_STAR_ACTIONS).
+            # Allowlisted: these actions accept only Resource "*" (spec.iam.RESOURCE_STAR_ACTIONS).
             iam.statement(
                 "DeliverExecutionLogs",
                 [
@@ -284,7 +285,7 @@ class Workflow(pulumi.ComponentResource):
             tags=settings.tags,
             opts=child,
         )
-        self.role, policy = iam.service_role(
+        self.role, policy = roles.service_role(
             name,
             parent=self,
             name=names.resource("pipeline"),

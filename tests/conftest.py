@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import settings as settings_module
+from spec import settings as settings_module
 from tools import harness
 
 STAGES = ("dev", "prod")

@@ -1,6 +1,6 @@
 """An offline evaluator of CloudWatch's documented metric-alarm semantics, for single-metric alarms.
 
-It replays metric time series against an ``AlarmSpec`` (components/alarms.py) and returns the state at
+It replays metric time series against an ``AlarmSpec`` (spec/alarms.py) and returns the state at
 every evaluation and the transitions, so tests can prove when an alarm fires and when it stays quiet
 without an AWS account. Rules, from docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/
 AlarmThatSendsEmail.html ("Evaluating an alarm") and alarms-and-missing-data.html:
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
-from components.alarms import AlarmSpec, Comparison, MissingData
+from spec.alarms import AlarmSpec, Comparison, MissingData
 
 ALARM = "ALARM"
 OK = "OK"

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import alarms, settings
-from components.naming import Account, Names
+from spec import alarms, settings
+from spec.naming import Account, Names
 from tools import security_doc, stackfile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def _number(value: float) -> str:
 
 def alarm_table() -> str:
     """Every alarm of the committed stacks (account alarms as the owning stack has them), with the values
-    each stack file gives it. Rendered from ``components.alarms.alarm_specs``."""
+    each stack file gives it. Rendered from ``spec.alarms.alarm_specs``."""
     by_stage: dict[str, dict[str, alarms.AlarmSpec]] = {}
     for stage in STAGES:
         stage_settings = stackfile.load(stage).settings

@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from components.settings import SettingsError
+    from spec.settings import SettingsError
     from tools import harness, stackfile
 
     if not (ROOT / "__main__.py").exists():

@@ -2,7 +2,7 @@
 
 Each role: the service it trusts and the condition of its trust policy, with the page that documents that
 condition; then every grant of its inline policy (Sid, actions, resources) with the page that documents
-the call needing it (``components.iam.statement``'s ``source``). Resources are shown with placeholders
+the call needing it (``spec.iam.statement``'s ``source``). Resources are shown with placeholders
 (``<analytics bucket>``, ``<account>``) where a stage's names go.
 
 ``tools.docs`` writes them into docs/security.md and checks they are current.
@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from components import delivery, detector, iam, schedule, workflow
+from components import delivery, detector, schedule, workflow
 from components.catalog import catalog_names
-from components.naming import Account, Names
+from spec import iam
+from spec.naming import Account, Names
 
 ACCOUNT = Account(partition="aws", region="<region>", account_id="<account>")
 NAMES = Names("<stage>", ACCOUNT)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from components import settings as settings_module
+from spec import settings as settings_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = settings_module.PROJECT

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components import settings as settings_module
+from spec import settings as settings_module
 from tools import harness, stackfile
 
 BUILD = harness.ROOT / "build"

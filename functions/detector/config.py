@@ -24,9 +24,7 @@ DEFAULT_THRESHOLDS: Final = {
     "BATTERY_LOW": 20.0,
 }
 DEFAULT_MAX_ATTEMPTS: Final = 8
-MAX_ATTEMPTS_LIMIT: Final = (
-    20  # the settings table allows 1..20 (components/settings.py, deliveryMaxAttempts)
-)
+MAX_ATTEMPTS_LIMIT: Final = 20  # the settings table allows 1..20 (spec/settings.py, deliveryMaxAttempts)
 
 
 class ConfigError(ValueError):

@@ -50,9 +50,9 @@ READING_FIELDS: Final = (
 
 # The export bounds every text field of a reading so that any row fits one map batch, and names the
 # fields it cut, comma-separated, in this extra field (null when nothing was cut); the detector reports
-# each as the invalid reason ``<field>:truncated`` (components.queries.unload_day).
+# each as the invalid reason ``<field>:truncated`` (spec.queries.unload_day).
 TRUNCATED_FIELD: Final = "truncated"
-# The map item (components.definition builds the ItemSelector from these names).
+# The map item (spec.definition builds the ItemSelector from these names).
 ITEM_FIELDS: Final = (*READING_FIELDS, TRUNCATED_FIELD)  # the order of the row's values in the item's "r"
 ITEM_ROW: Final = "r"
 ITEM_FILE: Final = "s"

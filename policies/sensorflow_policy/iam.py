@@ -222,7 +222,7 @@ POLICIES = [
         types=IDENTITY_TYPES,
         check=check_resource_star,
         severity=Severity.HIGH,
-        remediation="Derive the ARN from the resource it grants on (components/naming.py); move an action "
+        remediation="Derive the ARN from the resource it grants on (spec/naming.py); move an action "
         "to iam_allowlist.py only with the AWS page that shows it has no resource type.",
     ),
     resource_rule(

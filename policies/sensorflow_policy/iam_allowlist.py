@@ -12,7 +12,7 @@ developer guide, "IAM policies for logging" and "X-Ray"):
   DescribeLogGroups (docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html).
 - CloudWatch PutMetricData has no resource type; scope it with the ``cloudwatch:namespace`` condition key.
 
-The platform keeps its own copy (``components/iam.py`` ``RESOURCE_STAR_ACTIONS``) so the program does not
+The platform keeps its own copy (``spec/iam.py`` ``RESOURCE_STAR_ACTIONS``) so the program does not
 depend on the pack; tests/policies keeps the two equal.
 """
 

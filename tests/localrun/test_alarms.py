@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from components.alarms import MissingData
-from tests.observability.documented_metrics import DOCUMENTED, metric_problems
+from spec.alarms import MissingData
+from tests.spec.documented_metrics import DOCUMENTED, metric_problems
 from tools import alarmsim
 from tools.localrun import alarms, metrics, report
 from tools.localrun import stack as stack_mod

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components import settings
+from spec import settings
 from tools.localrun import report
 from tools.localrun.run import LocalPipeline
 from tools.localrun.worker import Faults

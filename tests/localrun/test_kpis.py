@@ -7,7 +7,7 @@ anomalies (one reading with two anomalies), a low battery, a device with only an
 anomaly (``no_data``), one whose only reading is invalid and anomalous (``critical``, not ``no_data``)
 and one with an invalid reading but no anomaly (``watch``). Every column of every device row and of the
 fleet row (``'*'``) is compared with the expected table, which follows
-``components.queries.kpis_for_day``'s definitions:
+``spec.queries.kpis_for_day``'s definitions:
 
 * counts over every reading: invalid = has invalid reasons, anomalous = has an anomaly, independently
   (a reading can be both); temperature, humidity and battery figures over valid readings only;
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from components.definition import KPI_PREFIX
+from spec.definition import KPI_PREFIX
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline

@@ -2,7 +2,7 @@
 
 On AWS a row whose item is larger than ``MaxInputBytesPerBatch`` fails the whole Distributed Map with
 ``States.DataLimitExceeded`` (the local map does the same, see ``tools.tune.packing.batch_sizes``). The
-export bounds every text column (``components.queries.TEXT_COLUMN_MAX_CHARS``) and names the columns it
+export bounds every text column (``spec.queries.TEXT_COLUMN_MAX_CHARS``) and names the columns it
 cut in ``truncated``; the detector turns that into ``<column>:truncated`` invalid reasons.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from components import queries
 from functions.detector import schema
+from spec import queries
 from tools.localrun import report
 from tools.simulate import HEADER
 

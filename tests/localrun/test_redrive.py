@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from components import definition
+from spec import definition
 from tools.localrun import asl, report
 from tools.localrun.worker import Faults
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from components import definition
+from spec import definition
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.firehose import FirehoseStandIn

@@ -16,7 +16,7 @@ ROOT = PACK_DIR.parent
 
 
 def test_allowlist_matches_the_platform() -> None:
-    iam = pytest.importorskip("components.iam")
+    iam = pytest.importorskip("spec.iam")
     from sensorflow_policy.iam_allowlist import RESOURCE_STAR_ACTIONS
 
     assert RESOURCE_STAR_ACTIONS

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.settings import SettingsError
+from spec.settings import SettingsError
 from tools import stackfile
 from tools.tune import advice, apply, plan_stack
 from tools.tune.__main__ import main

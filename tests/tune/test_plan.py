@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from components import settings
+from spec import settings
 from tools.tune import advice, costs, limits, packing, planner, prices, speed
 
 RATES = prices.load()
@@ -243,8 +243,8 @@ def test_exact_mode_counts_equal_count_run():
 
 
 def test_parent_states_follow_the_real_definition():
-    from components.definition import DefinitionParams, build_definition
-    from components.queries import Catalog
+    from spec.definition import DefinitionParams, build_definition
+    from spec.queries import Catalog
 
     definition = build_definition(
         DefinitionParams(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components import settings
+from spec import settings
 from tools import harness
 from tools.tune import limits, plan_stack, prices
 from tools.tune.__main__ import main

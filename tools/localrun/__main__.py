@@ -33,8 +33,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from components.settings import SettingsError
 from functions.detector.config import DetectorConfig
+from spec.settings import SettingsError
 from tools import stackfile
 from tools.localrun import report, stack
 from tools.localrun.asl import DefinitionError, RedriveError

@@ -1,7 +1,7 @@
 """Every alarm of the stage, evaluated over the metrics a local run recorded: the state each would be in
 just after the run, and what ops would hear.
 
-The alarm table is the deployed one: ``components.alarms.alarm_specs`` for the run's stage, with the
+The alarm table is the deployed one: ``spec.alarms.alarm_specs`` for the run's stage, with the
 stack's own state machine ARN, function name and stream name as the dimension values. Each alarm reads
 exactly the series CloudWatch would give it: same namespace, same metric, the same full set of
 dimensions (``MetricRecorder.series``); an alarm naming another dimension gets no data, as on AWS.
@@ -27,9 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from components.alarms import AlarmSpec, alarm_specs
-from components.naming import Account, Names
-from components.settings import Settings
+from spec.alarms import AlarmSpec, alarm_specs
+from spec.naming import Account, Names
+from spec.settings import Settings
 from tools import alarmsim
 from tools.localrun.metrics import MetricRecorder
 from tools.localrun.run import LocalPipeline

@@ -1,6 +1,6 @@
 """A local interpreter for the JSONata state machine definitions this project renders.
 
-It runs exactly the states and fields ``components/definition.py`` uses (see ``SUPPORTED``): Pass,
+It runs exactly the states and fields ``spec/definition.py`` uses (see ``SUPPORTED``): Pass,
 Choice, Wait, Task, Map (DISTRIBUTED), Succeed and Fail, with Retry (ErrorEquals, IntervalSeconds,
 MaxAttempts, BackoffRate, JitterStrategy), Catch (ErrorEquals, Next, Output, Assign), Assign and Output.
 ``load`` checks the whole definition first: a field it does not know, a state type, a Resource, a

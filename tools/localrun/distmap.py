@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components import definition
 from functions.detector import schema
+from spec import definition
 from tools.localrun import items as item_io
 from tools.localrun import worker
 from tools.localrun.asl import (
@@ -71,7 +71,7 @@ SELECTOR_PATHS = {
     "$states.context.Map.Item.Value": "Value",
     "$states.context.Map.Item.Source": "Source",
     "$states.context.Map.Item.Index": "Index",
-    # The definition's positional item (components.definition): computed column-wise; a test and
+    # The definition's positional item (spec.definition): computed column-wise; a test and
     # ``verify`` keep them equal to JSONata's result.
     definition.ITEM_ROW_EXPRESSION: "Values",
     definition.ITEM_FILE_EXPRESSION: "SourceName",

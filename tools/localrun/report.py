@@ -14,7 +14,7 @@
   at-least-once delivery are counted once, by source file and item index, as reconciliation counts) and
   every reading given the verdict its values call for, so every injected anomaly is found.
 
-The SQL is the deployed SQL: the named queries from ``components.queries.named_queries`` and the KPI
+The SQL is the deployed SQL: the named queries from ``spec.queries.named_queries`` and the KPI
 table, transpiled to DuckDB like every other query of the local run.
 """
 
@@ -31,9 +31,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as pa_dataset
 
-from components import queries
 from functions.detector import schema
 from functions.detector.analysis import parse_timestamp, run_name
+from spec import queries
 from tools.localrun import alarms
 from tools.localrun.run import LocalPipeline, RunSummary
 
@@ -524,7 +524,7 @@ def alarm_section(
 ) -> tuple[str, str, list[str], list[list[Any]]]:
     report = alarms.for_pipeline(pipeline)
     note = (
-        "Every alarm of the stage (components/alarms.py) evaluated with CloudWatch's semantics "
+        "Every alarm of the stage (spec/alarms.py) evaluated with CloudWatch's semantics "
         "(tools/alarmsim.py) over the metrics in metrics.json, each at its first evaluation after the "
         "run (the end of its period holding the run's last datapoint). The alarms are taken to exist "
         "before the run; notifications are the transitions since the first recorded datapoint (after a "

@@ -223,14 +223,14 @@ def from_settings(
     Same pure functions as the program: ``settings.load``, ``Names``, ``catalog_names``,
     ``definition_params`` + ``build_definition``, the detector's ``environment`` and the delivery prefixes.
     """
-    from components import definition as d
-    from components import settings as settings_mod
     from components.catalog import catalog_names
     from components.delivery import ERROR_PREFIX, PREFIX
     from components.detector import environment
-    from components.naming import Account, Names
     from components.workflow import definition_params
     from functions.detector import schema
+    from spec import definition as d
+    from spec import settings as settings_mod
+    from spec.naming import Account, Names
     from tools import harness
 
     config = harness.stack_config(stage, overrides)
@@ -261,7 +261,7 @@ def from_settings(
     raw_loc = f"s3://{buckets['raw']}/{d.RAW_PREFIX}"
     analysis_loc = f"s3://{buckets['analytics']}/{d.ANALYSIS_PREFIX}"
     kpi_loc = f"s3://{buckets['analytics']}/{d.KPI_PREFIX}"
-    from components import queries
+    from spec import queries
 
     tables = {
         catalog.raw_table: TableSpec(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.settings import SettingsError
+from spec.settings import SettingsError
 from tools import stackfile
 from tools.tune import apply, report
 from tools.tune.packing import BatchingError

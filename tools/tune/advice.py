@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from components import settings
+from spec import settings
 from tools.tune.costs import DesignResult, our_design
 from tools.tune.limits import Capacity, Workload
 from tools.tune.packing import batch_envelope_bytes, items_per_batch

@@ -27,7 +27,7 @@ from typing import Any, Final
 import yaml
 from ruamel.yaml import YAML
 
-from components.settings import PROJECT, SettingsError
+from spec.settings import PROJECT, SettingsError
 from tools import stackfile
 from tools.tune.planner import Plan
 

@@ -28,7 +28,7 @@ from tools.tune.speed import HandlerSpeed
 from tools.tune.units import GIB, MIB, TIB
 
 # The parent workflow's states on the path a successful first run of a day takes (no old KPIs to delete,
-# delivery reconciled at the first check), as built by ``components.definition.build_definition``; a test
+# delivery reconciled at the first check), as built by ``spec.definition.build_definition``; a test
 # walks the real definition and keeps this table equal to it. (state, type, transitions)
 # Step Functions bills a Standard workflow per state transition, and a Distributed Map state one more
 # transition per child execution it starts (counted separately as ``batches``).

@@ -2,7 +2,7 @@
 
 The planner needs three byte counts. Measured ones are better (``--item-bytes``/``--record-bytes``, or exact
 per-item sizes from a local run); without them these functions build one realistic example of each for the
-stage, with the stage's real bucket, state machine and ARN shapes from ``components.naming``, and measure
+stage, with the stage's real bucket, state machine and ARN shapes from ``spec.naming``, and measure
 it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.json_size``).
 
 - Map item: the ItemSelector output ``{"r": [...7 values...], "s": "<file>", "i": n}`` (see
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from components.definition import UNLOAD_PREFIX
-from components.naming import Account, Names
 from functions.detector import schema
+from spec.definition import UNLOAD_PREFIX
+from spec.naming import Account, Names
 from tools.tune.packing import json_size
 
 _UUID: Final = "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63"
@@ -47,7 +47,7 @@ def execution_arn(stage: str, account: Account) -> str:
 
 def source_uri(stage: str, account: Account) -> str:
     """An UNLOAD data file's URI: ``unload/<runDate>/<execution name>/`` in the stage's unload bucket
-    (``components.definition``); Athena names the file ``<date>_<time>_<id>_<uuid>`` (estimate)."""
+    (``spec.definition``); Athena names the file ``<date>_<time>_<id>_<uuid>`` (estimate)."""
     bucket = _names(stage, account).bucket("unload")
     return f"s3://{bucket}/{UNLOAD_PREFIX}{_RUN_DATE}/{_UUID}/20260116_023007_00042_x7k2p_{_UUID}"
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from components.naming import Account
+from spec.naming import Account
 from tools import harness, stackfile
 from tools.tune import prices, sizes
 from tools.tune.limits import Capacity, Workload

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from components import settings
+from spec import settings
 from tools import harness, policy_gate, stackfile, synth
 from tools.tune import __main__ as tune_main
 

@@ -12,9 +12,9 @@ from functools import cache
 
 import pytest
 
-from components.naming import Names
-from tests.observability.documented_metrics import metric_problems
-from tests.observability.support import (
+from spec.naming import Names
+from tests.spec.documented_metrics import metric_problems
+from tests.spec.support import (
     ALARM,
     ALIAS,
     DASHBOARD,
@@ -38,7 +38,7 @@ STACKS = ("dev", "prod")
 GTE, GT, LT = "GreaterThanOrEqualToThreshold", "GreaterThanThreshold", "LessThanThreshold"
 
 # key -> (namespace, metric, statistic, dimension names, comparison, missing data). Typed from the alarm
-# requirements and the AWS documentation, independently of components/alarms.py.
+# requirements and the AWS documentation, independently of spec/alarms.py.
 EXPECTED = {
     "open-map-runs": ("AWS/States", "ApproximateOpenMapRunCount", "Maximum", (), GTE, "notBreaching"),
     "map-run-backlog": ("AWS/States", "ApproximateMapRunBacklogSize", "Maximum", (), GTE, "notBreaching"),

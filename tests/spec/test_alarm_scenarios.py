@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from components.alarms import AlarmSpec
-from tests.observability.test_alarm_table import STACKS, specs_for
+from spec.alarms import AlarmSpec
+from tests.spec.test_alarm_table import STACKS, specs_for
 from tools import alarmsim
 
 HOUR = 3_600

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from components import definition
+from spec import definition
+from tests.spec.test_definition import stage_definition
 from tools import check_definition as cd
 from tools.definition_checks import fields, flow, lags, limits, reserved, validators
-
-from .test_definition import stage_definition
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from components.settings import PROJECT
+from spec.settings import PROJECT
 
 # Every bucket of a stage, by role (components/storage.py builds exactly these; a test keeps them equal).
 BUCKET_ROLES: Final = ("raw", "unload", "athena", "analytics", "access-logs")
@@ -53,10 +53,6 @@ class Account:
         region = self.region if regional else ""
         account = self.account_id if with_account else ""
         return f"arn:{self.partition}:{service}:{region}:{account}:{resource}"
-
-    def service_integration(self, integration: str) -> str:
-        """A Step Functions optimised integration, e.g. ``athena:startQueryExecution.sync``."""
-        return f"arn:{self.partition}:states:::{integration}"
 
     def state_machine_arn(self, name: str) -> str:
         return self.arn("states", f"stateMachine:{name}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components import iam
+from spec import iam
 from tools import docs, security_doc
 
 

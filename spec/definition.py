@@ -33,9 +33,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components import queries
-from components.queries import Catalog
 from functions.detector import schema
+from spec import queries
+from spec.queries import Catalog
 
 MAP_STATE: Final = "DetectAnomalies"
 MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>/<label>:<uuid>

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from components.alarms import (
+from spec.alarms import (
     AlarmSpec,
     Comparison,
     MissingData,
@@ -15,9 +15,9 @@ from components.alarms import (
     evaluation_range_problems,
     publishing_alarm_arns,
 )
-from components.naming import Names
-from tests.observability.documented_metrics import metric_problems
-from tests.observability.support import MOCK_ACCOUNT, inputs_for, load_settings
+from spec.naming import Names
+from tests.spec.documented_metrics import metric_problems
+from tests.spec.support import MOCK_ACCOUNT, inputs_for, load_settings
 
 STACKS = ("dev", "prod")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import queries
 from functions.detector import schema
+from spec import queries
 
 CATALOG = queries.Catalog(database="db", raw_table="raw", analysis_table="analysis", kpi_table="kpis")
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from components.naming import Names
-from components.settings import PROJECT, Settings
 from functions.detector import schema
+from spec.naming import Names
+from spec.settings import PROJECT, Settings
 
 NS_STATES: Final = "AWS/States"
 NS_LAMBDA: Final = "AWS/Lambda"

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from components import definition
+from spec import definition
 
 PROJECT: Final = "sensorflow"
 
@@ -36,13 +36,13 @@ MAP_CONCURRENCY_LIMIT: Final = 10_000
 # A child's whole input, {"Items": [...], "BatchInput": {...}}, is capped at 256 KiB (the state input
 # quota, service-quotas.html). The ItemBatcher page does not say whether MaxInputBytesPerBatch counts the
 # BatchInput envelope, so the limit leaves room for the largest envelope the definition can build: the
-# batch fits either way (components.definition.max_batch_input_bytes).
+# batch fits either way (spec.definition.max_batch_input_bytes).
 CHILD_INPUT_LIMIT: Final = 262_144
 MAX_INPUT_BYTES_PER_BATCH: Final = CHILD_INPUT_LIMIT - -(-definition.max_batch_input_bytes() // 1024) * 1024
-# A batch must hold the largest item one exported row can make, or the map fails (components.definition).
+# A batch must hold the largest item one exported row can make, or the map fails (spec.definition).
 MIN_INPUT_BYTES_PER_BATCH: Final = definition.min_input_bytes_per_batch()
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
-# task, each running to the timeout, plus every retry wait, fits (components.definition).
+# task, each running to the timeout, plus every retry wait, fits (spec.definition).
 MAX_LAMBDA_TIMEOUT_SECONDS: Final = definition.max_lambda_timeout_seconds()
 
 # Namespaces a stack file may use: the project's own settings and those of the plugins the program loads
@@ -413,7 +413,7 @@ def load(config: Mapping[str, Any], *, stack: str, source: str | None = None) ->
     if isinstance(region, str) and "stage" in values and _STAGE_RE.match(values["stage"]):
         # Bucket names carry the Region, so their length is known only with it. Imported here because
         # naming imports this module for PROJECT.
-        from components.naming import bucket_name_problems
+        from spec.naming import bucket_name_problems
 
         problems.extend(bucket_name_problems(values["stage"], region))
     if problems:

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from benchmarks.bench_detector import make_row
-from components import definition
-from components.naming import Account, Names
 from functions.detector import schema
 from functions.detector.config import DetectorConfig
 from functions.detector.handler import analyse_event
+from spec import definition
+from spec.naming import Account, Names
 from tools import stackfile
 from tools.localrun.expressions import Template
 from tools.tune.packing import batch_sizes, json_size

@@ -8,10 +8,10 @@ from typing import Any
 import jsonata
 import pytest
 
-from components import definition, queries, settings
-from components.naming import Account, Names
 from components.workflow import definition_params
 from functions.detector import schema
+from spec import definition, queries, settings
+from spec.naming import Account, Names
 from tools import aslcheck, harness
 
 EXECUTION_ARN = "arn:aws:states:eu-west-1:222222222222:execution:sensorflow-dev-pipeline:nightly-2026-11-21"

@@ -7,7 +7,7 @@ import json
 import pytest
 from parliament import analyze_policy_string
 
-from components import iam
+from spec import iam
 from tools import synth
 
 # Parliament findings that are wrong for these documents: (kind of document, issue, text in the detail, why).

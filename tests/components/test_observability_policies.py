@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from components import iam
-from components.naming import Account
 from components.notifications import kms_key_policy, subscription_suffix, subscriptions, topic_policy
 from components.schedule import SCHEDULER_PRINCIPAL, scheduler_role_policy
-from tests.observability.support import MOCK_ACCOUNT, load_settings, statement
+from spec import iam
+from spec.naming import Account
+from tests.spec.support import MOCK_ACCOUNT, load_settings, statement
 
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:sensorflow-prod-alarms"
 ALARM_ARNS = ["arn:aws:cloudwatch:eu-west-1:123456789012:alarm:sensorflow-prod-executions-failed"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from components.alarms import (
+from functions.detector import schema
+from spec.alarms import (
     DURATION_TIMEOUT_SHARE,
     NS_DETECTOR,
     NS_FIREHOSE,
@@ -23,8 +24,7 @@ from components.alarms import (
     NS_STATES,
     OPEN_MAP_RUN_LIMIT,
 )
-from components.settings import Settings
-from functions.detector import schema
+from spec.settings import Settings
 
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 HEIGHT: Final = 6

@@ -11,9 +11,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from components import settings as settings_module
-from components.naming import Account, Names, lookup_account
 from components.observability import Observability, ObservabilityArgs
+from spec import settings as settings_module
+from spec.naming import Account, Names, lookup_account
 from tools import harness
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

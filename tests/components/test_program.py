@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components import definition
+from spec import definition
 from tools import harness
 
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"

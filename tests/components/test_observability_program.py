@@ -15,8 +15,8 @@ from functools import cache
 import pytest
 
 from components.observability import Observability, ObservabilityArgs
-from tests.observability.documented_metrics import metric_problems
-from tests.observability.support import ALARM, COMPONENT, SCHEDULE, TOPIC
+from tests.spec.documented_metrics import metric_problems
+from tests.spec.support import ALARM, COMPONENT, SCHEDULE, TOPIC
 from tools import harness
 
 STACKS = ("dev", "prod")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import definition, queries, settings
 from functions.detector import schema
+from spec import definition, queries, settings
 from tools.tune.packing import BatchingError, batch_sizes
 
 from .test_definition import stage_definition

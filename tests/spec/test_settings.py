@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from components import settings
+from spec import settings
 from tools import docs, harness
 
 
@@ -170,7 +170,8 @@ def test_a_stage_whose_bucket_names_exceed_63_characters_in_its_region_is_refuse
 
 
 def test_the_bucket_roles_the_length_check_uses_are_the_buckets_storage_builds():
-    from components import naming, storage
+    from components import storage
+    from spec import naming
 
     stage = settings.load({}, stack="dev")
     built = [spec.role for spec in storage.bucket_specs(stage)] + [storage.access_log_spec(stage).role]

@@ -1,0 +1,1 @@
+"""Tests of components/: the program run under recording mocks, component by component."""

@@ -1,0 +1,1 @@
+"""Tests of spec/: settings, names, definition, SQL, alarms and IAM documents as data."""
