@@ -31,3 +31,13 @@ def test_the_alarm_table_lists_every_alarm_of_both_stacks_with_its_values():
     # dev has no schedule, so no heartbeat; prod has one.
     (heartbeat,) = [row for row in table.splitlines() if "no-recent-success" in row]
     assert "| not created | 1 |" in heartbeat
+
+
+def test_the_readme_stays_a_five_minute_read():
+    """The README keeps what a newcomer needs (the two commands first) and points to docs/ for the rest."""
+    readme = (docs.ROOT / "README.md").read_text()
+    assert len(readme.encode()) <= 8 * 1024
+    assert readme.index("make demo") < readme.index("## Architecture")
+    assert readme.index("make test") < readme.index("## Architecture")
+    for page in sorted((docs.ROOT / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in readme, f"README does not point to docs/{page.name}"

@@ -35,7 +35,6 @@ SKIP = "skip"  # not run here, for the reason given
 DECISIONS: dict[str, tuple[str, str]] = {
     "make help": (RUN, "lists the targets"),
     "make synth": (RUN, "renders dev and prod into build/"),
-    "make check-definition FILE=build/dev/definition.asl.json": (RUN, "checks a rendered definition"),
     "make tune STACK=prod ROWS=100000000": (RUN, "plans a day (arithmetic, constant time)"),
     "make tune STACK=dev": (RUN, "plans a day at the default ROWS"),
     "make demo": (RUN, "the local pipeline on a generated day (5,760 readings)"),
@@ -43,13 +42,9 @@ DECISIONS: dict[str, tuple[str, str]] = {
     "make policy STACK=prod": (DRY, "the offline gate; make test and tests/policies run it"),
     "make demo STACK=prod DEVICES=200 DAYS=2": (DRY, "115,200 readings: make demo above runs the target"),
     "make demo DEVICES=3472": (DRY, "a million readings, minutes: the README gives its measured figures"),
-    'make demo STACK=prod DEVICES=694 ARGS="--interval 60"': (DRY, "a million readings, as above"),
     "make demo INPUT=my-readings.csv": (DRY, "the user's own file; tests/localrun runs --input"),
     'make demo INPUT=readings.csv ARGS="--date 2025-06-01"': (DRY, "the user's own file"),
     "make bench": (DRY, "minutes of CPU; its figures are in the README"),
-    "make bench ARGS=localrun": (DRY, "minutes of CPU; its figures are in the README"),
-    "make figures": (DRY, "rewrites the planner's figures in README.md and docs/tuning.md"),
-    "make package": (DRY, "builds the Lambda package per runtime and architecture (pip, network)"),
     "make test": (SKIP, "runs this very suite"),
     "make setup": (DRY, "installs every dependency (network); the copy links the installed ones"),
     "pulumi stack select dev": (SKIP, "needs the Pulumi engine and a backend"),
@@ -159,9 +154,7 @@ def test_readme_make_command_is_a_target_that_runs_what_it_says(tree: Path, comm
         "make demo INPUT=my-readings.csv": "--input my-readings.csv",
         'make demo INPUT=readings.csv ARGS="--date 2025-06-01"': "--input readings.csv --date 2025-06-01",
         "make demo DEVICES=3472": "-m tools.localrun --stack dev --devices 3472",
-        'make demo STACK=prod DEVICES=694 ARGS="--interval 60"': "--stack prod --devices 694",
         "make bench": "-m benchmarks.run",
-        "make bench ARGS=localrun": "-m benchmarks.run localrun",
     }.get(command)
     if expected is not None:
         assert expected in commands, commands
