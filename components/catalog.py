@@ -32,9 +32,9 @@ PARQUET_INPUT: Final = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputF
 PARQUET_OUTPUT: Final = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 
 
-def catalog_names(names: Names) -> queries.Catalog:
+def catalog_names(names: Names) -> queries.TableNames:
     """The stage's Glue identifiers (lower case, underscores: no quoting surprises in SQL)."""
-    return queries.Catalog(
+    return queries.TableNames(
         database=names.glue("db"),
         raw_table="raw_readings",
         analysis_table="analysis_records",
@@ -67,7 +67,7 @@ class CatalogArgs:
 class Catalog(pulumi.ComponentResource):
     """Glue database and tables, Athena workgroup, named queries.
 
-    Outputs: ``ids`` (the ``queries.Catalog`` identifiers), ``database``, ``raw_table``,
+    Outputs: ``ids`` (the ``queries.TableNames`` identifiers), ``database``, ``raw_table``,
     ``analysis_table``, ``kpi_table``, ``workgroup``, ``named_queries``.
     """
 

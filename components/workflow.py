@@ -19,7 +19,7 @@ from components import roles
 from spec import definition, iam
 from spec.definition import DefinitionParams
 from spec.naming import Account, Names
-from spec.queries import Catalog
+from spec.queries import TableNames
 from spec.settings import Settings
 
 # Firehose flushes within its buffer interval; give it a minute more before counting.
@@ -38,7 +38,7 @@ class PolicyInputs:
     state_machine_name: str
     function_arn: iam.Arn
     workgroup_arn: iam.Arn
-    catalog: Catalog
+    catalog: TableNames
     raw_bucket_arn: iam.Arn
     unload_bucket_arn: iam.Arn
     athena_bucket_arn: iam.Arn
@@ -212,7 +212,7 @@ def definition_params(
     settings: Settings,
     *,
     partition: str,
-    catalog: Catalog,
+    catalog: TableNames,
     function_arn: str,
     workgroup: str,
     unload_bucket: str,
@@ -243,7 +243,7 @@ def definition_params(
 class WorkflowArgs:
     settings: Settings
     names: Names
-    catalog: Catalog
+    catalog: TableNames
     function_arn: pulumi.Input[str]
     workgroup_name: pulumi.Input[str]
     workgroup_arn: pulumi.Input[str]

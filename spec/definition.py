@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from functions.detector import schema
 from spec import queries
-from spec.queries import Catalog
+from spec.queries import TableNames
 
 MAP_STATE: Final = "DetectAnomalies"
 MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>/<label>:<uuid>
@@ -88,7 +88,7 @@ class DefinitionParams:
     partition: str
     function_arn: str
     workgroup: str
-    catalog: Catalog
+    catalog: TableNames
     unload_bucket: str  # UNLOAD output and the map's ResultWriter output (staging data)
     analytics_bucket: str  # Firehose destination and KPI files
     max_concurrency: int

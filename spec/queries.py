@@ -60,7 +60,7 @@ PLACEHOLDER: Final = re.compile(r"\{([a-z_]+)\}")
 
 
 @dataclass(frozen=True)
-class Catalog:
+class TableNames:
     """The identifiers queries refer to."""
 
     database: str
@@ -72,7 +72,7 @@ class Catalog:
         return f'"{self.database}"."{name}"'
 
 
-def unload_day(catalog: Catalog, *, fmt: str, compression: str) -> str:
+def unload_day(catalog: TableNames, *, fmt: str, compression: str) -> str:
     """Export one arrival day of raw readings for the map. Placeholders: run_date, location.
 
     Selects by the ``dt`` partition (the day folder the readings arrived in), not by parsing timestamps,
@@ -119,7 +119,7 @@ def _truncated_names() -> str:
     return f"nullif(concat_ws(',', {cut}), '') AS \"{schema.TRUNCATED_FIELD}\""
 
 
-def delivered_rows(catalog: Catalog) -> str:
+def delivered_rows(catalog: TableNames) -> str:
     """Rows of one run that reached the analytics table, each counted once however often it was delivered.
 
     A row of a run is its map item index with its reading (``sourceindex``, ``recordid``): a redrive or
@@ -137,7 +137,7 @@ def delivered_rows(catalog: Catalog) -> str:
     )
 
 
-def _latest_records(catalog: Catalog, where: str) -> str:
+def _latest_records(catalog: TableNames, where: str) -> str:
     """One row per record id (the newest delivery), so reruns and retried batches count once."""
     return (
         "SELECT * FROM (SELECT a.*, row_number() OVER (PARTITION BY recordid ORDER BY processedatms DESC) AS rn "
@@ -192,7 +192,7 @@ KPI_COLUMNS: Final = (
 
 
 def kpis_for_day(
-    catalog: Catalog, *, critical_anomaly_rate: float = 0.2, watch_anomaly_rate: float = 0.05
+    catalog: TableNames, *, critical_anomaly_rate: float = 0.2, watch_anomaly_rate: float = 0.05
 ) -> str:
     """Daily KPIs per device plus one fleet-wide row (deviceid '*'), written by UNLOAD as Parquet.
 
@@ -276,9 +276,8 @@ def kpis_for_day(
     )
 
 
-def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
+def named_queries(catalog: TableNames) -> dict[str, tuple[str, str]]:
     """Checks an operator runs, as Athena named queries: name -> (description, SQL with ? parameters)."""
-    analysis = catalog.table(catalog.analysis_table)
     kpis = catalog.table(catalog.kpi_table)
     latest = _latest_records(catalog, "analysisdate = ? AND dt >= ?")
     return {
@@ -317,8 +316,8 @@ def named_queries(catalog: Catalog) -> dict[str, tuple[str, str]]:
         "analysis-records-of-a-run": (
             "Delivered rows of one run, de-duplicated as reconciliation counts them. "
             "Parameters: execution name, its start day.",
-            "SELECT count(*) AS delivered FROM (SELECT DISTINCT sourceindex, recordid "
-            f"FROM {analysis} WHERE runid = ? AND dt >= ?)",
+            # The very query reconciliation runs, with Athena's positional parameters for its values.
+            delivered_rows(catalog).replace("'{run_id}'", "?").replace("'{since}'", "?"),
         ),
     }
 

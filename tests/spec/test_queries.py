@@ -7,7 +7,7 @@ import pytest
 from functions.detector import schema
 from spec import queries
 
-CATALOG = queries.Catalog(database="db", raw_table="raw", analysis_table="analysis", kpi_table="kpis")
+CATALOG = queries.TableNames(database="db", raw_table="raw", analysis_table="analysis", kpi_table="kpis")
 
 
 def _sql_over_records() -> dict[str, str]:
@@ -84,7 +84,7 @@ def test_reconciliation_counts_every_row_whether_item_indexes_run_on_or_restart_
     the delivered-rows query must count the same either way, re-deliveries once, identical readings twice."""
     import duckdb
 
-    catalog = queries.Catalog("db", "raw", "analysis", "kpis")
+    catalog = queries.TableNames("db", "raw", "analysis", "kpis")
     sql = queries.delivered_rows(catalog).format(run_id="run-1", since="2026-11-21")
     sql = sql.replace('"db"."analysis"', "analysis")
 
@@ -110,3 +110,12 @@ def test_reconciliation_counts_every_row_whether_item_indexes_run_on_or_restart_
     con.execute("CREATE TABLE analysis (runid VARCHAR, dt VARCHAR, sourceindex BIGINT, recordid VARCHAR)")
     con.executemany("INSERT INTO analysis VALUES ('run-1', '2026-11-21', ?, ?)", restart)
     assert con.execute(alone).fetchone()[0] == 3
+
+
+def test_the_operators_run_query_is_the_reconciliation_query():
+    """One builder: the named query counts a run's rows exactly as reconciliation does."""
+    _description, sql = queries.named_queries(CATALOG)["analysis-records-of-a-run"]
+    assert sql.count("?") == 2
+    assert sql.replace("?", "'x'", 1).replace("?", "'y'") == queries.delivered_rows(CATALOG).format(
+        run_id="x", since="y"
+    )

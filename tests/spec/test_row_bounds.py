@@ -14,7 +14,7 @@ from .test_definition import stage_definition
 def test_every_text_column_of_the_raw_table_is_bounded_by_the_export() -> None:
     texts = [name for name, kind in queries.RAW_COLUMNS if kind == "string"]
     assert texts
-    sql = queries.unload_day(queries.Catalog("db", "raw", "a", "k"), fmt="PARQUET", compression="SNAPPY")
+    sql = queries.unload_day(queries.TableNames("db", "raw", "a", "k"), fmt="PARQUET", compression="SNAPPY")
     for name in texts:
         limit = queries.TEXT_COLUMN_MAX_CHARS[name]
         assert f'substr(CAST("{name}" AS varchar), 1, {limit}) AS "{name}"' in sql

@@ -244,14 +244,14 @@ def test_exact_mode_counts_equal_count_run():
 
 def test_parent_states_follow_the_real_definition():
     from spec.definition import DefinitionParams, build_definition
-    from spec.queries import Catalog
+    from spec.queries import TableNames
 
     definition = build_definition(
         DefinitionParams(
             partition="aws",
             function_arn="arn:aws:lambda:eu-west-1:123456789012:function:f",
             workgroup="wg",
-            catalog=Catalog(database="db", raw_table="raw", analysis_table="analysis", kpi_table="kpis"),
+            catalog=TableNames(database="db", raw_table="raw", analysis_table="analysis", kpi_table="kpis"),
             unload_bucket="unload",
             analytics_bucket="analytics",
             max_concurrency=5,

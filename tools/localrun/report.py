@@ -238,7 +238,7 @@ class DayFigures:
 
 
 def _named(pipeline: LocalPipeline, name: str, params: list[Any]) -> list[dict[str, Any]]:
-    catalog = queries.Catalog(
+    catalog = queries.TableNames(
         database=pipeline.stack.exports["database"],
         raw_table=pipeline.stack.exports["rawTable"],
         analysis_table=pipeline.stack.exports["analysisTable"],
