@@ -13,29 +13,9 @@ from functions.detector import schema
 from functions.detector.config import DetectorConfig
 from functions.detector.delivery import DeliveryError
 from functions.detector.handler import analyse_event, process_batch
+from tools.localrun.athena import parse_hive_type
 
 from .helpers import FakeFirehose, event, item, row
-
-
-def parse_type(text: str) -> Any:
-    """A Hive/Glue type string as a nested structure: "string", ("array", t), ("struct", [(name, t)])."""
-    text = text.strip()
-    if text.startswith("array<") and text.endswith(">"):
-        return ("array", parse_type(text[6:-1]))
-    if text.startswith("struct<") and text.endswith(">"):
-        fields, depth, start, body = [], 0, 0, text[7:-1]
-        for i, ch in enumerate(body + ","):
-            if ch == "<":
-                depth += 1
-            elif ch == ">":
-                depth -= 1
-            elif ch == "," and depth == 0:
-                name, _, inner = body[start:i].partition(":")
-                fields.append((name, parse_type(inner)))
-                start = i + 1
-        return ("struct", fields)
-    assert re.fullmatch(r"string|int|bigint|double|boolean", text), f"unexpected Glue type {text!r}"
-    return text
 
 
 def conforms(value: Any, glue: Any, where: str) -> None:
@@ -82,7 +62,7 @@ def test_a_record_has_exactly_the_schema_keys_in_order_and_glue_types(sample) ->
     record = json.loads(line)
     assert tuple(record) == schema.ANALYSIS_KEYS
     for name, glue, _comment in schema.ANALYSIS_COLUMNS:
-        conforms(record[name], parse_type(glue), name)
+        conforms(record[name], parse_hive_type(glue), name)
     # Never-null columns: the id, the verdict, the counts, the date the table is partitioned by.
     for name in ("recordid", "analysisdate", "healthstatus", "processedatms", "metrics", "anomalies"):
         assert record[name] is not None, name
@@ -95,9 +75,9 @@ def test_a_record_has_exactly_the_schema_keys_in_order_and_glue_types(sample) ->
 
 def test_the_type_checker_can_fail() -> None:
     with pytest.raises(AssertionError):
-        conforms({"temperature": "hot"}, parse_type(schema.METRICS_TYPE), "metrics")
+        conforms({"temperature": "hot"}, parse_hive_type(schema.METRICS_TYPE), "metrics")
     with pytest.raises(AssertionError):
-        conforms(3, parse_type("double"), "x")
+        conforms(3, parse_hive_type("double"), "x")
 
 
 def test_the_summary_has_exactly_the_schema_keys_and_stays_small() -> None:

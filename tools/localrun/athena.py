@@ -194,27 +194,41 @@ class AthenaError(RuntimeError):
         super().__init__(f"{code}: {message}")
 
 
-def hive_to_duckdb(hive: str) -> str:
-    """A Glue/Hive column type as a DuckDB type: ``struct<a:double>`` -> ``STRUCT("a" DOUBLE)``."""
-    text = hive.strip()
-    lower = text.lower()
-    if lower in HIVE_SCALARS:
-        return HIVE_SCALARS[lower]
-    if lower.startswith("array<") and lower.endswith(">"):
-        return hive_to_duckdb(text[6:-1]) + "[]"
-    if lower.startswith("struct<") and lower.endswith(">"):
-        fields, depth, start, body = [], 0, 0, text[7:-1]
-        for i, ch in enumerate(body + ","):
-            if ch == "<":
-                depth += 1
-            elif ch == ">":
-                depth -= 1
-            elif ch == "," and depth == 0:
-                name, _, ftype = body[start:i].partition(":")
-                fields.append(f'"{name.strip()}" {hive_to_duckdb(ftype)}')
-                start = i + 1
-        return "STRUCT(" + ", ".join(fields) + ")"
-    raise AthenaError("HIVE_UNSUPPORTED_TYPE", f"the stand-in cannot map Glue type {hive!r}")
+HiveType = str | tuple  # a scalar's Hive name, ("array", element) or ("struct", [(name, type), ...])
+
+
+def parse_hive_type(hive: str) -> HiveType:
+    """A Glue/Hive column type, parsed once by sqlglot's Hive dialect, as a small tree: a scalar's Hive
+    name (``"double"``), ``("array", element)`` or ``("struct", [(field, type), ...])``."""
+    try:
+        parsed = exp.DataType.build(hive, dialect="hive")
+    except (sqlglot.errors.ParseError, ValueError) as error:
+        raise AthenaError("HIVE_UNSUPPORTED_TYPE", f"cannot parse Glue type {hive!r}: {error}") from None
+    return _hive_tree(parsed, hive)
+
+
+def _hive_tree(node: exp.DataType, hive: str) -> HiveType:
+    if node.this == exp.DataType.Type.ARRAY:
+        (element,) = node.expressions
+        return ("array", _hive_tree(element, hive))
+    if node.this == exp.DataType.Type.STRUCT:
+        return ("struct", [(field.name, _hive_tree(field.args["kind"], hive)) for field in node.expressions])
+    name = node.sql("hive").lower()
+    if name not in HIVE_SCALARS:
+        raise AthenaError("HIVE_UNSUPPORTED_TYPE", f"the stand-in cannot map Glue type {hive!r}")
+    return name
+
+
+def hive_to_duckdb(hive: HiveType) -> str:
+    """A Glue/Hive column type (text, or its parsed tree) as a DuckDB type: ``struct<a:double>`` ->
+    ``STRUCT("a" DOUBLE)``."""
+    tree = parse_hive_type(hive) if isinstance(hive, str) else hive
+    if isinstance(tree, str):
+        return HIVE_SCALARS[tree]
+    kind, inner = tree
+    if kind == "array":
+        return hive_to_duckdb(inner) + "[]"
+    return "STRUCT(" + ", ".join(f'"{name}" {hive_to_duckdb(t)}' for name, t in inner) + ")"
 
 
 def _trino_functions(node: exp.Expression) -> exp.Expression:
