@@ -14,7 +14,7 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import roles
+from components import logs, roles
 from spec import iam
 from spec.definition import ANALYSIS_PREFIX, ERRORS_PREFIX
 from spec.naming import Names
@@ -76,12 +76,12 @@ class Delivery(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         stream_name = names.resource("analysis")
 
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
+        self.log_group = logs.log_group(
+            name,
             name=f"/aws/kinesisfirehose/{stream_name}",
-            retention_in_days=settings.log_retention_days,
+            retention_days=settings.log_retention_days,
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
         log_stream = aws.cloudwatch.LogStream(
             f"{name}-log-stream", name=LOG_STREAM, log_group_name=self.log_group.name, opts=child

@@ -15,7 +15,7 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
-from components import roles
+from components import logs, roles
 from functions.detector import schema
 from spec import iam
 from spec.naming import Names
@@ -99,15 +99,14 @@ class Detector(pulumi.ComponentResource):
                 f"Lambda package not built: {code_dir / 'detector' / 'handler.py'} is missing; "
                 "run `make package` first"
             )
-        child = pulumi.ResourceOptions(parent=self)
         self.function_name = names.resource("detector")
 
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
+        self.log_group = logs.log_group(
+            name,
             name=f"/aws/lambda/{self.function_name}",
-            retention_in_days=settings.log_retention_days,
+            retention_days=settings.log_retention_days,
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
         self.role, policy = roles.service_role(
             name,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components import roles
+from components import logs, roles
 from spec import definition, iam
 from spec.definition import DefinitionParams
 from spec.naming import Account, Names
@@ -274,16 +274,15 @@ class Workflow(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkflowArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:workflow:Workflow", name, None, opts)
         settings, names = args.settings, args.names
-        child = pulumi.ResourceOptions(parent=self)
         self.state_machine_name = names.state_machine
 
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small (docs: cw-logs.html).
+        # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small (docs: cw-logs.html).
+        self.log_group = logs.log_group(
+            name,
             name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention_in_days=settings.log_retention_days,
+            retention_days=settings.log_retention_days,
             tags=settings.tags,
-            opts=child,
+            parent=self,
         )
         self.role, policy = roles.service_role(
             name,
