@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from functions.detector import schema
-from spec import definition, queries
+from spec import naming, queries
 from spec.naming import Names
 from spec.settings import Settings
 
@@ -138,7 +138,7 @@ class Catalog(pulumi.ComponentResource):
             table_name=self.ids.raw_table,
             description="Raw readings as delivered: CSV with a header, one folder per arrival day.",
             bucket=args.raw_bucket,
-            prefix=definition.RAW_PREFIX,
+            prefix=naming.RAW_PREFIX,
             partition_folder="${dt}/",
             classification="csv",
             parameters={"skip.header.line.count": "1"},
@@ -153,7 +153,7 @@ class Catalog(pulumi.ComponentResource):
             table_name=self.ids.analysis_table,
             description="One analysis record per reading, as Firehose delivered them (JSON lines).",
             bucket=args.analytics_bucket,
-            prefix=definition.ANALYSIS_PREFIX,
+            prefix=naming.ANALYSIS_PREFIX,
             partition_folder="dt=${dt}/",
             classification="json",
             formats=(TEXT_INPUT, TEXT_OUTPUT),
@@ -165,7 +165,7 @@ class Catalog(pulumi.ComponentResource):
             table_name=self.ids.kpi_table,
             description="Daily KPIs per device plus one fleet-wide row (deviceid '*'); a rerun replaces its day.",
             bucket=args.analytics_bucket,
-            prefix=definition.KPI_PREFIX,
+            prefix=naming.KPI_PREFIX,
             partition_folder="dt=${dt}/",
             classification="parquet",
             formats=(PARQUET_INPUT, PARQUET_OUTPUT),
@@ -188,7 +188,7 @@ class Catalog(pulumi.ComponentResource):
                     selected_engine_version="Athena engine version 3"
                 ),
                 result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
-                    output_location=s3(args.athena_bucket, definition.ATHENA_RESULTS_PREFIX),
+                    output_location=s3(args.athena_bucket, naming.ATHENA_RESULTS_PREFIX),
                     encryption_configuration=aws.athena.WorkgroupConfigurationResultConfigurationEncryptionConfigurationArgs(
                         encryption_option="SSE_S3"
                     ),

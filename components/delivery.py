@@ -16,8 +16,7 @@ import pulumi_aws as aws
 
 from components import logs, roles
 from spec import iam
-from spec.definition import ANALYSIS_PREFIX, ERRORS_PREFIX
-from spec.naming import Names
+from spec.naming import ANALYSIS_PREFIX, ERRORS_PREFIX, Names
 from spec.settings import Settings
 
 PREFIX: Final = ANALYSIS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components import logs, roles
-from spec import definition, iam
+from spec import definition, iam, naming
 from spec.definition import DefinitionParams
 from spec.naming import Account, Names
 from spec.queries import TableNames
@@ -143,15 +143,15 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             iam.statement(
                 "ReadRawReadings",
                 ["s3:GetObject"],
-                [objects(p.raw_bucket_arn, f"/{definition.RAW_PREFIX}*")],
+                [objects(p.raw_bucket_arn, f"/{naming.RAW_PREFIX}*")],
                 source=ATHENA_IAM,
             ),
             iam.statement(
                 "WriteUnloadAndMapResults",
                 write_actions,
                 [
-                    objects(p.unload_bucket_arn, f"/{definition.UNLOAD_PREFIX}*"),
-                    objects(p.unload_bucket_arn, f"/{definition.MAP_RESULTS_PREFIX}*"),
+                    objects(p.unload_bucket_arn, f"/{naming.UNLOAD_PREFIX}*"),
+                    objects(p.unload_bucket_arn, f"/{naming.MAP_RESULTS_PREFIX}*"),
                 ],
                 # UNLOAD writes its Parquet files and manifest here, the map's ItemReader reads them
                 # (s3:GetObject) and its ResultWriter writes the map-run results (s3:PutObject, multipart).
@@ -160,19 +160,19 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             iam.statement(
                 "WriteQueryResults",
                 write_actions,
-                [objects(p.athena_bucket_arn, f"/{definition.ATHENA_RESULTS_PREFIX}*")],
+                [objects(p.athena_bucket_arn, f"/{naming.ATHENA_RESULTS_PREFIX}*")],
                 source=ATHENA_IAM,
             ),
             iam.statement(
                 "ReadAnalysisRecords",
                 ["s3:GetObject"],
-                [objects(p.analytics_bucket_arn, f"/{definition.ANALYSIS_PREFIX}*")],
+                [objects(p.analytics_bucket_arn, f"/{naming.ANALYSIS_PREFIX}*")],
                 source=ATHENA_IAM,
             ),
             iam.statement(
                 "ReplaceDailyKpis",
                 [*write_actions, "s3:DeleteObject"],
-                [objects(p.analytics_bucket_arn, f"/{definition.KPI_PREFIX}*")],
+                [objects(p.analytics_bucket_arn, f"/{naming.KPI_PREFIX}*")],
                 # UNLOAD refuses a destination that holds objects (athena/latest/ug/unload.html), so a
                 # re-run of a day deletes that day's KPI objects first.
                 source=iam.DOCS + "athena/latest/ug/unload.html",

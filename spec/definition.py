@@ -35,6 +35,11 @@ from typing import Any, Final
 
 from functions.detector import schema
 from spec import queries
+from spec.naming import (
+    KPI_PREFIX,
+    MAP_RESULTS_PREFIX,
+    UNLOAD_PREFIX,
+)
 from spec.queries import TableNames
 
 MAP_STATE: Final = "DetectAnomalies"
@@ -44,14 +49,6 @@ ATHENA_CATALOG: Final = "AwsDataCatalog"
 DELIVERY_ERROR: Final = schema.DELIVERY_ERROR  # raised by the detector when Firehose keeps refusing records
 PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
 
-# Prefixes inside the stage's buckets (IAM statements and lifecycle rules use the same constants).
-UNLOAD_PREFIX: Final = "unload/"
-MAP_RESULTS_PREFIX: Final = "map-results/"
-ATHENA_RESULTS_PREFIX: Final = "results/"
-ANALYSIS_PREFIX: Final = "analysis/"
-ERRORS_PREFIX: Final = "errors/"
-KPI_PREFIX: Final = "kpis/"
-RAW_PREFIX: Final = "daily-data/"
 
 # Transient Lambda service errors worth retrying (aws-facts: "Lambda task errors worth Retry").
 LAMBDA_TRANSIENT_ERRORS: Final = (

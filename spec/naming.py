@@ -11,7 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from spec.settings import PROJECT
+PROJECT: Final = "sensorflow"
+
+# Prefixes inside the stage's buckets (IAM statements and lifecycle rules use the same constants).
+UNLOAD_PREFIX: Final = "unload/"
+MAP_RESULTS_PREFIX: Final = "map-results/"
+ATHENA_RESULTS_PREFIX: Final = "results/"
+ANALYSIS_PREFIX: Final = "analysis/"
+ERRORS_PREFIX: Final = "errors/"
+KPI_PREFIX: Final = "kpis/"
+RAW_PREFIX: Final = "daily-data/"
+
 
 # Every bucket of a stage, by role (components/storage.py builds exactly these; a test keeps them equal).
 BUCKET_ROLES: Final = ("raw", "unload", "athena", "analytics", "access-logs")

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from spec import definition
-
-PROJECT: Final = "sensorflow"
+from spec.naming import PROJECT
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy, retentionInDays).
 LOG_RETENTION_DAYS: Final = (

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from spec.definition import KPI_PREFIX
+from spec.naming import KPI_PREFIX
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline

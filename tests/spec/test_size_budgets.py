@@ -23,7 +23,7 @@ from benchmarks.bench_detector import make_row
 from functions.detector import schema
 from functions.detector.config import DetectorConfig
 from functions.detector.handler import analyse_event
-from spec import definition
+from spec import definition, naming
 from spec.naming import Account, Names
 from tools import stackfile
 from tools.localrun.expressions import Template
@@ -56,7 +56,7 @@ def _sample() -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
         )
         for i in range(ROWS)
     ]
-    folder = f"s3://{_names().bucket('unload')}/{definition.UNLOAD_PREFIX}{RUN_DATE}/{EXECUTION_NAME}/"
+    folder = f"s3://{_names().bucket('unload')}/{naming.UNLOAD_PREFIX}{RUN_DATE}/{EXECUTION_NAME}/"
     files = [f"{folder}20240602_023007_0004{n}_x7k2p_{uuid.UUID(int=n + 1)}" for n in range(3)]
     sources = [files[i * len(files) // ROWS] for i in range(ROWS)]
     context = {"Execution": {"Id": f"arn:...:{EXECUTION_NAME}", "Name": EXECUTION_NAME}}

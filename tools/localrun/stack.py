@@ -229,6 +229,7 @@ def from_settings(
     from components.workflow import definition_params
     from functions.detector import schema
     from spec import definition as d
+    from spec import naming
     from spec import settings as settings_mod
     from spec.naming import Account, Names
     from tools import harness
@@ -258,9 +259,9 @@ def from_settings(
     )
     # The definition deploys as JSON text: round-trip it so the local run sees exactly that.
     definition = json.loads(json.dumps(definition))
-    raw_loc = f"s3://{buckets['raw']}/{d.RAW_PREFIX}"
-    analysis_loc = f"s3://{buckets['analytics']}/{d.ANALYSIS_PREFIX}"
-    kpi_loc = f"s3://{buckets['analytics']}/{d.KPI_PREFIX}"
+    raw_loc = f"s3://{buckets['raw']}/{naming.RAW_PREFIX}"
+    analysis_loc = f"s3://{buckets['analytics']}/{naming.ANALYSIS_PREFIX}"
+    kpi_loc = f"s3://{buckets['analytics']}/{naming.KPI_PREFIX}"
     from spec import queries
 
     tables = {
@@ -315,7 +316,7 @@ def from_settings(
         function_arn=function_arn,
         lambda_env=env,
         lambda_timeout_seconds=settings.lambda_timeout_seconds,
-        results_location=f"s3://{buckets['athena']}/{d.ATHENA_RESULTS_PREFIX}",
+        results_location=f"s3://{buckets['athena']}/{naming.ATHENA_RESULTS_PREFIX}",
         source="settings",
         account_id=account_id,
         region=region,

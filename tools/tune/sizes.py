@@ -18,8 +18,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from functions.detector import schema
-from spec.definition import UNLOAD_PREFIX
-from spec.naming import Account, Names
+from spec.naming import UNLOAD_PREFIX, Account, Names
 from tools.tune.packing import json_size
 
 _UUID: Final = "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63"
