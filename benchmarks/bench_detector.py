@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from functions.detector import analysis, handler, schema
+from functions.detector import handler, schema, values
 from functions.detector.config import DetectorConfig, InputFormat
 from functions.detector.delivery import BILLING_INCREMENT_BYTES, billed_bytes, pack
 
@@ -141,7 +141,7 @@ def _timed(
     for text in texts[:20]:  # warm-up, not timed: a warm Lambda container has run before
         run(json.loads(text))
     for _ in range(repeat):
-        analysis._ts_cache.clear()
+        values.timestamp_cache.clear()
         cpu = wall = 0.0
         for i, text in enumerate(texts):
             batch = json.loads(text)

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from functions.detector import schema
-from functions.detector.analysis import Analyzer, batch_context, format_number
+from functions.detector.analysis import Analyzer, batch_context
 from functions.detector.config import ConfigError, DetectorConfig, Thresholds
+from functions.detector.values import format_number
 
 from .helpers import item, row
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from functions.detector import schema
-from functions.detector.analysis import Analyzer, batch_context, parse_timestamp
+from functions.detector.analysis import Analyzer, batch_context
 from functions.detector.config import DetectorConfig, InputFormat
 from functions.detector.handler import analyse_event
+from functions.detector.values import parse_timestamp
 
 from .helpers import EXECUTION_NAME, RUN_DATE, event, item, row
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from functions.detector.analysis import parse_timestamp
+from functions.detector.values import parse_timestamp
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline

@@ -1,0 +1,266 @@
+"""Reading one field of a reading: timestamps, numbers and device ids as the detector accepts them, the
+invalid-reason codes that name what is wrong, and the record id.
+
+``analysis.Analyzer`` takes the usual reading through cheap inline checks and hands anything unusual
+to the ``unusual_*`` helpers here, which name the problem. The decisions behind these rules are in
+``analysis``'s module docstring and docs/detector.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import sys
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from . import schema
+
+# --- the five numeric fields, in the order of the metrics struct (schema.METRICS_TYPE) and of the item
+NUMERIC_FIELDS: Final = ("temperature", "humidity", "batterylevel", "latitude", "longitude")
+if schema.ITEM_FIELDS[2:] != (*NUMERIC_FIELDS, schema.TRUNCATED_FIELD):  # pragma: no cover - a schema edit
+    raise ImportError("schema.ITEM_FIELDS no longer holds the five numeric fields, then the truncated names")
+
+# Physically possible values, inclusive. Temperature cannot be below absolute zero; the others are the
+# ranges named by the contract (percentages and WGS84 coordinates).
+PHYSICAL_RANGES: Final = {
+    "temperature": (-273.15, sys.float_info.max),  # no upper bound but finiteness
+    "humidity": (0.0, 100.0),
+    "batterylevel": (0.0, 100.0),
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+}
+_RANGES: Final = tuple(PHYSICAL_RANGES[name] for name in NUMERIC_FIELDS)
+TEMPERATURE_MIN, TEMPERATURE_MAX = PHYSICAL_RANGES["temperature"]
+if _RANGES[1:] != ((0.0, 100.0), (0.0, 100.0), (-90.0, 90.0), (-180.0, 180.0)):  # pragma: no cover
+    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.record")
+
+# --- invalid reasons: "<field>:<problem>"
+MISSING: Final = "missing"  # absent, null, or an empty string
+NOT_A_NUMBER: Final = "not_a_number"  # a string (outside CSV), a boolean, an object, a non-numeric string
+NOT_FINITE: Final = "not_finite"  # NaN or +/-Infinity (or an integer too large for a double)
+OUT_OF_RANGE: Final = "out_of_range"  # physically impossible (PHYSICAL_RANGES)
+NOT_A_STRING: Final = "not_a_string"  # device id or timestamp of another type
+MALFORMED: Final = "malformed"  # a timestamp that is not ISO 8601 with a date and a time
+TRUNCATED: Final = "truncated"  # the export cut the text to its bound (schema.TRUNCATED_FIELD names it)
+REASON_NOT_AN_OBJECT: Final = "row:not_an_object"  # the row is not a JSON object
+REASON_TOO_LARGE: Final = "row:too_large"  # the record would not fit in one Firehose record
+
+CANONICAL_PREFIX: Final = "sensorflow.reading.v2"  # versioned: a change of canonical form changes the prefix
+RECORD_ID_BYTES: Final = 12  # 96 bits: 16 base64 characters, no padding (collision bound: module docstring)
+_SEP: Final = "\x1f"  # ASCII unit separator: cannot be confused with the separators of ISO dates or numbers
+# How UNLOAD's TEXTFILE (CSV) output writes SQL NULL (Hive's default serialization.null.format).
+CSV_NULL: Final = "\\N"
+
+_sha256 = hashlib.sha256
+_b64 = base64.urlsafe_b64encode
+pack_values = struct.Struct("<5d").pack
+_PREFIX_BYTES: Final = (CANONICAL_PREFIX + _SEP).encode()
+_INSTANT_TAG: Final = b"\x1fT"  # separates the instant from the device id; unusable ones start "\x1f!"
+_TIMESTAMP_SHAPES: Final = frozenset({"--T", "-- "})
+_TS_CACHE_MAX: Final = 16_384
+# timestamp text -> (UTC date, the instant as it enters the id, the instant as ISO text), or None if
+# malformed. Per process (the local runner's workers each have their own); bounded; readings share
+# many timestamps.
+timestamp_cache: dict[str, tuple[str, bytes, str] | None] = {}
+
+
+def parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
+    """Parse an ISO 8601 timestamp into (UTC date, the instant as it enters the id, the instant as
+    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), or None. The ISO text has one width whatever notation arrived, so
+    it sorts as time does, and it is the instant's canonical form in the record id.
+
+    Accepts a date and a time separated by ``T`` or a space (either case), optional fractional seconds
+    and an optional zone (``Z`` or an offset), surrounding blanks; a timestamp without a zone is taken
+    as UTC (Athena ``timestamp`` values cast to varchar carry none). Rejects anything else, including a
+    date alone, week and ordinal dates. Results are cached per process (bounded).
+    """
+    cached = timestamp_cache.get(text, False)
+    if cached is not False:
+        return cached
+    result = _parse_timestamp(text)
+    if len(timestamp_cache) >= _TS_CACHE_MAX:
+        timestamp_cache.clear()
+    timestamp_cache[text] = result
+    return result
+
+
+def _parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
+    # The extended calendar form YYYY-MM-DD[T ]hh..., checked by one slice (positions 4, 7 and 10):
+    # datetime.fromisoformat alone would also take week dates, ordinal dates and a bare date.
+    s = text
+    if s[4:11:3] not in _TIMESTAMP_SHAPES:
+        s = text.strip()
+        s = s[:10] + s[10:11].upper() + s[11:-1] + s[-1:].upper() if len(s) > 11 else s
+        if s[4:11:3] not in _TIMESTAMP_SHAPES:
+            return None
+    try:
+        # Python 3.11+ parses most ISO 8601 forms, including fractional seconds beyond microseconds.
+        parsed = datetime.fromisoformat(s)
+    except ValueError:
+        # Surrounding blanks or a lower-case zone letter ("...z", RFC 3339 allows it): one retry.
+        retry = s.strip()
+        retry = retry[:-1] + retry[-1:].upper()
+        if retry == s:
+            return None
+        try:
+            parsed = datetime.fromisoformat(retry)
+        except ValueError:
+            return None
+    if parsed.tzinfo is not None:
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # an offset that moves the instant outside years 1..9999
+            return None
+    iso = parsed.isoformat(timespec="microseconds") + "Z"
+    return iso[:10], _INSTANT_TAG + iso.encode(), iso
+
+
+def unusable_timestamp_part(text: str) -> bytes:
+    """The id bytes of an unusable timestamp: its text, in a form no instant can take."""
+    return (_SEP + text + _SEP).encode("utf-8", "surrogatepass")
+
+
+def source_key(source: Any) -> str | None:
+    """The item's file relative to the run's UNLOAD folder (the ItemSelector sends it so); an S3 URI
+    (a hand-made item) is reduced the same way, to its last path segment."""
+    if type(source) is not str or not source:
+        return None
+    if source[:5].lower() == "s3://":
+        return source.rsplit("/", 1)[-1] or None
+    return source
+
+
+def run_name(value: Any) -> str | None:
+    """The run's execution name; an execution ARN (``...:execution:<machine>:<name>``) is reduced to it."""
+    if type(value) is not str or not value:
+        return None
+    if value.startswith("arn:") and ":execution:" in value:
+        return value.rsplit(":", 1)[-1] or None
+    return value
+
+
+def as_text(value: Any) -> str:
+    """A deterministic text of an arbitrary JSON-like value (for ids and for non-string fields)."""
+    if type(value) is str:
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=True, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def coerce_number(value: Any, *, csv: bool) -> tuple[float | None, str | None]:
+    """A reading's value as a finite float, or (None, problem).
+
+    Booleans are not numbers (JSON ``true`` is not a temperature). Strings are numbers only in CSV mode,
+    where every value arrives as a string: an empty string there means missing. Python's ``float()`` also
+    accepts ``1_000``, which no CSV writer produces, so underscores are refused.
+    """
+    kind = type(value)
+    if kind is float:
+        number = value
+    elif kind is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, NOT_FINITE
+    elif value is None:
+        return None, MISSING
+    elif csv and kind is str:
+        text = value.strip()
+        if not text:
+            return None, MISSING
+        if "_" in text:
+            return None, NOT_A_NUMBER
+        try:
+            number = float(text)
+        except ValueError:
+            return None, NOT_A_NUMBER
+    else:
+        return None, NOT_A_NUMBER
+    if number - number != 0.0:  # true only for NaN and the infinities
+        return None, NOT_FINITE
+    return number, None
+
+
+def _unusable_text(raw: Any, problem: str) -> str:
+    """The id text of an unusable value. A non-finite number is written as Python writes the float
+    (``nan``, ``inf``, ``-inf``), so a Parquet NaN and a CSV "NaN" are the same reading."""
+    if problem == NOT_FINITE:
+        try:
+            return "~" + repr(float(raw))
+        except (OverflowError, TypeError, ValueError):
+            pass
+    return as_text(raw)
+
+
+def format_number(value: float) -> str:
+    """Format a threshold compactly, as the reference sample writes it: 35 -> "35", 35.5 -> "35.5"."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def record_id(deviceid_text: str, timestamp_part: bytes, values_part: bytes) -> str:
+    """96 bits of the sha256 of the canonical content (prefix, device id, timestamp part, values part),
+    URL-safe base64. The values part of a reading whose five values are finite floats is their IEEE 754
+    bytes (``struct`` ``<5d``): exactly "the values after parsing", whatever text they arrived as.
+    ``surrogatepass`` keeps every JSON string (even a lone surrogate) hashable."""
+    content = _PREFIX_BYTES + deviceid_text.encode("utf-8", "surrogatepass") + timestamp_part + values_part
+    return _b64(_sha256(content).digest()[:RECORD_ID_BYTES]).decode()
+
+
+def unusual_numbers(raw: list[Any], csv: bool, reasons: list[str]) -> tuple[list[float | None], bytes]:
+    """The five values (a finite float, or None with its reason) and their id bytes, for a reading
+    whose values are not all possible floats: strings in CSV, integers, missing or unusable values."""
+    numbers: list[float | None] = []
+    for name, value, (low, high) in zip(NUMERIC_FIELDS, raw, _RANGES, strict=True):
+        number, problem = coerce_number(value, csv=csv)
+        if problem is not None:
+            reasons.append(f"{name}:{problem}")
+        elif not low <= number <= high:
+            reasons.append(f"{name}:{OUT_OF_RANGE}")
+        numbers.append(number)
+    if None in numbers:
+        return numbers, _unusable_values_part(raw, numbers, csv)
+    return numbers, pack_values(*numbers)
+
+
+def unusual_deviceid(deviceid: Any, reasons: list[str]) -> tuple[str | None, str]:
+    """(the record's device id, its id text) of a device id that is not a non-blank string."""
+    if deviceid is None or (type(deviceid) is str and not deviceid.strip()):
+        reasons.append("deviceid:" + MISSING)
+        return deviceid, ""
+    if type(deviceid) is int:  # a numeric device id is still an id; written as its decimal text
+        return str(deviceid), str(deviceid)
+    reasons.append("deviceid:" + NOT_A_STRING)
+    return None, "!" + as_text(deviceid)
+
+
+def unusual_timestamp(stamp: Any, reasons: list[str]) -> tuple[str | None, bytes]:
+    """(the text the record keeps, the id bytes) of a timestamp that did not parse."""
+    if stamp is None or (type(stamp) is str and not stamp.strip()):
+        reasons.append("timestamp:" + MISSING)
+        return stamp, unusable_timestamp_part("")
+    if type(stamp) is str:
+        reasons.append("timestamp:" + MALFORMED)
+        return stamp, unusable_timestamp_part("!" + stamp)
+    reasons.append("timestamp:" + NOT_A_STRING)
+    text = as_text(stamp)
+    return text, unusable_timestamp_part("!" + text)
+
+
+def _unusable_values_part(raw: list[Any], numbers: list[float | None], csv: bool) -> bytes:
+    """The id bytes of five values of which at least one is unusable: each usable one as its repr,
+    each unusable one as "" (missing) or "!" and its text."""
+    texts = []
+    for value, number in zip(raw, numbers, strict=True):
+        if number is not None:
+            texts.append(repr(number))
+            continue
+        _number, problem = coerce_number(None if csv and value == CSV_NULL else value, csv=csv)
+        texts.append("" if problem == MISSING else "!" + _unusable_text(value, problem or NOT_A_NUMBER))
+    return ("!" + _SEP.join(texts)).encode("utf-8", "surrogatepass")
