@@ -1,9 +1,9 @@
 """Per-reading analysis: validation, the three anomaly rules, the record id and the analysis record.
 
-One path: ``Analyzer.record(item)`` builds the analysis record of any item as a dict (keys exactly
-``schema.ANALYSIS_KEYS``, in order) and ``Analyzer.line(item)`` serialises it with ``orjson``, the
-encoder the Powertools docs recommend for speed (``Logger(json_serializer=orjson.dumps)``). Usual
-readings take the cheap type checks at the top of each step; unusual ones (a missing field, a string, an
+One path: ``Analyzer.record(item)`` builds the analysis record of any item as a dict (keys
+``schema.ANALYSIS_KEYS`` in order, the empty ``schema.OPTIONAL_KEYS`` left out) and
+``Analyzer.line(item)`` serialises it with ``orjson``, the encoder the Powertools docs recommend for
+speed (``Logger(json_serializer=orjson.dumps)``). Usual readings take the cheap type checks at the top of each step; unusual ones (a missing field, a string, an
 impossible value...) go through the ``values.unusual_*`` helpers, which name the problem.
 
 Decisions (documented in docs/detector.md):
@@ -20,6 +20,7 @@ Decisions (documented in docs/detector.md):
 * Evidence only where it is needed: ``readingtimestamp`` (the text as it arrived) is written only when
   it is not a usable timestamp (a usable one is ``readingtime``, exactly), and ``sourcefile`` (the UNLOAD
   file, relative to the run's folder) only for an invalid reading, the one an operator traces back.
+  Otherwise the key is absent, not null (``schema.OPTIONAL_KEYS``): the table reads both as NULL.
   ``(runid, sourceindex)`` names the processed row: the map's item index is unique within a map run.
 * A record too large for one Firehose record (``row:too_large``) keeps its anomalies: only long text
   fields are cut, and three anomaly entries always fit.
@@ -283,6 +284,12 @@ class Analyzer:
             "runid": ctx.runid,
             "processedatms": ctx.processedat,
         }
+        # The two evidence fields are left out when they hold nothing (schema.OPTIONAL_KEYS): an absent
+        # key reads as NULL, as a null one does, and most records carry neither (42 bytes each).
+        if record["readingtimestamp"] is None:
+            del record["readingtimestamp"]
+        if record["sourcefile"] is None:
+            del record["sourcefile"]
         return record, types, bool(reasons)
 
 
@@ -307,7 +314,7 @@ def _shrink(record: dict[str, Any]) -> dict[str, Any]:
     """
     shrunk = dict(record)
     for key in ("deviceid", "readingtimestamp", "sourcefile", "runid"):
-        value = shrunk[key]
+        value = shrunk.get(key)
         if type(value) is str and len(value) > TRUNCATED_TEXT_CHARS:
             shrunk[key] = value[:TRUNCATED_TEXT_CHARS]
     if not shrunk["anomalies"]:

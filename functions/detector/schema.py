@@ -87,7 +87,7 @@ ANALYSIS_COLUMNS: Final = (
     (
         "readingtimestamp",
         "string",
-        "the timestamp as it arrived, only when it is unusable (null when readingtime holds it)",
+        "the timestamp as it arrived, only when it is unusable (absent, so null, when readingtime holds it)",
     ),
     ("metrics", METRICS_TYPE, "the reading's values (null where missing or unusable)"),
     (
@@ -109,7 +109,7 @@ ANALYSIS_COLUMNS: Final = (
         "sourcefile",
         "string",
         "UNLOAD file of an invalid reading, relative to the run's folder unload/<run date>/<execution name>/"
-        " (null when valid)",
+        " (absent, so null, when valid)",
     ),
     ("sourceindex", "bigint", "the map item's index, unique within the run: with runid, names the row"),
     ("runid", "string", "Step Functions execution name of the run (unique per state machine)"),
@@ -119,6 +119,10 @@ ANALYSIS_COLUMNS: Final = (
     ("processedatms", "bigint", "UTC time the detector processed the reading, milliseconds since the epoch"),
 )
 ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
+# Keys a record leaves out when they hold nothing (most records: 42 bytes each through Firehose). The
+# table's Hive JSON SerDe reads an absent key as NULL, exactly as a null one: Athena's reader for it,
+# trino-hive-formats line/json/JsonDeserializer.java, "write[s] null to unset fields".
+OPTIONAL_KEYS: Final = ("readingtimestamp", "sourcefile")
 
 # CloudWatch embedded metrics the detector emits once per invocation (never per row), under one namespace
 # with the single dimension ``service`` = the function's name, so each stage's alarms see only its own.

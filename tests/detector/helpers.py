@@ -115,3 +115,10 @@ def counts_add_up(summary: dict[str, Any]) -> None:
     assert summary["anomalousRows"] <= summary["rowsIn"]  # invalid readings can be anomalous too
     assert set(summary["anomalies"]) == set(schema.ANOMALY_TYPES)
     assert sum(summary["anomalies"].values()) >= summary["anomalousRows"]
+
+
+def assert_schema_keys(record: dict[str, Any]) -> None:
+    """The record's keys are ``schema.ANALYSIS_KEYS`` in order, an optional key only when it holds a value."""
+    expected = [k for k in schema.ANALYSIS_KEYS if k not in schema.OPTIONAL_KEYS or record.get(k) is not None]
+    assert list(record) == expected, f"keys {list(record)}"
+    assert all(record[k] is not None for k in schema.OPTIONAL_KEYS if k in record)

@@ -10,14 +10,17 @@ it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.
   quotes. The UNLOAD key layout (``unload/<runDate>/<execution>/<Athena file name>``) is an estimate.
 - BatchInput: ``{"executionName": <execution name>, "runDate": "YYYY-MM-DD"}``.
 - Analysis record: the detector's own JSON line for that item (``functions/detector/analysis.py``), plus
-  its newline; a schema-shaped example when the detector cannot be imported.
+  its newline.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from functions.detector import schema
+from functions.detector.analysis import Analyzer, batch_context
+from functions.detector.config import DetectorConfig, InputFormat
 from spec.naming import UNLOAD_PREFIX, Account, Names
 from tools.tune.packing import json_size
 
@@ -67,30 +70,6 @@ def example_batch_input(stage: str, account: Account) -> dict[str, str]:
     return {schema.BATCH_RUN: _UUID, "runDate": _RUN_DATE}
 
 
-def example_record(stage: str, account: Account) -> dict[str, Any]:
-    """A typical analysis record (a healthy reading), keys in ``schema.ANALYSIS_KEYS`` order."""
-    values: dict[str, Any] = {
-        "recordid": "9" * 16,  # 96 bits, base64url
-        "deviceid": _ROW["deviceid"],
-        "analysisdate": _RUN_DATE,
-        "readingtime": "2026-01-15T10:00:00.000000Z",
-        "readingtimestamp": None,
-        "metrics": {
-            key: _ROW[key] for key in ("temperature", "humidity", "batterylevel", "latitude", "longitude")
-        },
-        "anomalies": [],
-        "healthstatus": schema.HEALTHY,
-        "invalidreasons": [],
-        "sourcefile": None,
-        "sourceindex": 123_456,
-        "runid": _UUID,
-        "processedatms": 1_768_530_667_123,
-    }
-    # Keys the schema has that this example does not know get a short string, so the estimate follows
-    # the schema as it grows; keys the schema dropped are left out.
-    return {key: values.get(key, "x" * 16) for key in schema.ANALYSIS_KEYS}
-
-
 def item_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
     return json_size(example_item(stage, account, unload_format=unload_format))
 
@@ -101,14 +80,7 @@ def batch_input_bytes(stage: str, account: Account) -> int:
 
 def record_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
     """One newline-delimited analysis record, newline included: the detector's own line for the
-    example item when the detector is importable, else the schema-shaped example."""
-    try:
-        from datetime import UTC, datetime
-
-        from functions.detector.analysis import Analyzer, batch_context
-        from functions.detector.config import DetectorConfig, InputFormat
-    except ImportError:  # the detector is optional for planning
-        return json_size(example_record(stage, account)) + 1
+    example item."""
     context, _warnings = batch_context(
         example_batch_input(stage, account), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC)
     )
