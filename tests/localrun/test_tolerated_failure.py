@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from spec import definition
+from spec import definition, detect_retry
 from tools.localrun import report
 from tools.localrun import stack as stack_mod
 from tools.localrun.firehose import FirehoseStandIn
@@ -128,7 +128,7 @@ def test_no_tolerance_fails_the_detection(run_with_tolerance: Any, failing_fireh
     assert record.batches == ROWS // BATCH
     # Each failing batch: its first invocation and every retry on DeliveryError, each refused twice.
     retries = next(
-        n for errors, _i, n, _b in definition.DETECT_RETRY if errors == (definition.DELIVERY_ERROR,)
+        n for errors, _i, n, _b in detect_retry.DETECT_RETRY if errors == (detect_retry.DELIVERY_ERROR,)
     )
     assert run.lambda_invocations == ROWS // BATCH + retries * len(FAILING_BATCHES)
     assert failing_firehose["entries"] == len(FAILING_BATCHES) * (1 + retries) * 2
