@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from tools.localrun import report, stack
+from tools.localrun import stack
 from tools.localrun.athena import AthenaError, AthenaStandIn
 from tools.localrun.athena.serde import (
     ATHENA_MAX_ROW_BYTES,
@@ -31,6 +31,7 @@ from tools.localrun.athena.serde import (
 )
 from tools.localrun.run import LocalPipeline
 from tools.localrun.store import ObjectStore
+from tools.localrun.summary import day_figures, summary_rows
 
 HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude\n"
 DAY = "2025-06-01"
@@ -266,7 +267,7 @@ def test_identical_readings_are_reported_as_counted_once(tmp_path: Path) -> None
     row = "d1,2025-06-01T00:00:00Z,21.5,40,80,1,2\n"
     pipeline, run, _ = _run(tmp_path, {f"{DAY}/a.csv": (HEADER + row * 4).encode()})
     try:
-        summary = dict(report.summary_rows([run], [report.day_figures(pipeline, DAY)]))
+        summary = dict(summary_rows([run], [day_figures(pipeline, DAY)]))
         assert summary["valid / invalid readings"] == "1 / 0"
         assert summary["identical readings counted once"].startswith("3 ")
     finally:

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from spec import definition, detect_retry
-from tools.localrun import report
+from tools.localrun import ground_truth
 from tools.localrun import stack as stack_mod
 from tools.localrun.firehose import FirehoseStandIn
 from tools.localrun.run import LocalPipeline, RunSummary
@@ -148,7 +148,7 @@ def test_tolerated_failures_are_given_up_and_reported(run_with_tolerance: Any) -
         ROWS - FAILED_ROWS,
         FAILED_ROWS,
     )
-    delivered = {r["sourceindex"] for r in report.delivered_records(pipeline, [run.execution_id])}
+    delivered = {r["sourceindex"] for r in ground_truth.delivered_records(pipeline, [run.execution_id])}
     missing = sorted(set(range(ROWS)) - delivered)
     assert missing == [i for i in range(ROWS) if i // BATCH in FAILING_BATCHES]  # really not delivered
     assert run.status == "SUCCEEDED", (run.error, run.cause)
