@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.localrun import report, stack
+from tools.localrun import ground_truth, stack
 from tools.localrun.peak import PeakSampler
 from tools.localrun.run import LocalPipeline
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run failed: {run.error}: {run.cause}", file=sys.stderr)
             return 1
         truth = root / "simulated" / "ground-truth.parquet"
-        check = report.check_ground_truth(pipeline, truth, [run.execution_id])
+        check = ground_truth.check_ground_truth(pipeline, truth, [run.execution_id])
         pipeline.close()
     finally:
         if args.keep is None:

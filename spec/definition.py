@@ -25,16 +25,20 @@ JSONata query language throughout (``Arguments``/``Output``/``Assign``; no JSONP
 Sources: docs.aws.amazon.com/step-functions/latest/dg/input-output-itemreader.html (ReaderConfig,
 ATHENA_DATA manifests), input-output-itembatcher.html, input-output-resultwriter.html,
 state-map-distributed.html, connect-athena.html, transforming-data.html (JSONata).
+
+The parts other modules also read live beside it: JSONata helpers (``spec.expressions``), the map's
+items and their size bounds (``spec.map_items``), the Detect task's retry policy and time budget
+(``spec.detect_retry``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from functions.detector import schema
-from spec import queries
+from spec import map_items, queries
+from spec.detect_retry import DETECT_RETRY, DETECT_TIMEOUT_MARGIN_SECONDS
+from spec.expressions import expr, s3_uri_parts, sql_text, template_expression
 from spec.naming import (
     KPI_PREFIX,
     MAP_RESULTS_PREFIX,
@@ -46,36 +50,16 @@ MAP_STATE: Final = "DetectAnomalies"
 MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>/<label>:<uuid>
 DETECT_TASK: Final = "Detect"
 ATHENA_CATALOG: Final = "AwsDataCatalog"
-DELIVERY_ERROR: Final = schema.DELIVERY_ERROR  # raised by the detector when Firehose keeps refusing records
 PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
+# The map's item expressions, also read from here by tools/localrun/distmap.py.
+ITEM_ROW_EXPRESSION: Final = map_items.ITEM_ROW_EXPRESSION
+ITEM_FILE_EXPRESSION: Final = map_items.ITEM_FILE_EXPRESSION
 
-
-# Transient Lambda service errors worth retrying (aws-facts: "Lambda task errors worth Retry").
-LAMBDA_TRANSIENT_ERRORS: Final = (
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-)
-# An EXPRESS child runs at most five minutes (docs: step-functions/latest/dg/choosing-workflow-type.html,
-# "Maximum duration: 5 minutes"); every attempt and every retry wait of the detector task counts. Each
-# attempt is assumed to run to the task's timeout (the worst case CreateStateMachine does not check), so
-# the retry policy is small and fixed, and the Lambda timeout has a maximum derived from it
-# (``max_lambda_timeout_seconds``), which the settings enforce.
-EXPRESS_MAX_SECONDS: Final = 300
-DETECT_TIMEOUT_MARGIN_SECONDS: Final = 5  # Lambda ends the function first and reports its own timeout
-DETECT_RETRY: Final = (
-    # (errors, IntervalSeconds, MaxAttempts, BackoffRate)
-    (LAMBDA_TRANSIENT_ERRORS, 1, 3, 2),
-    ((DELIVERY_ERROR,), 5, 1, 2),
-)
 MAP_ERRORS: Final = (
     "States.ItemReaderFailed",
     "States.ExceedToleratedFailureThreshold",
     "States.ResultWriterFailed",
 )
-# CSV written by UNLOAD has no header row: the map is given the column names.
-CSV_HEADERS: Final = tuple(name for name, _ in queries.UNLOAD_COLUMNS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,76 +84,6 @@ class DefinitionParams:
     reconcile_max_attempts: int = 5
 
 
-def detect_retry_waits_seconds() -> float:
-    """The longest total of the detector task's retry waits (no jitter: FULL jitter only shortens them)."""
-    return float(
-        sum(
-            interval * backoff**attempt
-            for _errors, interval, attempts, backoff in DETECT_RETRY
-            for attempt in range(attempts)
-        )
-    )
-
-
-def detect_worst_case_seconds(lambda_timeout_seconds: int) -> float:
-    """A child's worst case: every attempt (the first and every retry) runs to the task's timeout."""
-    attempts = 1 + sum(attempts for _errors, _interval, attempts, _backoff in DETECT_RETRY)
-    return attempts * (lambda_timeout_seconds + DETECT_TIMEOUT_MARGIN_SECONDS) + detect_retry_waits_seconds()
-
-
-def max_lambda_timeout_seconds() -> int:
-    """The longest detector timeout whose worst case still fits an EXPRESS child."""
-    attempts = 1 + sum(attempts for _errors, _interval, attempts, _backoff in DETECT_RETRY)
-    budget = EXPRESS_MAX_SECONDS - detect_retry_waits_seconds()
-    return int(budget // attempts) - DETECT_TIMEOUT_MARGIN_SECONDS
-
-
-# The largest map item and batch input the definition can produce, for the settings' lower bound on
-# MaxInputBytesPerBatch: a batch must hold at least one item, or the map fails with
-# States.DataLimitExceeded (step-functions/latest/dg/input-output-itembatcher.html), and state input is
-# measured in UTF-8 bytes (step-functions/latest/apireference/API_StateEnteredEventDetails.html).
-# Each text value is at its bound (queries.TEXT_COLUMN_MAX_CHARS) of astral characters written as escaped
-# surrogate pairs (12 bytes of JSON per character, the most any JSON writer spends); each number is the
-# longest shortest-round-trip text of a double, quoted as CSV delivers it; the source is an S3 URI with a
-# 63-character bucket and a 1,024-byte key (S3's limits, AmazonS3/latest/userguide/object-keys.html and
-# bucketnamingrules.html); the execution ARN is at its 256-character API limit
-# (step-functions/latest/apireference/API_DescribeExecution.html, executionArn).
-_WORST_CHARACTER: Final = "\U0001f321"
-_WORST_NUMBER: Final = "-2.2250738585072014E-308"
-# StartExecution names are 1 to 80 characters (API_StartExecution.html, "name"); counted at the worst
-# character, as the row's texts are.
-_WORST_EXECUTION_NAME: Final = _WORST_CHARACTER * 80
-_MAX_ITEM_INDEX: Final = 99_999_999  # MaxItems is at most 100,000,000 (input-output-itemreader.html)
-_WORST_FILE: Final = "k" * 1024  # the item keeps the object key's last part; a key is at most 1,024 bytes
-
-
-def max_item_bytes() -> int:
-    """Bytes of the largest item the ItemSelector can give one exported row (``item_selector``'s shape)."""
-    kinds = dict(queries.UNLOAD_COLUMNS)
-    values: list[Any] = []
-    for name in schema.ITEM_FIELDS:
-        if name == schema.TRUNCATED_FIELD:
-            values.append(",".join(queries.TEXT_COLUMN_MAX_CHARS))
-        elif kinds[name] == "string":
-            values.append(_WORST_CHARACTER * queries.TEXT_COLUMN_MAX_CHARS[name])
-        else:
-            values.append(_WORST_NUMBER)
-    item = {schema.ITEM_ROW: values, schema.ITEM_FILE: _WORST_FILE, schema.ITEM_INDEX: _MAX_ITEM_INDEX}
-    return len(json.dumps(item, separators=(",", ":"), ensure_ascii=True).encode())
-
-
-def max_batch_input_bytes() -> int:
-    """Bytes of the largest ``{"Items":[],"BatchInput":{...}}`` envelope: a batch before its items."""
-    batch_input = {schema.BATCH_RUN: _WORST_EXECUTION_NAME, "runDate": "YYYY-MM-DD"}
-    return len(json.dumps({"Items": [], "BatchInput": batch_input}, separators=(",", ":")).encode())
-
-
-def min_input_bytes_per_batch() -> int:
-    """The smallest MaxInputBytesPerBatch that holds any one exported row: whole KiB above the worst case."""
-    worst = max_batch_input_bytes() + max_item_bytes()
-    return -(-worst // 1024) * 1024
-
-
 # A real calendar day written YYYY-MM-DD. Pure arithmetic on the digits rather than a date parser, so no
 # JSONata implementation's leniency (rolling 02-30 over to 03-02, a regex ``$`` that admits a trailing
 # newline) can let an impossible date through; each guard is a conditional, so nothing is evaluated on a
@@ -187,81 +101,6 @@ VALID_RUN_DATE: Final = (
 )
 
 
-def expr(jsonata: str) -> str:
-    """Wrap a JSONata expression the way ASL marks one."""
-    return "{% " + jsonata + " %}"
-
-
-def template_expression(template: str, values: dict[str, str]) -> str:
-    """Turn a SQL template with ``{placeholders}`` into a JSONata string-concatenation expression.
-
-    Literal text becomes JSON string literals (valid JSONata strings, so quotes need no hand-escaping);
-    each placeholder becomes the JSONata expression given for it. Unknown or unused placeholders fail.
-    """
-    names = queries.placeholders(template)
-    missing = sorted(set(names) - values.keys())
-    unused = sorted(values.keys() - set(names))
-    if missing or unused:
-        raise ValueError(f"template placeholders missing values {missing} / values unused {unused}")
-    parts: list[str] = []
-    rest = template
-    for match in list(queries.PLACEHOLDER.finditer(template))[::-1]:
-        head, tail = rest[: match.start()], rest[match.end() :]
-        if tail:
-            parts.append(json.dumps(tail))
-        parts.append("(" + values[match.group(1)] + ")")
-        rest = head
-    if rest:
-        parts.append(json.dumps(rest))
-    return expr(" & ".join(reversed(parts)))
-
-
-def _sql_text(jsonata: str) -> str:
-    """A JSONata expression's value made safe inside a SQL string literal (quotes doubled)."""
-    return f'$replace({jsonata}, "\'", "\'\'")'
-
-
-def reader_config(unload_format: str) -> dict[str, Any]:
-    """The ItemReader's ReaderConfig for the stage's UNLOAD format (ATHENA_DATA manifest)."""
-    config: dict[str, Any] = {"InputType": unload_format, "ManifestType": "ATHENA_DATA"}
-    if unload_format == "CSV":
-        config |= {"CSVHeaderLocation": "GIVEN", "CSVHeaders": list(CSV_HEADERS)}
-    return config
-
-
-# The map item (schema: ``{"r": [values], "s": file, "i": index}``). Every byte of an item counts against
-# the child's 256 KiB input (MaxInputBytesPerBatch), so the row goes positionally, without its keys:
-# each of the UNLOAD's columns in schema.ITEM_FIELDS order, null where the row has no such key (JSONata
-# drops an undefined value from an array, which would shift the positions). A row that is not an object
-# (a JSONL line holding an array, say) goes as its JSON text, which the detector reports as
-# row:not_an_object. The file is its key relative to the run's UNLOAD folder: an unpartitioned UNLOAD
-# writes its data files directly into the TO folder (docs: athena/latest/ug/unload.html), so that is
-# the last segment of Map.Item.Source. Map.Item.Index counts items across the whole map run
-# (docs: step-functions/latest/dg/input-output-contextobject.html, "Context object data for Map states").
-ITEM_ROW_EXPRESSION: Final = (
-    "($v := $states.context.Map.Item.Value; $type($v) = 'object' ? ["
-    + ", ".join(f"($exists($v.{name}) ? $v.{name} : null)" for name in schema.ITEM_FIELDS)
-    + "] : $string($v))"
-)
-ITEM_FILE_EXPRESSION: Final = "$split($states.context.Map.Item.Source, '/')[-1]"
-ITEM_INDEX_EXPRESSION: Final = "$states.context.Map.Item.Index"
-
-
-def item_selector() -> dict[str, str]:
-    """The Distributed Map's ItemSelector: one positional item per row (see ``ITEM_ROW_EXPRESSION``)."""
-    return {
-        schema.ITEM_ROW: expr(ITEM_ROW_EXPRESSION),
-        schema.ITEM_FILE: expr(ITEM_FILE_EXPRESSION),
-        schema.ITEM_INDEX: expr(ITEM_INDEX_EXPRESSION),
-    }
-
-
-def _s3_uri_parts(location: str) -> tuple[str, str]:
-    """JSONata expressions for the bucket and key of an ``s3://bucket/key`` URI expression."""
-    without_scheme = f"$substringAfter({location}, 's3://')"
-    return f"$substringBefore({without_scheme}, '/')", f"$substringAfter({without_scheme}, '/')"
-
-
 def build_definition(p: DefinitionParams) -> dict[str, Any]:
     """The state machine definition for one stage, as a dict ready for ``json.dumps``."""
     integration = f"arn:{p.partition}:states:::"
@@ -270,7 +109,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
         "$fromMillis($toMillis($states.context.Execution.StartTime) - 86400000, '[Y0001]-[M01]-[D01]')"
     )
     since = "$substring($states.context.Execution.StartTime, 0, 10)"
-    manifest_bucket, manifest_key = _s3_uri_parts(
+    manifest_bucket, manifest_key = s3_uri_parts(
         "$states.result.QueryExecution.Statistics.DataManifestLocation"
     )
     athena_context = {"Database": p.catalog.database, "Catalog": ATHENA_CATALOG}
@@ -365,17 +204,14 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             "Comment": "One item per row of the UNLOAD files; batches of rows go to EXPRESS children.",
             "ItemReader": {
                 "Resource": f"{integration}s3:getObject",
-                "ReaderConfig": reader_config(p.unload_format),
+                "ReaderConfig": map_items.reader_config(p.unload_format),
                 "Arguments": {"Bucket": expr("$manifestBucket"), "Key": expr("$manifestKey")},
             },
-            "ItemSelector": item_selector(),
+            "ItemSelector": map_items.item_selector(),
             "ItemBatcher": {
                 "MaxItemsPerBatch": p.max_items_per_batch,
                 "MaxInputBytesPerBatch": p.max_input_bytes_per_batch,
-                "BatchInput": {
-                    schema.BATCH_RUN: expr("$states.context.Execution.Name"),
-                    "runDate": expr("$runDate"),
-                },
+                "BatchInput": map_items.batch_input(),
             },
             "MaxConcurrency": p.max_concurrency,
             "ToleratedFailurePercentage": p.tolerated_failure_percentage,
@@ -460,7 +296,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
             "Arguments": {
                 "QueryString": template_expression(
                     queries.delivered_rows(p.catalog),
-                    {"run_id": _sql_text("$states.context.Execution.Name"), "since": since},
+                    {"run_id": sql_text("$states.context.Execution.Name"), "since": since},
                 ),
                 "WorkGroup": p.workgroup,
                 "QueryExecutionContext": athena_context,
@@ -546,7 +382,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "QueryString": template_expression(
                     queries.kpis_for_day(p.catalog),
                     {
-                        "run_id": _sql_text("$states.context.Execution.Name"),
+                        "run_id": sql_text("$states.context.Execution.Name"),
                         "since": since,
                         "until": "$substring($states.context.State.EnteredTime, 0, 10)",
                         "location": f"'s3://{p.analytics_bucket}/{KPI_PREFIX}dt=' & $runDate & '/'",

@@ -2,7 +2,7 @@
 
 The state machine sends the run-time queries (the day's UNLOAD, the reconciliation count, the KPI UNLOAD)
 with run-time values — the run date, the execution name, the output location — in ``{placeholders}``;
-``spec.definition`` turns each template into a JSONata string expression, and the local run
+``spec.definition`` turns each template into a JSONata string expression (``spec.expressions``), and the local run
 evaluates that same expression, so the SQL text that runs locally is the SQL text that deploys.
 Operator queries (Athena named queries) use ``?`` execution parameters.
 
@@ -40,7 +40,7 @@ RAW_COLUMNS: Final = (
 # on varchar count Unicode code points (trino.io/docs/current/functions/string.html, Athena engine v3 is
 # Trino: athena/latest/ug/functions-env3.html) and so do DuckDB's in the local stand-in; bytes follow from
 # it: a code point is at most 4 UTF-8 bytes and at most 12 bytes of JSON (a surrogate pair written as two
-# \uXXXX escapes), which ``spec.definition.max_item_bytes`` adds up for the settings' lower bound on
+# \uXXXX escapes), which ``spec.map_items.max_item_bytes`` adds up for the settings' lower bound on
 # maxInputBytesPerBatch. A device id is at most 128 characters wherever a fleet registers it (AWS IoT
 # thing names: iot/latest/apireference/API_ThingAttribute.html); an ISO 8601 timestamp with nanoseconds
 # and an offset is 35. A longer value is cut to its first characters and its column is named in

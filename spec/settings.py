@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from spec import definition
+from spec import detect_retry, map_items
 from spec.naming import PROJECT
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy, retentionInDays).
@@ -35,14 +35,14 @@ MAP_CONCURRENCY_LIMIT: Final = 10_000
 # A child's whole input, {"Items": [...], "BatchInput": {...}}, is capped at 256 KiB (the state input
 # quota, service-quotas.html). The ItemBatcher page does not say whether MaxInputBytesPerBatch counts the
 # BatchInput envelope, so the limit leaves room for the largest envelope the definition can build: the
-# batch fits either way (spec.definition.max_batch_input_bytes).
+# batch fits either way (spec.map_items.max_batch_input_bytes).
 CHILD_INPUT_LIMIT: Final = 262_144
-MAX_INPUT_BYTES_PER_BATCH: Final = CHILD_INPUT_LIMIT - -(-definition.max_batch_input_bytes() // 1024) * 1024
-# A batch must hold the largest item one exported row can make, or the map fails (spec.definition).
-MIN_INPUT_BYTES_PER_BATCH: Final = definition.min_input_bytes_per_batch()
+MAX_INPUT_BYTES_PER_BATCH: Final = CHILD_INPUT_LIMIT - -(-map_items.max_batch_input_bytes() // 1024) * 1024
+# A batch must hold the largest item one exported row can make, or the map fails (spec.map_items).
+MIN_INPUT_BYTES_PER_BATCH: Final = map_items.min_input_bytes_per_batch()
 # An Express child runs at most 5 minutes; the detector's timeout is bounded so that every attempt of its
-# task, each running to the timeout, plus every retry wait, fits (spec.definition).
-MAX_LAMBDA_TIMEOUT_SECONDS: Final = definition.max_lambda_timeout_seconds()
+# task, each running to the timeout, plus every retry wait, fits (spec.detect_retry).
+MAX_LAMBDA_TIMEOUT_SECONDS: Final = detect_retry.max_lambda_timeout_seconds()
 
 # Namespaces a stack file may use: the project's own settings and those of the plugins the program loads
 # (pulumi-aws reads ``aws:*``; the engine itself reads ``pulumi:*``). Any other namespace is a typo that

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from spec import definition
+from spec import definition, detect_retry
 from tools import harness
 
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -54,7 +54,7 @@ def test_map_children_invoke_this_stages_function_with_retry(run):
     task = definition.map_state(rendered_definition(run))["ItemProcessor"]["States"][definition.DETECT_TASK]
     assert task["Arguments"]["FunctionName"] == function.outputs["arn"]
     retried = {error for rule in task["Retry"] for error in rule["ErrorEquals"]}
-    assert set(definition.LAMBDA_TRANSIENT_ERRORS) <= retried
+    assert set(detect_retry.LAMBDA_TRANSIENT_ERRORS) <= retried
 
 
 def test_state_machine_logs_and_traces(run):

@@ -29,7 +29,7 @@ def row(**overrides: Any) -> dict[str, Any]:
 
 
 def item(reading: Any, *, index: int = 0, source: Any = "20240602_023007_00042_x7k2p_f1") -> dict:
-    """A map item as the ItemSelector builds it (spec.definition.item_selector): the row's values
+    """A map item as the ItemSelector builds it (spec.map_items.item_selector): the row's values
     in schema.ITEM_FIELDS order, null where absent; a row that is not an object as its JSON text."""
     if isinstance(reading, dict):
         values: Any = [reading.get(name) for name in schema.ITEM_FIELDS]

@@ -13,7 +13,7 @@ from functions.detector import schema
 from functions.detector.config import DetectorConfig
 from functions.detector.delivery import DeliveryError
 from functions.detector.handler import analyse_event, process_batch
-from tools.localrun.athena import parse_hive_type
+from tools.localrun.athena.dialect import parse_hive_type
 
 from .helpers import FakeFirehose, assert_schema_keys, event, item, row
 

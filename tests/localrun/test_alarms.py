@@ -19,7 +19,7 @@ import pytest
 from spec.alarms import MissingData
 from tests.spec.documented_metrics import DOCUMENTED, metric_problems
 from tools import alarmsim
-from tools.localrun import alarms, metrics, report
+from tools.localrun import alarms, ground_truth, metrics, report
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline
 from tools.localrun.worker import Faults
@@ -92,7 +92,7 @@ def test_malformed_rows_notify_exactly_through_detector_invalid_rows(
     try:
         assert pipeline.runs[-1].status == "SUCCEEDED"
         assert _notifying(pipeline) == {"detector-invalid-rows": [alarmsim.ALARM]}
-        check = report.check_ground_truth(pipeline, truth, [pipeline.runs[-1].execution_id])
+        check = ground_truth.check_ground_truth(pipeline, truth, [pipeline.runs[-1].execution_id])
         assert check.malformed > 0
         lines = report.alarm_lines(pipeline, check)
         assert lines[0] == "alarms: 1 would notify: detector-invalid-rows (ALARM)"

@@ -1,6 +1,6 @@
 """The raw table reads as Athena's LazySimpleSerDe does: one bad row never costs the rest of its day.
 
-Sources for the expected values (also cited in tools/localrun/athena.py):
+Sources for the expected values (also cited in tools/localrun/athena/serde.py):
 * Trino (Athena's engine) reads LazySimpleSerDe text with trino-hive-formats
   ``line/simple/SimpleDeserializer.java``: every line is a row, missing fields NULL, ``\\N`` NULL; a double
   field goes to ``NumberParser.parseDouble``, "always identical to what the JDK would return", and a
@@ -21,17 +21,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from tools.localrun import report, stack
-from tools.localrun.athena import (
+from tools.localrun import stack
+from tools.localrun.athena import AthenaError, AthenaStandIn
+from tools.localrun.athena.serde import (
     ATHENA_MAX_ROW_BYTES,
     DUCKDB_MAX_LINE_BYTES,
-    AthenaError,
-    AthenaStandIn,
     java_double,
     java_double_sql,
 )
 from tools.localrun.run import LocalPipeline
 from tools.localrun.store import ObjectStore
+from tools.localrun.summary import day_figures, summary_rows
 
 HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude\n"
 DAY = "2025-06-01"
@@ -162,7 +162,7 @@ def test_invalid_utf8_keeps_the_row_and_the_rest_of_the_day(athena: AthenaStandI
         ("d5", "t5", 23.5, 40.0),
         ("d\ufffd2", "t2", 21.5, 40.0),  # replaced by U+FFFD, as Hadoop's Text.toString() does
     ]
-    [(uri, read)] = athena.repairs.items()
+    [(uri, read)] = athena.catalog.repairs.items()
     assert uri.endswith("/daily-data/2025-06-01/a.csv")
     assert read.replaced_bytes == 2
 
@@ -267,7 +267,7 @@ def test_identical_readings_are_reported_as_counted_once(tmp_path: Path) -> None
     row = "d1,2025-06-01T00:00:00Z,21.5,40,80,1,2\n"
     pipeline, run, _ = _run(tmp_path, {f"{DAY}/a.csv": (HEADER + row * 4).encode()})
     try:
-        summary = dict(report.summary_rows([run], [report.day_figures(pipeline, DAY)]))
+        summary = dict(summary_rows([run], [day_figures(pipeline, DAY)]))
         assert summary["valid / invalid readings"] == "1 / 0"
         assert summary["identical readings counted once"].startswith("3 ")
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from spec import settings
-from tools.localrun import report
+from tools.localrun import ground_truth, report
 from tools.localrun.run import LocalPipeline
 from tools.localrun.worker import Faults
 from tools.simulate import ANOMALY_KINDS, MALFORMED_KINDS
@@ -23,7 +23,7 @@ IGNORED = ("processedatms",)  # differs run to run by design
 
 
 def _records(pipeline: LocalPipeline, run_id: str) -> list[str]:
-    rows = report.delivered_records(pipeline, [run_id])
+    rows = ground_truth.delivered_records(pipeline, [run_id])
     assert rows, "the run delivered nothing"
     return sorted(
         json.dumps({k: v for k, v in r.items() if k not in IGNORED}, sort_keys=True, default=str)
@@ -64,7 +64,7 @@ def test_dev_day_end_to_end(make_pipeline: Any, sim_day: tuple[Path, Any], tmp_p
     assert run.status == "SUCCEEDED", (run.error, run.cause)
     truth = sim_day[1]
     assert run.output["rowsProcessed"] == run.output["rowsDelivered"] == truth.num_rows
-    check = report.check_ground_truth(pipeline, truth, [run.execution_id])
+    check = ground_truth.check_ground_truth(pipeline, truth, [run.execution_id])
     assert check.ok, check.describe()
     assert check.injected > 0
     assert check.malformed > 0
@@ -108,7 +108,7 @@ def test_lost_records_fail_reconciliation_clearly(make_pipeline: Any, sim_day: t
     assert f"found {found} after 3 checks" in run.cause  # dev: reconcileMaxAttempts 3
     assert [h[1] for h in run.history].count("WaitBeforeRecount") == 2
     # The ground-truth check sees the same loss (a negative control for the check itself).
-    check = report.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
+    check = ground_truth.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
     assert not check.ok
     assert len(check.missing) == 250
 
@@ -121,7 +121,7 @@ def test_a_duplicated_batch_is_counted_once(make_pipeline: Any, sim_day: tuple[P
     assert run.status == "SUCCEEDED", run.cause
     assert run.child_executions == run.batches + 1
     assert run.output["rowsDelivered"] == run.rows == sim_day[1].num_rows
-    check = report.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
+    check = ground_truth.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
     assert check.ok, check.describe()
     assert check.delivered_records == check.distinct_rows + 250
 
@@ -141,7 +141,7 @@ def test_other_unload_formats(make_pipeline: Any, sim_day: tuple[Path, Any], unl
     pipeline = make_pipeline("prod", {"unloadFormat": unload_format}, processes=0)
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", run.cause
-    check = report.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
+    check = ground_truth.check_ground_truth(pipeline, sim_day[1], [run.execution_id])
     assert check.ok, check.describe()
 
 

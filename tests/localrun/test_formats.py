@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from functions.detector.values import parse_timestamp
-from tools.localrun import report
+from tools.localrun import ground_truth
 from tools.localrun import stack as stack_mod
 from tools.localrun.run import LocalPipeline
 
@@ -86,7 +86,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dic
             pipeline.put_raw_file(csv_file, DAY)
             run = pipeline.execute(DAY, name="same-name")
             assert run.status == "SUCCEEDED", (fmt, run.error, run.cause)
-            delivered = report.delivered_records(pipeline, [run.execution_id])
+            delivered = ground_truth.delivered_records(pipeline, [run.execution_id])
         finally:
             pipeline.close()
         assert len(delivered) == len(ROWS), (fmt, len(delivered))

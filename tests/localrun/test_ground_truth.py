@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tools.localrun import report
+from tools.localrun import ground_truth
 
 from .conftest import DAY
 
@@ -38,7 +38,7 @@ def _with(truth: pa.Table, row: int, column: str, value: Any) -> pa.Table:
 
 def test_agreement(ran: Any) -> None:
     pipeline, run_id, truth = ran
-    check = report.check_ground_truth(pipeline, truth, [run_id])
+    check = ground_truth.check_ground_truth(pipeline, truth, [run_id])
     assert check.ok, check.describe()
     assert check.distinct_rows == check.expected_rows == truth.num_rows
     assert 0 < check.injected == check.injected_found
@@ -47,15 +47,15 @@ def test_agreement(ran: Any) -> None:
 
 def test_agreement_read_from_the_ground_truth_file(ran: Any, sim_day: tuple[Path, Any]) -> None:
     pipeline, run_id, truth = ran
-    from_file = report.check_ground_truth(pipeline, sim_day[0] / "ground-truth.parquet", [run_id])
-    assert from_file == report.check_ground_truth(pipeline, truth, [run_id])
+    from_file = ground_truth.check_ground_truth(pipeline, sim_day[0] / "ground-truth.parquet", [run_id])
+    assert from_file == ground_truth.check_ground_truth(pipeline, truth, [run_id])
     assert from_file.ok
 
 
 def test_a_wrong_verdict_is_named(ran: Any) -> None:
     pipeline, run_id, truth = ran
     healthy = truth.column("status").to_pylist().index("healthy")
-    check = report.check_ground_truth(pipeline, _with(truth, healthy, "status", "invalid"), [run_id])
+    check = ground_truth.check_ground_truth(pipeline, _with(truth, healthy, "status", "invalid"), [run_id])
     assert not check.ok
     assert len(check.wrong_verdicts) == 1
     reading, wanted, got = check.wrong_verdicts[0]
@@ -67,7 +67,7 @@ def test_a_wrong_verdict_is_named(ran: Any) -> None:
 
 def test_a_reading_not_delivered_and_one_not_expected(ran: Any) -> None:
     pipeline, run_id, truth = ran
-    check = report.check_ground_truth(pipeline, _with(truth, 0, "deviceid", "sensor-nowhere"), [run_id])
+    check = ground_truth.check_ground_truth(pipeline, _with(truth, 0, "deviceid", "sensor-nowhere"), [run_id])
     assert not check.ok
     assert [m[0] for m in check.missing] == ["sensor-nowhere"]
     assert [u[0] for u in check.unexpected] == [truth.column("deviceid")[0].as_py()]
@@ -76,7 +76,7 @@ def test_a_reading_not_delivered_and_one_not_expected(ran: Any) -> None:
 def test_a_reading_expected_twice_but_delivered_once(ran: Any) -> None:
     pipeline, run_id, truth = ran
     doubled = pa.concat_tables([truth, truth.slice(5, 1)])
-    check = report.check_ground_truth(pipeline, doubled, [run_id])
+    check = ground_truth.check_ground_truth(pipeline, doubled, [run_id])
     assert not check.ok
     assert len(check.missing) == 1
     assert check.missing[0][0] == truth.column("deviceid")[5].as_py()
@@ -88,6 +88,8 @@ def test_an_injected_anomaly_not_found(ran: Any) -> None:
     anomalies = truth.column("anomalies")[row].as_py()
     # the simulator claims one more kind than the reading has: the record cannot hold it
     extra = next(k for k in ("temperature_spike", "humidity_anomaly", "low_battery") if k not in anomalies)
-    check = report.check_ground_truth(pipeline, _with(truth, row, "anomalies", [*anomalies, extra]), [run_id])
+    check = ground_truth.check_ground_truth(
+        pipeline, _with(truth, row, "anomalies", [*anomalies, extra]), [run_id]
+    )
     assert not check.ok
     assert check.injected_found == check.injected - 1

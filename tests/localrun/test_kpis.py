@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from spec.naming import KPI_PREFIX
-from tools.localrun import report
 from tools.localrun import stack as stack_mod
+from tools.localrun import summary
 from tools.localrun.run import LocalPipeline
 
 DAY = "2025-06-01"
@@ -220,20 +220,20 @@ def test_named_queries_count_invalid_and_anomalous_independently(pipeline: Local
     """The operators' queries, run by the Athena stand-in on the same CSV: the hand-computed rows."""
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", (run.error, run.cause)
-    anomalous = report._named(pipeline, "anomalies-of-a-day", [DAY, DAY])
+    anomalous = summary._named(pipeline, "anomalies-of-a-day", [DAY, DAY])
     assert [(r["deviceid"], r["readingtime"][11:16]) for r in anomalous] == [
         ("dev-a", "05:00"), ("dev-a", "12:00"),
         ("dev-b", "11:00"), ("dev-b", "13:00"), ("dev-b", "15:00"),
         ("dev-f", "09:00"),
     ]  # fmt: skip
-    invalid = report._named(pipeline, "invalid-readings", [DAY, DAY])
+    invalid = summary._named(pipeline, "invalid-readings", [DAY, DAY])
     assert sorted((r["deviceid"], tuple(r["invalidreasons"])) for r in invalid) == [
         ("dev-a", ("humidity:missing",)),
         ("dev-d", ("timestamp:malformed",)),
         ("dev-e", ("batterylevel:out_of_range",)),
         ("dev-f", ("humidity:out_of_range",)),
     ]
-    health = report._named(pipeline, "device-health", [DAY, DAY])
+    health = summary._named(pipeline, "device-health", [DAY, DAY])
     assert {r["deviceid"]: (r["readings"], r["anomalous"], r["invalid"]) for r in health} == {
         "dev-a": (4, 2, 1), "dev-b": (4, 3, 0), "dev-c": (2, 0, 0),
         "dev-d": (2, 0, 1), "dev-e": (1, 0, 1), "dev-f": (1, 1, 1),

@@ -15,7 +15,7 @@ import pytest
 
 from functions.detector import schema
 from spec import queries
-from tools.localrun import report
+from tools.localrun import ground_truth
 from tools.simulate import HEADER
 
 from .conftest import DAY
@@ -56,7 +56,7 @@ def test_an_oversized_raw_row_is_cut_marked_and_delivered(
     assert run.output["rowsProcessed"] == run.output["rowsDelivered"] == run.rows
 
     # A usable timestamp is kept as its instant (readingtime), an unusable one as it arrived.
-    delivered = report.delivered_records(pipeline, [run.execution_id])
+    delivered = ground_truth.delivered_records(pipeline, [run.execution_id])
     records = {(r["readingtimestamp"] or r["readingtime"])[:19]: r for r in delivered}
     by_case = {case: records[stamp[:19]] for case, (_device, stamp) in OVERSIZED.items()}
     for case in ("ascii", "four-byte", "control", "combining"):

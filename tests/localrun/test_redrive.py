@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from spec import definition
-from tools.localrun import asl, report
+from tools.localrun import asl, ground_truth
 from tools.localrun.worker import Faults
 
 from .conftest import DAY
@@ -54,13 +54,15 @@ def test_failed_batches_then_redrive_delivers_every_reading_once(make_pipeline: 
     assert second.output["rowsProcessed"] == second.output["rowsDelivered"] == truth.num_rows
     assert second.output["rowsFailed"] == 0
     pipeline.settle()
-    records = report.delivered_records(pipeline, [second.execution_id])
+    records = ground_truth.delivered_records(pipeline, [second.execution_id])
     rows = {(r["sourcefile"], r["sourceindex"]) for r in records}
     assert len(rows) == truth.num_rows  # every row of the day, however often delivered
     clean = make_pipeline("dev", folder="clean")
     assert clean.execute(DAY).status == "SUCCEEDED"
     clean.settle()
-    expected_ids = {r["recordid"] for r in report.delivered_records(clean, [clean.runs[-1].execution_id])}
+    expected_ids = {
+        r["recordid"] for r in ground_truth.delivered_records(clean, [clean.runs[-1].execution_id])
+    }
     assert {r["recordid"] for r in records} == expected_ids  # every reading, each once by record id
 
 

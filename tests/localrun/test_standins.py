@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tools.localrun import stack
-from tools.localrun.athena import AthenaError, AthenaStandIn, hive_to_duckdb
+from tools.localrun.athena import AthenaError, AthenaStandIn
+from tools.localrun.athena.dialect import hive_to_duckdb
 from tools.localrun.firehose import FirehoseDelivery, FirehoseError, FirehoseStandIn, expand_prefix
 from tools.localrun.store import ObjectStore
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from spec import definition
-from tools.localrun import report
+from spec import definition, detect_retry
+from tools.localrun import ground_truth
 from tools.localrun import stack as stack_mod
 from tools.localrun.firehose import FirehoseStandIn
 from tools.localrun.run import LocalPipeline, RunSummary
@@ -128,7 +128,7 @@ def test_no_tolerance_fails_the_detection(run_with_tolerance: Any, failing_fireh
     assert record.batches == ROWS // BATCH
     # Each failing batch: its first invocation and every retry on DeliveryError, each refused twice.
     retries = next(
-        n for errors, _i, n, _b in definition.DETECT_RETRY if errors == (definition.DELIVERY_ERROR,)
+        n for errors, _i, n, _b in detect_retry.DETECT_RETRY if errors == (detect_retry.DELIVERY_ERROR,)
     )
     assert run.lambda_invocations == ROWS // BATCH + retries * len(FAILING_BATCHES)
     assert failing_firehose["entries"] == len(FAILING_BATCHES) * (1 + retries) * 2
@@ -148,7 +148,7 @@ def test_tolerated_failures_are_given_up_and_reported(run_with_tolerance: Any) -
         ROWS - FAILED_ROWS,
         FAILED_ROWS,
     )
-    delivered = {r["sourceindex"] for r in report.delivered_records(pipeline, [run.execution_id])}
+    delivered = {r["sourceindex"] for r in ground_truth.delivered_records(pipeline, [run.execution_id])}
     missing = sorted(set(range(ROWS)) - delivered)
     assert missing == [i for i in range(ROWS) if i // BATCH in FAILING_BATCHES]  # really not delivered
     assert run.status == "SUCCEEDED", (run.error, run.cause)

@@ -10,7 +10,7 @@ import pytest
 
 from components.workflow import definition_params
 from functions.detector import schema
-from spec import definition, queries, settings
+from spec import definition, detect_retry, queries, settings
 from spec.naming import Account, Names
 from tools import aslcheck, harness
 
@@ -350,13 +350,13 @@ def test_detector_worst_case_fits_an_express_child(stage):
         for rule in task["Retry"]
         for k in range(rule.get("MaxAttempts", 3))
     )
-    assert attempts * task["TimeoutSeconds"] + waits <= definition.EXPRESS_MAX_SECONDS
+    assert attempts * task["TimeoutSeconds"] + waits <= detect_retry.EXPRESS_MAX_SECONDS
 
 
 def test_settings_refuse_a_timeout_that_breaks_the_express_budget():
-    limit = definition.max_lambda_timeout_seconds()
-    assert definition.detect_worst_case_seconds(limit) <= definition.EXPRESS_MAX_SECONDS
-    assert definition.detect_worst_case_seconds(limit + 1) > definition.EXPRESS_MAX_SECONDS
+    limit = detect_retry.max_lambda_timeout_seconds()
+    assert detect_retry.detect_worst_case_seconds(limit) <= detect_retry.EXPRESS_MAX_SECONDS
+    assert detect_retry.detect_worst_case_seconds(limit + 1) > detect_retry.EXPRESS_MAX_SECONDS
     stage_definition("prod", lambdaTimeoutSeconds=limit)
     with pytest.raises(settings.SettingsError, match=f"lambdaTimeoutSeconds={limit + 1}: above the maximum"):
         stage_definition("prod", lambdaTimeoutSeconds=limit + 1)

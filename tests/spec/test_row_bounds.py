@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from functions.detector import schema
-from spec import definition, queries, settings
+from spec import definition, map_items, queries, settings
 from tools.tune.packing import BatchingError, batch_sizes
 
 from .test_definition import stage_definition
@@ -33,8 +33,8 @@ def test_the_worst_case_item_is_computed_from_the_shapes_the_definition_builds()
 
 def test_the_settings_minimum_holds_the_largest_exported_row() -> None:
     minimum = settings.MIN_INPUT_BYTES_PER_BATCH
-    worst_item = definition.max_item_bytes()
-    worst_input = definition.max_batch_input_bytes() - len('{"Items":[],"BatchInput":}')
+    worst_item = map_items.max_item_bytes()
+    worst_input = map_items.max_batch_input_bytes() - len('{"Items":[],"BatchInput":}')
     # the local map batches as Step Functions does: the worst row alone fits a batch at the minimum ...
     assert batch_sizes([worst_item], max_items=1, max_bytes=minimum, batch_input_bytes=worst_input) == [1]
     # ... and the bound is tight to the KiB: a KiB less would not hold it

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from spec import definition
+from spec import definition, detect_retry
 from tests.spec.test_definition import stage_definition
 from tools import check_definition as cd
 from tools.definition_checks import fields, flow, lags, limits, reserved, validators
@@ -126,13 +126,13 @@ def test_express_budget_fails_the_old_prod_retry_policy(stages):
     task["TimeoutSeconds"] = 130
     task["Retry"] = [
         {
-            "ErrorEquals": list(definition.LAMBDA_TRANSIENT_ERRORS),
+            "ErrorEquals": list(detect_retry.LAMBDA_TRANSIENT_ERRORS),
             "IntervalSeconds": 2,
             "MaxAttempts": 6,
             "BackoffRate": 2,
         },
         {
-            "ErrorEquals": [definition.DELIVERY_ERROR],
+            "ErrorEquals": [detect_retry.DELIVERY_ERROR],
             "IntervalSeconds": 10,
             "MaxAttempts": 2,
             "BackoffRate": 3,

@@ -36,10 +36,11 @@ from typing import Any, NoReturn
 from functions.detector.config import DetectorConfig
 from spec.settings import SettingsError
 from tools import stackfile
-from tools.localrun import report, stack
+from tools.localrun import ground_truth, report, stack
 from tools.localrun.asl import DefinitionError, RedriveError
 from tools.localrun.peak import CommandFigures, PeakSampler
 from tools.localrun.run import InputError, LocalPipeline, check_header
+from tools.localrun.summary import print_summary
 from tools.localrun.worker import Faults
 from tools.simulate import DEFAULT_START, Fleet, SimulationError, Thresholds, simulate
 
@@ -344,11 +345,11 @@ def _run(
     check = None
     if truth is not None:
         with sampler.window("ground truth"):
-            check = report.check_ground_truth(pipeline, truth, [r.execution_id for r in runs])
+            check = ground_truth.check_ground_truth(pipeline, truth, [r.execution_id for r in runs])
         print(check.describe())
     with sampler.window("report"):
         paths = report.write_report(pipeline, runs, folder, truth_check=check)
-        print(report.print_summary(runs, pipeline))
+        print(print_summary(runs, pipeline))
         print("\n".join(report.alarm_lines(pipeline, check)))
     latest = publish(out, folder)
     print(f"\nresults in {latest} (-> {folder.relative_to(out)}):")
@@ -406,7 +407,7 @@ def _redrive(args: argparse.Namespace, started: float) -> int:
             print(line)
             pipeline.settle()
             if summary.status == "SUCCEEDED":
-                records = report.delivered_records(pipeline, [summary.execution_id])
+                records = ground_truth.delivered_records(pipeline, [summary.execution_id])
                 rows = {(r["runid"], r["sourceindex"], r["recordid"]) for r in records}
                 ids = {r["recordid"] for r in records}
                 print(
