@@ -12,6 +12,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.storage import Storage, StorageArgs
 from components.workflow import RunSettings, Workflow, WorkflowArgs
 from spec import naming, settings
+from spec.alarms import AlarmSettings
 
 stage = settings.from_pulumi()
 names = naming.Names(stage=stage.stage, account=naming.lookup_account())
@@ -87,8 +88,12 @@ workflow = Workflow(
 observability = Observability(
     "observability",
     ObservabilityArgs(
-        settings=stage,
         names=names,
+        tags=stage.tags,
+        alarms=AlarmSettings.of(stage),
+        alarm_emails=stage.alarm_emails,
+        alarm_https_endpoints=stage.alarm_https_endpoints,
+        schedule_expression=stage.schedule_expression,
         state_machine_arn=workflow.state_machine.arn,
         state_machine_name=workflow.state_machine_name,
         function_name=detector.function.name,

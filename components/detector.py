@@ -120,7 +120,9 @@ class Detector(pulumi.ComponentResource):
     def __init__(self, name: str, args: DetectorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:detector:Detector", name, None, opts)
         names = args.names
-        code_dir = args.package_dir if args.package_dir is not None else package_dir(args.runtime, args.architecture)
+        code_dir = (
+            args.package_dir if args.package_dir is not None else package_dir(args.runtime, args.architecture)
+        )
         if not (code_dir / "detector" / "handler.py").is_file():
             raise FileNotFoundError(
                 f"Lambda package not built: {code_dir / 'detector' / 'handler.py'} is missing; "
