@@ -10,6 +10,7 @@ its records from, so the two cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,7 +20,6 @@ import pulumi_aws as aws
 from functions.detector import schema
 from spec import naming, queries
 from spec.naming import Names
-from spec.settings import Settings
 
 # Projection ranges relative to now: a day outside the range simply has no partition.
 PROJECTION_RANGE: Final = "NOW-10YEARS,NOW+1DAYS"
@@ -61,11 +61,22 @@ def projection(location_template: pulumi.Input[str]) -> dict[str, pulumi.Input[s
 
 @dataclass(frozen=True, kw_only=True)
 class CatalogArgs:
-    settings: Settings
+    """Inputs of ``Catalog``."""
+
     names: Names
+    """Glue identifiers (``catalog_names``), the workgroup's name and the stage named in descriptions."""
+    tags: Mapping[str, str]
+    """Tags of the database and the workgroup."""
+    protect: bool
+    """``protectDataStores``: protect the database and tables and keep them when the stack is destroyed."""
+    bytes_scanned_cutoff_mb: int
+    """``athenaBytesScannedCutoffMb``: the workgroup's enforced per-query scan cutoff."""
     raw_bucket: pulumi.Input[str]
+    """The raw bucket's name (the raw table's location)."""
     analytics_bucket: pulumi.Input[str]
+    """The analytics bucket's name (the analysis and KPI tables' locations)."""
     athena_bucket: pulumi.Input[str]
+    """The Athena bucket's name (the workgroup's query results)."""
 
 
 class Catalog(pulumi.ComponentResource):
@@ -77,8 +88,8 @@ class Catalog(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CatalogArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:catalog:Catalog", name, None, opts)
-        settings = args.settings
-        protect = settings.protect_data_stores
+        stage = args.names.stage
+        protect = args.protect
         child = pulumi.ResourceOptions(parent=self)
         kept = pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect)
         self.ids = catalog_names(args.names)
@@ -86,8 +97,8 @@ class Catalog(pulumi.ComponentResource):
         self.database = aws.glue.CatalogDatabase(
             f"{name}-database",
             name=self.ids.database,
-            description=f"sensorflow {settings.stage}: raw readings, analysis records and daily KPIs",
-            tags=settings.tags,
+            description=f"sensorflow {stage}: raw readings, analysis records and daily KPIs",
+            tags=args.tags,
             opts=kept,
         )
 
@@ -180,14 +191,14 @@ class Catalog(pulumi.ComponentResource):
         self.workgroup = aws.athena.Workgroup(
             f"{name}-workgroup",
             name=args.names.resource("analytics"),
-            description=f"sensorflow {settings.stage}: pipeline and operator queries",
+            description=f"sensorflow {stage}: pipeline and operator queries",
             state="ENABLED",
             force_destroy=not protect,
             configuration=aws.athena.WorkgroupConfigurationArgs(
                 # Enforced: a client cannot redirect results elsewhere or lift the scan cutoff.
                 enforce_workgroup_configuration=True,
                 publish_cloudwatch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=settings.athena_bytes_scanned_cutoff_mb * 1024 * 1024,
+                bytes_scanned_cutoff_per_query=args.bytes_scanned_cutoff_mb * 1024 * 1024,
                 engine_version=aws.athena.WorkgroupConfigurationEngineVersionArgs(
                     selected_engine_version="Athena engine version 3"
                 ),
@@ -198,14 +209,14 @@ class Catalog(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            tags=settings.tags,
+            tags=args.tags,
             opts=child,
         )
 
         self.named_queries = {
             key: aws.athena.NamedQuery(
                 f"{name}-{key}",
-                name=f"{settings.stage}: {key}",
+                name=f"{stage}: {key}",
                 description=description,
                 database=self.database.name,
                 workgroup=self.workgroup.name,

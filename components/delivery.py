@@ -8,6 +8,7 @@ errors logged to a log group this component creates.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,7 +18,6 @@ import pulumi_aws as aws
 from components import logs, roles
 from spec import iam
 from spec.naming import ANALYSIS_PREFIX, ERRORS_PREFIX, Names
-from spec.settings import Settings
 
 PREFIX: Final = ANALYSIS_PREFIX + "dt=!{timestamp:yyyy-MM-dd}/"
 ERROR_PREFIX: Final = ERRORS_PREFIX + "!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
@@ -58,9 +58,22 @@ def delivery_role_policy(*, bucket_arn: iam.Arn, log_group_arn: iam.Arn) -> dict
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryArgs:
-    settings: Settings
+    """Inputs of ``Delivery``."""
+
     names: Names
+    """The stream's and role's names and the account (the role's trust)."""
+    tags: Mapping[str, str]
+    """Tags of the stream, its role and its log group."""
     bucket_arn: pulumi.Input[str]
+    """The analytics bucket the stream writes to."""
+    log_retention_days: int
+    """``logRetentionDays``: the delivery-error log group's retention."""
+    buffer_interval_seconds: int
+    """``firehoseBufferIntervalSeconds``: how long the stream buffers before it writes an object."""
+    buffer_size_mb: int
+    """``firehoseBufferSizeMb``: how much the stream buffers before it writes an object."""
+    compression: str
+    """``firehoseCompression``: GZIP or UNCOMPRESSED."""
 
 
 class Delivery(pulumi.ComponentResource):
@@ -71,15 +84,15 @@ class Delivery(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DeliveryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:delivery:Delivery", name, None, opts)
-        settings, names = args.settings, args.names
+        names = args.names
         child = pulumi.ResourceOptions(parent=self)
         stream_name = names.resource("analysis")
 
         self.log_group = logs.log_group(
             name,
             name=f"/aws/kinesisfirehose/{stream_name}",
-            retention_days=settings.log_retention_days,
-            tags=settings.tags,
+            retention_days=args.log_retention_days,
+            tags=args.tags,
             parent=self,
         )
         log_stream = aws.cloudwatch.LogStream(
@@ -93,7 +106,7 @@ class Delivery(pulumi.ComponentResource):
             source_account=names.account.account_id,
             description="Firehose delivery of analysis records to S3",
             policy=delivery_role_policy(bucket_arn=args.bucket_arn, log_group_arn=self.log_group.arn),
-            tags=settings.tags,
+            tags=args.tags,
         )
         self.stream = aws.kinesis.FirehoseDeliveryStream(
             f"{name}-stream",
@@ -107,16 +120,16 @@ class Delivery(pulumi.ComponentResource):
                 role_arn=self.role.arn,
                 prefix=PREFIX,
                 error_output_prefix=ERROR_PREFIX,
-                buffering_interval=settings.firehose_buffer_interval_seconds,
-                buffering_size=settings.firehose_buffer_size_mb,
-                compression_format=settings.firehose_compression,
+                buffering_interval=args.buffer_interval_seconds,
+                buffering_size=args.buffer_size_mb,
+                compression_format=args.compression,
                 cloudwatch_logging_options=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationCloudwatchLoggingOptionsArgs(
                     enabled=True,
                     log_group_name=self.log_group.name,
                     log_stream_name=log_stream.name,
                 ),
             ),
-            tags=settings.tags,
+            tags=args.tags,
             # The role's policy must exist before Firehose validates its access to the bucket.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )

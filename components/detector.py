@@ -8,6 +8,7 @@ one delivery stream, nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -19,14 +20,13 @@ from components import logs, roles
 from functions.detector import schema
 from spec import iam
 from spec.naming import Names
-from spec.settings import Settings
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parent.parent / "build" / "lambda"
 
 
-def package_dir(settings: Settings) -> Path:
-    """The package built for the stage's runtime and architecture (tools/package.py names it so)."""
-    return PACKAGE_ROOT / f"{settings.lambda_runtime}-{settings.lambda_architecture}"
+def package_dir(runtime: str, architecture: str) -> Path:
+    """The package built for a runtime and architecture (tools/package.py names it so)."""
+    return PACKAGE_ROOT / f"{runtime}-{architecture}"
 
 
 HANDLER: Final = "detector.handler.lambda_handler"
@@ -61,27 +61,54 @@ def detector_role_policy(*, log_group_arn: iam.Arn, stream_arn: iam.Arn) -> dict
 APPLICATION_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
 
 
-def environment(settings: Settings, *, function_name: str, stream_name: pulumi.Input[str]) -> dict:
-    """The detector's environment: every variable ``functions/detector`` reads."""
-    return {
-        schema.ENV_STREAM: stream_name,
-        schema.ENV_MAX_ATTEMPTS: str(settings.delivery_max_attempts),
-        schema.ENV_INPUT_FORMAT: settings.unload_format,
-        **{key: str(value) for key, value in settings.thresholds.items()},
-        "POWERTOOLS_SERVICE_NAME": function_name,
-        "POWERTOOLS_METRICS_NAMESPACE": schema.METRICS_NAMESPACE,
-        "POWERTOOLS_LOG_LEVEL": settings.lambda_log_level,
-        "STAGE": settings.stage,
-    }
-
-
 @dataclass(frozen=True, kw_only=True)
 class DetectorArgs:
-    settings: Settings
+    """Inputs of ``Detector``; each setting is the stack setting named (``spec.settings.SPECS``)."""
+
     names: Names
+    """The function's and role's names, the stage and the account (the role's trust)."""
+    tags: Mapping[str, str]
+    """Tags of the function, its role and its log group."""
     stream_name: pulumi.Input[str]
+    """The delivery stream the detector puts records to (its environment)."""
     stream_arn: pulumi.Input[str]
-    package_dir: Path | None = None  # default: package_dir(settings)
+    """The same stream's ARN (the role's only firehose grant)."""
+    runtime: str
+    """``lambdaRuntime``."""
+    architecture: str
+    """``lambdaArchitecture``."""
+    memory_mb: int
+    """``lambdaMemoryMb``."""
+    timeout_seconds: int
+    """``lambdaTimeoutSeconds``."""
+    reserved_concurrency: int
+    """``lambdaReservedConcurrency``."""
+    log_level: str
+    """``lambdaLogLevel``: DEBUG, INFO, WARNING or ERROR."""
+    log_retention_days: int
+    """``logRetentionDays``: the function's log group."""
+    delivery_max_attempts: int
+    """``deliveryMaxAttempts``: PutRecordBatch attempts per batch (environment)."""
+    input_format: str
+    """``unloadFormat``: the format of the rows the map hands the detector (environment)."""
+    thresholds: Mapping[str, int]
+    """The anomaly thresholds as environment variables (``Settings.thresholds``)."""
+    package_dir: Path | None = None
+    """The built package to deploy; default ``package_dir(runtime, architecture)``."""
+
+
+def environment(args: DetectorArgs, *, function_name: str) -> dict:
+    """The detector's environment: every variable ``functions/detector`` reads."""
+    return {
+        schema.ENV_STREAM: args.stream_name,
+        schema.ENV_MAX_ATTEMPTS: str(args.delivery_max_attempts),
+        schema.ENV_INPUT_FORMAT: args.input_format,
+        **{key: str(value) for key, value in args.thresholds.items()},
+        "POWERTOOLS_SERVICE_NAME": function_name,
+        "POWERTOOLS_METRICS_NAMESPACE": schema.METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": args.log_level,
+        "STAGE": args.names.stage,
+    }
 
 
 class Detector(pulumi.ComponentResource):
@@ -92,8 +119,10 @@ class Detector(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DetectorArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:detector:Detector", name, None, opts)
-        settings, names = args.settings, args.names
-        code_dir = args.package_dir if args.package_dir is not None else package_dir(settings)
+        names = args.names
+        code_dir = (
+            args.package_dir if args.package_dir is not None else package_dir(args.runtime, args.architecture)
+        )
         if not (code_dir / "detector" / "handler.py").is_file():
             raise FileNotFoundError(
                 f"Lambda package not built: {code_dir / 'detector' / 'handler.py'} is missing; "
@@ -104,8 +133,8 @@ class Detector(pulumi.ComponentResource):
         self.log_group = logs.log_group(
             name,
             name=f"/aws/lambda/{self.function_name}",
-            retention_days=settings.log_retention_days,
-            tags=settings.tags,
+            retention_days=args.log_retention_days,
+            tags=args.tags,
             parent=self,
         )
         self.role, policy = roles.service_role(
@@ -116,32 +145,30 @@ class Detector(pulumi.ComponentResource):
             source_account=names.account.account_id,
             description="The anomaly detector Lambda",
             policy=detector_role_policy(log_group_arn=self.log_group.arn, stream_arn=args.stream_arn),
-            tags=settings.tags,
+            tags=args.tags,
         )
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=self.function_name,
-            description=f"sensorflow {settings.stage}: flag anomalies in batches of readings, deliver to Firehose",
+            description=f"sensorflow {names.stage}: flag anomalies in batches of readings, deliver to Firehose",
             role=self.role.arn,
-            runtime=settings.lambda_runtime,
-            architectures=[settings.lambda_architecture],
+            runtime=args.runtime,
+            architectures=[args.architecture],
             handler=HANDLER,
             code=pulumi.FileArchive(str(code_dir)),
-            memory_size=settings.lambda_memory_mb,
-            timeout=settings.lambda_timeout_seconds,
-            reserved_concurrent_executions=settings.lambda_reserved_concurrency,
+            memory_size=args.memory_mb,
+            timeout=args.timeout_seconds,
+            reserved_concurrent_executions=args.reserved_concurrency,
             environment=aws.lambda_.FunctionEnvironmentArgs(
-                variables=environment(
-                    settings, function_name=self.function_name, stream_name=args.stream_name
-                )
+                variables=environment(args, function_name=self.function_name)
             ),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="JSON",
                 log_group=self.log_group.name,
-                application_log_level=APPLICATION_LOG_LEVELS[settings.lambda_log_level],
+                application_log_level=APPLICATION_LOG_LEVELS[args.log_level],
                 system_log_level="WARN",  # platform START/END/REPORT lines only when they say something
             ),
-            tags=settings.tags,
+            tags=args.tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, self.log_group]),
         )
         self.register_outputs({"functionName": self.function.name, "functionArn": self.function.arn})

@@ -11,14 +11,14 @@ The topic policy lets ``cloudwatch.amazonaws.com`` publish only for this account
 stage's own alarms (exact ARNs), and denies any request that is not over TLS. A prod alarm therefore
 cannot publish to a dev topic even if someone wired it there by hand: AWS refuses the publish.
 
-Subscriptions come from the settings (``alarmEmails``, ``alarmHttpsEndpoints``: a chat or paging
+Subscriptions come from the stack settings (``alarmEmails``, ``alarmHttpsEndpoints``: a chat or paging
 webhook). Email subscriptions stay pending until the recipient confirms them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +26,6 @@ import pulumi
 import pulumi_aws as aws
 
 from spec.naming import Account, Names
-from spec.settings import Settings
 
 CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
 
@@ -88,11 +87,9 @@ def topic_policy(topic_arn: Any, account: Account, alarm_arns: Sequence[str]) ->
     }
 
 
-def subscriptions(settings: Settings) -> list[tuple[str, str]]:
-    """``(protocol, endpoint)`` for every subscriber in the settings, emails first."""
-    return [("email", e) for e in settings.alarm_emails] + [
-        ("https", url) for url in settings.alarm_https_endpoints
-    ]
+def subscriptions(emails: Sequence[str], https_endpoints: Sequence[str]) -> list[tuple[str, str]]:
+    """``(protocol, endpoint)`` for every subscriber, emails first."""
+    return [("email", e) for e in emails] + [("https", url) for url in https_endpoints]
 
 
 # An HTTPS subscriber must confirm the subscription by visiting the SubscribeURL SNS posts to it
@@ -123,12 +120,16 @@ def subscription_suffix(protocol: str, endpoint: str) -> str:
 class AlarmTopicArgs:
     """Inputs of ``AlarmTopic``."""
 
-    settings: Settings
-    """The stage's settings: subscribers and tags."""
     names: Names
-    """Physical names and the account (for the key and topic policies)."""
+    """Physical names, the stage and the account (for the key and topic policies)."""
+    tags: Mapping[str, str]
+    """Tags of the key and the topic."""
     alarm_arns: Sequence[str]
     """Exact ARNs of the alarms allowed to publish (``alarms.publishing_alarm_arns``)."""
+    emails: Sequence[str]
+    """``alarmEmails``: email subscribers (each confirms by mail)."""
+    https_endpoints: Sequence[str]
+    """``alarmHttpsEndpoints``: HTTPS subscribers that confirm themselves."""
 
 
 class AlarmTopic(pulumi.ComponentResource):
@@ -140,7 +141,7 @@ class AlarmTopic(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AlarmTopicArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:notifications:AlarmTopic", name, None, opts)
-        settings, names = args.settings, args.names
+        names = args.names
         child = pulumi.ResourceOptions(parent=self)
 
         self.key = aws.kms.Key(
@@ -149,7 +150,7 @@ class AlarmTopic(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.json_dumps(kms_key_policy(names.account)),
-            tags=settings.tags,
+            tags=args.tags,
             opts=child,
         )
         aws.kms.Alias(
@@ -161,9 +162,9 @@ class AlarmTopic(pulumi.ComponentResource):
         self.topic = aws.sns.Topic(
             f"{name}-topic",
             name=names.resource("alarms"),
-            display_name=f"sensorflow {settings.stage} alarms",
+            display_name=f"sensorflow {names.stage} alarms",
             kms_master_key_id=self.key.arn,
-            tags=settings.tags,
+            tags=args.tags,
             opts=child,
         )
         self.topic_arn: pulumi.Output[str] = self.topic.arn
@@ -182,6 +183,6 @@ class AlarmTopic(pulumi.ComponentResource):
                 **subscription_confirmation(protocol),
                 opts=child,
             )
-            for protocol, endpoint in subscriptions(settings)
+            for protocol, endpoint in subscriptions(args.emails, args.https_endpoints)
         ]
         self.register_outputs({"topicArn": self.topic.arn, "keyArn": self.key.arn})

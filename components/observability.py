@@ -15,6 +15,7 @@ Region should own them (docs/operations.md, "Routing").
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -22,20 +23,27 @@ import pulumi_aws as aws
 
 from components.notifications import AlarmTopic, AlarmTopicArgs
 from components.schedule import DailySchedule, DailyScheduleArgs
-from spec.alarms import AlarmSpec, alarm_specs, publishing_alarm_arns
+from spec.alarms import AlarmSettings, AlarmSpec, alarm_specs, publishing_alarm_arns
 from spec.dashboard import dashboard_body
 from spec.naming import Names
-from spec.settings import Settings
 
 
 @dataclass(frozen=True, kw_only=True)
 class ObservabilityArgs:
     """Inputs of ``Observability``."""
 
-    settings: Settings
-    """The stage's settings (thresholds, subscribers, schedule, tags)."""
     names: Names
     """Physical names and the account."""
+    tags: Mapping[str, str]
+    """Tags of the alarms, the topic, its key and the schedule's role."""
+    alarms: AlarmSettings
+    """What the alarm table and the dashboard are built from, including whether the schedule is on."""
+    alarm_emails: Sequence[str]
+    """``alarmEmails``: the topic's email subscribers."""
+    alarm_https_endpoints: Sequence[str]
+    """``alarmHttpsEndpoints``: the topic's HTTPS subscribers."""
+    schedule_expression: str
+    """``scheduleExpression``: when the daily run starts, if ``alarms.schedule_enabled``."""
     state_machine_arn: pulumi.Input[str]
     """The pipeline state machine's ARN (alarm dimension ``StateMachineArn``, schedule target)."""
     state_machine_name: str
@@ -59,7 +67,7 @@ class Observability(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:observability:Observability", name, None, opts)
-        settings, names = args.settings, args.names
+        names = args.names
         if args.state_machine_name != names.state_machine:
             raise ValueError(
                 f"state_machine_name={args.state_machine_name!r} is not the stage's state machine "
@@ -68,7 +76,7 @@ class Observability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         self.alarm_specs: list[AlarmSpec] = alarm_specs(
-            settings,
+            args.alarms,
             names,
             state_machine_arn=args.state_machine_arn,
             function_name=args.function_name,
@@ -77,9 +85,11 @@ class Observability(pulumi.ComponentResource):
         notifications = AlarmTopic(
             f"{name}-notifications",
             AlarmTopicArgs(
-                settings=settings,
                 names=names,
+                tags=args.tags,
                 alarm_arns=publishing_alarm_arns(self.alarm_specs, names),
+                emails=args.alarm_emails,
+                https_endpoints=args.alarm_https_endpoints,
             ),
             opts=child,
         )
@@ -104,7 +114,7 @@ class Observability(pulumi.ComponentResource):
                 alarm_actions=[self.topic_arn],
                 ok_actions=[self.topic_arn],
                 insufficient_data_actions=[self.topic_arn] if spec.notify_insufficient_data else None,
-                tags=settings.tags,
+                tags=args.tags,
                 opts=child,
             )
             for spec in self.alarm_specs
@@ -115,7 +125,7 @@ class Observability(pulumi.ComponentResource):
             dashboard_name=names.resource("pipeline"),
             dashboard_body=pulumi.Output.json_dumps(
                 dashboard_body(
-                    settings,
+                    args.alarms,
                     region=names.account.region,
                     state_machine_arn=args.state_machine_arn,
                     function_name=args.function_name,
@@ -128,10 +138,15 @@ class Observability(pulumi.ComponentResource):
         self.dashboard_name: pulumi.Output[str] = dashboard.dashboard_name
 
         self.schedule_arn: pulumi.Output[str] | None = None
-        if settings.schedule_enabled:
+        if args.alarms.schedule_enabled:
             schedule = DailySchedule(
                 f"{name}-schedule",
-                DailyScheduleArgs(settings=settings, names=names, state_machine_arn=args.state_machine_arn),
+                DailyScheduleArgs(
+                    names=names,
+                    tags=args.tags,
+                    expression=args.schedule_expression,
+                    state_machine_arn=args.state_machine_arn,
+                ),
                 opts=child,
             )
             self.schedule_arn = schedule.schedule_arn

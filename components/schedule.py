@@ -14,6 +14,7 @@ then fails is the alarms' business, not the scheduler's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,7 +24,6 @@ import pulumi_aws as aws
 from components import roles
 from spec import iam
 from spec.naming import Names
-from spec.settings import Settings
 
 SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
 SCHEDULE_TIMEZONE: Final = "UTC"
@@ -51,10 +51,12 @@ def scheduler_role_policy(state_machine_arn: Any) -> dict[str, Any]:
 class DailyScheduleArgs:
     """Inputs of ``DailySchedule``."""
 
-    settings: Settings
-    """The stage's settings: the schedule expression and tags."""
     names: Names
     """Physical names and the account (for the trust policy)."""
+    tags: Mapping[str, str]
+    """Tags of the execution role."""
+    expression: str
+    """``scheduleExpression``: when the run starts (UTC)."""
     state_machine_arn: pulumi.Input[str]
     """The pipeline to start."""
 
@@ -68,7 +70,7 @@ class DailySchedule(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DailyScheduleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:schedule:DailySchedule", name, None, opts)
-        settings, names = args.settings, args.names
+        names = args.names
         self.role, policy = roles.service_role(
             name,
             parent=self,
@@ -77,13 +79,13 @@ class DailySchedule(pulumi.ComponentResource):
             source_account=names.account.account_id,
             description="EventBridge Scheduler: starts the daily pipeline run, nothing else.",
             policy=scheduler_role_policy(args.state_machine_arn),
-            tags=settings.tags,
+            tags=args.tags,
         )
         self.schedule = aws.scheduler.Schedule(
             f"{name}-schedule",
             name=names.resource("daily"),
             description=f"Starts {names.state_machine} daily for the previous day (UTC).",
-            schedule_expression=settings.schedule_expression,
+            schedule_expression=args.expression,
             schedule_expression_timezone=SCHEDULE_TIMEZONE,
             flexible_time_window=aws.scheduler.ScheduleFlexibleTimeWindowArgs(mode="OFF"),
             state="ENABLED",

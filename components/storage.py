@@ -17,7 +17,7 @@ destination bucket's default encryption, not SSE-KMS
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -26,7 +26,6 @@ import pulumi_aws as aws
 
 from spec.iam import document, join
 from spec.naming import Names
-from spec.settings import Settings
 
 DATA: Final = "data"
 STAGING: Final = "staging"
@@ -47,23 +46,23 @@ class BucketSpec:
     description: str
 
 
-def bucket_specs(settings: Settings) -> tuple[BucketSpec, ...]:
+def bucket_specs(args: StorageArgs) -> tuple[BucketSpec, ...]:
     return (
-        BucketSpec(role="raw", data_class=DATA, expire_days=settings.raw_retention_days,
+        BucketSpec(role="raw", data_class=DATA, expire_days=args.raw_retention_days,
                    description="raw sensor readings, one folder per arrival day"),
-        BucketSpec(role="unload", data_class=STAGING, expire_days=settings.staging_retention_days,
+        BucketSpec(role="unload", data_class=STAGING, expire_days=args.staging_retention_days,
                    description="Athena UNLOAD output and map run results"),
-        BucketSpec(role="athena", data_class=STAGING, expire_days=settings.staging_retention_days,
+        BucketSpec(role="athena", data_class=STAGING, expire_days=args.staging_retention_days,
                    description="Athena query results and UNLOAD manifests"),
-        BucketSpec(role="analytics", data_class=DATA, expire_days=settings.analytics_retention_days,
+        BucketSpec(role="analytics", data_class=DATA, expire_days=args.analytics_retention_days,
                    description="analysis records and daily KPIs"),
     )  # fmt: skip
 
 
-def access_log_spec(settings: Settings) -> BucketSpec:
+def access_log_spec(args: StorageArgs) -> BucketSpec:
     """The access-log bucket: not versioned, because S3 writes each log object once under a key of its own
     and never overwrites it; versions would only keep what the expiry rule deletes."""
-    return BucketSpec(role=ACCESS_LOG_ROLE, data_class=ACCESS_LOGS, expire_days=settings.access_log_retention_days,
+    return BucketSpec(role=ACCESS_LOG_ROLE, data_class=ACCESS_LOGS, expire_days=args.access_log_retention_days,
                       description="S3 server access logs of the stage's buckets")  # fmt: skip
 
 
@@ -124,8 +123,24 @@ def access_log_policy(
 
 @dataclass(frozen=True, kw_only=True)
 class StorageArgs:
-    settings: Settings
+    """Inputs of ``Storage``; each retention is the stack setting of that name (``spec.settings.SPECS``)."""
+
     names: Names
+    """Physical bucket names and the account (the log bucket's policy names it)."""
+    tags: Mapping[str, str]
+    """Tags of every bucket (each also gets its ``data-class``)."""
+    protect: bool
+    """``protectDataStores``: protect the buckets and keep them when the stack is destroyed."""
+    raw_retention_days: int
+    """Days raw readings are kept; 0 keeps them forever."""
+    analytics_retention_days: int
+    """Days analysis records and KPIs are kept; 0 keeps them forever."""
+    staging_retention_days: int
+    """Days UNLOAD output and query results are kept."""
+    noncurrent_version_retention_days: int
+    """Days overwritten object versions are kept in the versioned (data) buckets."""
+    access_log_retention_days: int
+    """Days the access-log bucket keeps its logs."""
 
 
 class Storage(pulumi.ComponentResource):
@@ -137,21 +152,17 @@ class Storage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:storage:Storage", name, None, opts)
-        settings = args.settings
         names = args.names
-        protect = settings.protect_data_stores
         self.buckets: dict[str, aws.s3.Bucket] = {}
-        for spec in bucket_specs(settings):
-            self.buckets[spec.role], _ = self._bucket(name, spec, names, settings, protect)
+        for spec in bucket_specs(args):
+            self.buckets[spec.role], _ = self._bucket(name, spec, args)
         # Names are deterministic (Names.bucket), so the prefixes are plain strings; the ARNs in the log
         # bucket's policy come from the buckets' own outputs.
         sources = [(names.bucket(role), bucket.arn) for role, bucket in self.buckets.items()]
         self.access_logs, log_policy = self._bucket(
             name,
-            access_log_spec(settings),
-            names,
-            settings,
-            protect,
+            access_log_spec(args),
+            args,
             policy=lambda arn: access_log_policy(arn, sources, names.account.account_id),
             policy_name="policy",
         )
@@ -177,22 +188,21 @@ class Storage(pulumi.ComponentResource):
         self,
         name: str,
         spec: BucketSpec,
-        names: Names,
-        settings: Settings,
-        protect: bool,
+        args: StorageArgs,
         *,
         policy: Callable[[pulumi.Output[str]], dict] = tls_only_policy,
         policy_name: str = "tls-only",
     ) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
         """A bucket with its baseline; ``policy(bucket ARN)`` is its bucket policy document (data)."""
         logical = f"{name}-{spec.role}"
+        protect = args.protect
         child = pulumi.ResourceOptions(parent=self)
         bucket = aws.s3.Bucket(
             logical,
-            bucket=names.bucket(spec.role),
+            bucket=args.names.bucket(spec.role),
             # A protected stage keeps its buckets, even on `pulumi destroy`; others may be emptied and removed.
             force_destroy=not protect,
-            tags={**settings.tags, "data-class": spec.data_class},
+            tags={**args.tags, "data-class": spec.data_class},
             opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
@@ -261,7 +271,7 @@ class Storage(pulumi.ComponentResource):
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=settings.noncurrent_version_retention_days
+                        noncurrent_days=args.noncurrent_version_retention_days
                     ),
                 )
             )

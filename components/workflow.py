@@ -1,7 +1,7 @@
 """Workflow: the pipeline's state machine, its role and its log group.
 
-The definition is ``spec.definition.build_definition`` (pure data) fed with this stage's settings
-and the names and ARNs of the other components, serialised with ``Output.json_dumps``. The role's policy is
+The definition is ``spec.definition.build_definition`` (pure data) fed with this stage's run settings
+(``RunSettings``) and the names and ARNs of the other components, serialised with ``Output.json_dumps``. The role's policy is
 ``state_machine_policy``: each statement exists because a state of the definition needs it, with exact
 ARNs. The state machine's own ARN appears in its role's policy (the Distributed Map starts child
 executions of it), so it is built from the explicit name rather than read from the resource (a cycle).
@@ -10,12 +10,16 @@ Docs: step-functions/latest/dg/iam-policies-eg-dist-map.html, connect-athena.htm
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from components import logs, roles
+from components.catalog import Catalog
+from components.storage import Storage
 from spec import definition, iam, naming
 from spec.definition import DefinitionParams
 from spec.naming import Account, Names
@@ -208,8 +212,29 @@ def state_machine_policy(p: PolicyInputs) -> dict:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The stage settings the definition is built from, each the stack setting of that name
+    (``spec.settings.SPECS``)."""
+
+    max_concurrency: int
+    max_items_per_batch: int
+    max_input_bytes_per_batch: int
+    tolerated_failure_percentage: int
+    unload_format: str
+    unload_compression: str
+    lambda_timeout_seconds: int
+    firehose_buffer_interval_seconds: int
+    reconcile_max_attempts: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> RunSettings:
+        """These fields of a stage's settings."""
+        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(cls)})
+
+
 def definition_params(
-    settings: Settings,
+    run: RunSettings,
     *,
     partition: str,
     catalog: TableNames,
@@ -218,7 +243,7 @@ def definition_params(
     unload_bucket: str,
     analytics_bucket: str,
 ) -> DefinitionParams:
-    """The definition's parameters for a stage, from its settings and its resources' names."""
+    """The definition's parameters for a stage, from its run settings and its resources' names."""
     return DefinitionParams(
         partition=partition,
         function_arn=function_arn,
@@ -226,31 +251,38 @@ def definition_params(
         catalog=catalog,
         unload_bucket=unload_bucket,
         analytics_bucket=analytics_bucket,
-        max_concurrency=settings.max_concurrency,
-        max_items_per_batch=settings.max_items_per_batch,
-        max_input_bytes_per_batch=settings.max_input_bytes_per_batch,
-        tolerated_failure_percentage=settings.tolerated_failure_percentage,
-        unload_format=settings.unload_format,
-        unload_compression=settings.unload_compression,
-        lambda_timeout_seconds=settings.lambda_timeout_seconds,
-        delivery_wait_seconds=settings.firehose_buffer_interval_seconds + DELIVERY_MARGIN_SECONDS,
-        reconcile_interval_seconds=max(60, settings.firehose_buffer_interval_seconds),
-        reconcile_max_attempts=settings.reconcile_max_attempts,
+        max_concurrency=run.max_concurrency,
+        max_items_per_batch=run.max_items_per_batch,
+        max_input_bytes_per_batch=run.max_input_bytes_per_batch,
+        tolerated_failure_percentage=run.tolerated_failure_percentage,
+        unload_format=run.unload_format,
+        unload_compression=run.unload_compression,
+        lambda_timeout_seconds=run.lambda_timeout_seconds,
+        delivery_wait_seconds=run.firehose_buffer_interval_seconds + DELIVERY_MARGIN_SECONDS,
+        reconcile_interval_seconds=max(60, run.firehose_buffer_interval_seconds),
+        reconcile_max_attempts=run.reconcile_max_attempts,
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkflowArgs:
-    settings: Settings
+    """Inputs of ``Workflow``."""
+
     names: Names
-    catalog: TableNames
+    """The state machine's and role's names and the account (ARNs in the role's policy and trust)."""
+    tags: Mapping[str, str]
+    """Tags of the state machine, its role and its log group."""
+    storage: Storage
+    """The stage's buckets: the definition writes to ``unload`` and ``analytics``; the role is scoped to
+    ``raw``, ``unload``, ``athena`` and ``analytics``."""
+    catalog: Catalog
+    """The tables (``ids``) the queries name and the role may read; the ``workgroup`` they run in."""
     function_arn: pulumi.Input[str]
-    workgroup_name: pulumi.Input[str]
-    workgroup_arn: pulumi.Input[str]
-    raw_bucket: aws.s3.Bucket
-    unload_bucket: aws.s3.Bucket
-    athena_bucket: aws.s3.Bucket
-    analytics_bucket: aws.s3.Bucket
+    """The detector the map's children invoke."""
+    log_retention_days: int
+    """``logRetentionDays``: the state machine's log group."""
+    run: RunSettings
+    """How the definition runs a day (batching, concurrency, formats, waits)."""
 
 
 def state_machine_source_arns(state_machine_arn: str) -> list[str]:
@@ -273,15 +305,15 @@ class Workflow(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkflowArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("sensorflow:workflow:Workflow", name, None, opts)
-        settings, names = args.settings, args.names
+        names, storage, catalog = args.names, args.storage, args.catalog
         self.state_machine_name = names.state_machine
 
         # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small (docs: cw-logs.html).
         self.log_group = logs.log_group(
             name,
             name=f"/aws/vendedlogs/states/{self.state_machine_name}",
-            retention_days=settings.log_retention_days,
-            tags=settings.tags,
+            retention_days=args.log_retention_days,
+            tags=args.tags,
             parent=self,
         )
         self.role, policy = roles.service_role(
@@ -297,24 +329,24 @@ class Workflow(pulumi.ComponentResource):
                     account=names.account,
                     state_machine_name=self.state_machine_name,
                     function_arn=pulumi.Output.from_input(args.function_arn),
-                    workgroup_arn=pulumi.Output.from_input(args.workgroup_arn),
-                    catalog=args.catalog,
-                    raw_bucket_arn=args.raw_bucket.arn,
-                    unload_bucket_arn=args.unload_bucket.arn,
-                    athena_bucket_arn=args.athena_bucket.arn,
-                    analytics_bucket_arn=args.analytics_bucket.arn,
+                    workgroup_arn=catalog.workgroup.arn,
+                    catalog=catalog.ids,
+                    raw_bucket_arn=storage.raw.arn,
+                    unload_bucket_arn=storage.unload.arn,
+                    athena_bucket_arn=storage.athena.arn,
+                    analytics_bucket_arn=storage.analytics.arn,
                 )
             ),
-            tags=settings.tags,
+            tags=args.tags,
         )
         rendered = pulumi.Output.all(
             function_arn=args.function_arn,
-            workgroup=args.workgroup_name,
-            unload_bucket=args.unload_bucket.bucket,
-            analytics_bucket=args.analytics_bucket.bucket,
+            workgroup=catalog.workgroup.name,
+            unload_bucket=storage.unload.bucket,
+            analytics_bucket=storage.analytics.bucket,
         ).apply(
             lambda v: definition.build_definition(
-                definition_params(settings, partition=names.account.partition, catalog=args.catalog, **v)
+                definition_params(args.run, partition=names.account.partition, catalog=catalog.ids, **v)
             )
         )
         self.state_machine = aws.sfn.StateMachine(
@@ -329,7 +361,7 @@ class Workflow(pulumi.ComponentResource):
                 log_destination=pulumi.Output.concat(self.log_group.arn, ":*"),
             ),
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
-            tags=settings.tags,
+            tags=args.tags,
             # Step Functions validates the role's permissions when the state machine is created.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )

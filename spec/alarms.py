@@ -1,10 +1,10 @@
 """The stage's alarm table: every CloudWatch alarm the platform raises, as data.
 
-``alarm_specs()`` is a pure function of the settings, the names and the three identities the alarms
-watch (state machine ARN, detector function name, delivery stream name). It returns one ``AlarmSpec``
-per alarm with everything CloudWatch needs (namespace, metric, statistic, dimensions, period, evaluation
-periods, threshold, comparison, missing-data policy) plus the runbook line that ``docs/operations.md``
-expands. The Observability component turns each spec into an ``aws.cloudwatch.MetricAlarm`` unchanged,
+``alarm_specs()`` is a pure function of the settings it reads (``AlarmSettings``), the names and the
+three identities the alarms watch (state machine ARN, detector function name, delivery stream name). It
+returns one ``AlarmSpec`` per alarm with everything CloudWatch needs (namespace, metric, statistic,
+dimensions, period, evaluation periods, threshold, comparison, missing-data policy) plus the runbook line
+that ``docs/operations.md`` expands. The Observability component turns each spec into an ``aws.cloudwatch.MetricAlarm`` unchanged,
 so the tests can check the table without the Pulumi runtime and check the resources against the table.
 
 Metric names and dimensions come from the AWS documentation (the tests keep a table of them and fail on
@@ -22,6 +22,7 @@ a misspelt name, because CloudWatch accepts any name and an alarm on a metric no
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -137,8 +138,28 @@ def account_alarm_name(role: str, stage: str) -> str:
     return f"{ACCOUNT_ALARM_PREFIX}-{role}-{stage}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class AlarmSettings:
+    """The stage settings the alarm table and the dashboard read, each the stack setting of that name
+    (``spec.settings.SPECS``)."""
+
+    stage: str
+    owns_account_alarms: bool
+    open_map_run_threshold: int
+    schedule_enabled: bool
+    success_window_hours: int
+    lambda_timeout_seconds: int
+    delivery_freshness_alarm_seconds: int
+    delivery_max_attempts: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> AlarmSettings:
+        """These fields of a stage's settings."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
+
+
 def alarm_specs(
-    settings: Settings,
+    settings: AlarmSettings,
     names: Names,
     *,
     state_machine_arn: Any,

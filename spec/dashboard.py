@@ -23,8 +23,8 @@ from spec.alarms import (
     NS_LAMBDA,
     NS_STATES,
     OPEN_MAP_RUN_LIMIT,
+    AlarmSettings,
 )
-from spec.settings import Settings
 
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 HEIGHT: Final = 6
@@ -55,7 +55,7 @@ def _metric_widget(
 
 
 def dashboard_body(
-    settings: Settings,
+    settings: AlarmSettings,
     *,
     region: str,
     state_machine_arn: Any,

@@ -67,7 +67,7 @@ def alarm_table() -> str:
         stage_settings = stackfile.load(stage).settings
         names = Names(stage_settings.stage, Account("aws", "<region>", "<account>"))
         specs = alarms.alarm_specs(
-            stage_settings,
+            alarms.AlarmSettings.of(stage_settings),
             names,
             state_machine_arn="<state machine>",
             function_name="<function>",

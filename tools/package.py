@@ -11,7 +11,7 @@ manylinux2014_x86_64 --target ... --implementation cp --python-version ... --onl
 Lambda Python runtimes run on Amazon Linux 2023 (glibc 2.34), which manylinux2014 wheels support.
 
 Run: ``python -m tools.package [--stack dev --stack prod] [--out build/lambda]``. The Pulumi component
-zips ``package_dir(settings)``; a test checks that the arm64 package holds an aarch64 orjson binary.
+zips ``package_dir(runtime, architecture)``; a test checks that the arm64 package holds an aarch64 orjson binary.
 """
 
 from __future__ import annotations

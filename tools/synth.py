@@ -7,7 +7,8 @@ reviewer wants to read and diff between stages:
     build/<stage>/iam/<resource>.json  every IAM document: trust and inline policies, bucket/topic/key policies
     build/<stage>/stack.json           the stack's exports and its typed settings
 
-The local run (``make demo``) executes ``definition.asl.json`` and reads the rest from these files.
+The local run (``make demo``) executes ``definition.asl.json`` and reads the rest from these files; a
+local run or test that has no build folder, or varies a setting, takes the same files from ``render``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,20 +76,17 @@ def _rendered(value: Any) -> str:
     return str(value)
 
 
-def synth(stack: str, out: Path = BUILD) -> Path:
-    """Render one stage into ``out/<stack>/`` and return that folder.
+def render(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """One stage's rendering: each file's path relative to ``build/<stack>/`` -> its text.
 
-    The stack file is validated first (``tools.stackfile.load``: every problem at once, on the YAML
-    types), so the program never runs on a stack file with problems.
+    The stack file (with ``overrides``: single keys changed, as ``harness.run`` takes them) is validated
+    first (``tools.stackfile.load``: every problem at once, on the YAML types), so the program never runs
+    on a configuration with problems.
     """
-    stage_settings = stackfile.load(stack).settings
-    run = harness.run(stack=stack)
-    folder = out / stack
-    (folder / "iam").mkdir(parents=True, exist_ok=True)
-    for stale in (folder / "iam").glob("*.json"):
-        stale.unlink()
-    (folder / "resources.txt").write_text(tree(run) + "\n")
-    (folder / "resources.json").write_text(
+    stage_settings = stackfile.load(stack, overrides).settings
+    run = harness.run(stack=stack, overrides=overrides)
+    files = {"resources.txt": tree(run) + "\n"}
+    files["resources.json"] = (
         json.dumps(
             [
                 {"type": r.type, "name": r.name, "parent": r.parent, "inputs": r.inputs}
@@ -100,10 +99,10 @@ def synth(stack: str, out: Path = BUILD) -> Path:
         + "\n"
     )
     definition = json.loads(run.one(STATE_MACHINE).inputs["definition"])
-    (folder / "definition.asl.json").write_text(json.dumps(definition, indent=2) + "\n")
+    files["definition.asl.json"] = json.dumps(definition, indent=2) + "\n"
     for name, doc in policy_documents(run).items():
-        (folder / "iam" / f"{name}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    (folder / "stack.json").write_text(
+        files[f"iam/{name}.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    files["stack.json"] = (
         json.dumps(
             {"stack": stack, "exports": run.exports, "settings": dataclasses.asdict(stage_settings)},
             indent=2,
@@ -111,6 +110,18 @@ def synth(stack: str, out: Path = BUILD) -> Path:
         )
         + "\n"
     )
+    return files
+
+
+def synth(stack: str, out: Path = BUILD) -> Path:
+    """Render one stage into ``out/<stack>/`` (``render``) and return that folder."""
+    files = render(stack)
+    folder = out / stack
+    (folder / "iam").mkdir(parents=True, exist_ok=True)
+    for stale in (folder / "iam").glob("*.json"):
+        stale.unlink()
+    for name, text in files.items():
+        (folder / name).write_text(text)
     return folder
 
 

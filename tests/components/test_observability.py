@@ -28,6 +28,7 @@ from tests.spec.support import (
     TOPIC_POLICY,
     inputs_for,
     load_settings,
+    observability_args,
     policy,
     run_observability,
     statement,
@@ -378,7 +379,7 @@ def test_dashboard_graphs_documented_metrics_and_the_open_map_run_limit(stack):
 def test_children_belong_to_the_component_and_carry_the_stage_tags(stack):
     # Parentage is read from the SDK's own child registry (what ``parent=self`` records), not from the
     # harness's recorded URNs, which concurrent registrations can mismatch (it pairs them by registration order).
-    from components.observability import Observability, ObservabilityArgs
+    from components.observability import Observability
 
     built: list[Observability] = []
     overrides = {"scheduleEnabled": True}
@@ -389,11 +390,8 @@ def test_children_belong_to_the_component_and_carry_the_stage_tags(stack):
         built.append(
             Observability(
                 "observability",
-                ObservabilityArgs(
-                    settings=settings,
-                    names=names,
-                    state_machine_name=names.state_machine,
-                    **inputs_for(stack),
+                observability_args(
+                    settings, names, state_machine_name=names.state_machine, **inputs_for(stack)
                 ),
             )
         )
@@ -421,16 +419,16 @@ def test_children_belong_to_the_component_and_carry_the_stage_tags(stack):
 
 
 def test_a_state_machine_name_other_than_the_stages_is_refused():
-    from components.observability import Observability, ObservabilityArgs
+    from components.observability import Observability
 
     settings = load_settings("dev")
 
     def program() -> None:
         Observability(
             "observability",
-            ObservabilityArgs(
-                settings=settings,
-                names=Names("dev", MOCK_ACCOUNT),
+            observability_args(
+                settings,
+                Names("dev", MOCK_ACCOUNT),
                 state_machine_name="sensorflow-prod-pipeline",
                 **inputs_for("dev"),
             ),

@@ -14,9 +14,9 @@ from functools import cache
 
 import pytest
 
-from components.observability import Observability, ObservabilityArgs
+from components.observability import Observability
 from tests.spec.documented_metrics import metric_problems
-from tests.spec.support import ALARM, COMPONENT, SCHEDULE, TOPIC
+from tests.spec.support import ALARM, COMPONENT, SCHEDULE, TOPIC, observability_args
 from tools import harness
 
 STACKS = ("dev", "prod")
@@ -34,9 +34,9 @@ def program() -> None:
     # The call proposed for __main__.py.
     Observability(
         "observability",
-        ObservabilityArgs(
-            settings=scope["stage"],
-            names=scope["names"],
+        observability_args(
+            scope["stage"],
+            scope["names"],
             state_machine_arn=scope["workflow"].state_machine.arn,
             state_machine_name=scope["workflow"].state_machine_name,
             function_name=scope["detector"].function.name,

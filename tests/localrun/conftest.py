@@ -34,7 +34,7 @@ def make_pipeline(tmp_path: Path, sim_day: tuple[Path, Any]) -> Callable[..., Lo
     def make(
         stage: str = "dev", overrides: dict[str, Any] | None = None, *, folder: str = "run", **kwargs: Any
     ) -> LocalPipeline:
-        local = stack_mod.from_settings(stage, overrides)
+        local = stack_mod.rendered(stage, overrides)
         pipeline = LocalPipeline(local, tmp_path / folder, verify=kwargs.pop("verify", True), **kwargs)
         pipeline.put_raw(sim_day[0])
         made.append(pipeline)

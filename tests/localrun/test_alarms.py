@@ -47,7 +47,7 @@ def days(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Any]
 
 def _run(tmp_path: Path, source: Path, *, fail_batches: int = 0) -> LocalPipeline:
     # deliveryMaxAttempts 2 keeps the detector's real back-off sleeps short under the outage.
-    local = stack_mod.from_settings("dev", {"deliveryMaxAttempts": 2})
+    local = stack_mod.rendered("dev", {"deliveryMaxAttempts": 2})
     pipeline = LocalPipeline(
         local, tmp_path / "run", processes=0, faults=Faults(fail_batches=frozenset(range(fail_batches)))
     )
@@ -116,7 +116,7 @@ def test_failed_batches_notify_exactly_the_failure_alarms_and_a_redrive_keeps_th
     finally:
         pipeline.close()
     again = LocalPipeline(
-        stack_mod.from_settings("dev", {"deliveryMaxAttempts": 2}), tmp_path / "run", processes=0
+        stack_mod.rendered("dev", {"deliveryMaxAttempts": 2}), tmp_path / "run", processes=0
     )
     try:
         assert again.load_executions()

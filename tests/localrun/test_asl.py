@@ -33,13 +33,13 @@ def _run(definition: dict[str, Any], task: Any = None, execution_input: Any = No
 
 def test_the_stage_definitions_load() -> None:
     for stage in ("dev", "prod"):
-        machine = asl.load(stack.from_settings(stage).definition)
+        machine = asl.load(stack.rendered(stage).definition)
         assert "DetectAnomalies" in machine.processors
         assert machine.states["DetectAnomalies"].type == "Map"
 
 
 def test_unsupported_field_names_state_and_field() -> None:
-    definition = copy.deepcopy(stack.from_settings("dev").definition)
+    definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["DetectAnomalies"]["ResultSelector"] = {"x": 1}
     with pytest.raises(
         asl.DefinitionError, match=r"state 'DetectAnomalies'.*field 'ResultSelector' is not supported"
@@ -48,7 +48,7 @@ def test_unsupported_field_names_state_and_field() -> None:
 
 
 def test_unsupported_nested_field_names_its_path() -> None:
-    definition = copy.deepcopy(stack.from_settings("dev").definition)
+    definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["DetectAnomalies"]["ItemBatcher"]["MaxItemsPerBatchPath"] = "$.n"
     with pytest.raises(
         asl.DefinitionError, match=r"state 'DetectAnomalies', field 'ItemBatcher'.*'MaxItemsPerBatchPath'"
@@ -57,7 +57,7 @@ def test_unsupported_nested_field_names_its_path() -> None:
 
 
 def test_broken_jsonata_names_state_and_field() -> None:
-    definition = copy.deepcopy(stack.from_settings("dev").definition)
+    definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["PrepareRun"]["Assign"]["runName"] = "{% $replace($states.context.Execution.Name, %}"
     with pytest.raises(
         asl.DefinitionError, match=r"state 'PrepareRun', field 'Assign'\.runName.*does not compile"

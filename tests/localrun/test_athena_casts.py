@@ -88,7 +88,7 @@ def _same(a: float | None, b: float | None) -> bool:
 
 @pytest.fixture
 def athena(tmp_path: Path) -> AthenaStandIn:
-    stand_in = AthenaStandIn(stack.from_settings("dev"), ObjectStore(tmp_path))
+    stand_in = AthenaStandIn(stack.rendered("dev"), ObjectStore(tmp_path))
     yield stand_in
     stand_in.close()
 
@@ -199,7 +199,7 @@ def _run(tmp_path: Path, files: dict[str, bytes]) -> tuple[LocalPipeline, Any, d
     for rel, body in files.items():
         (source / rel).parent.mkdir(parents=True, exist_ok=True)
         (source / rel).write_bytes(body)
-    pipeline = LocalPipeline(stack.from_settings("dev"), tmp_path / "run", processes=0)
+    pipeline = LocalPipeline(stack.rendered("dev"), tmp_path / "run", processes=0)
     pipeline.put_raw(source)
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", (run.error, run.cause)

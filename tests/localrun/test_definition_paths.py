@@ -78,7 +78,7 @@ def test_an_impossible_run_date_ends_in_invalid_run_date(make_pipeline: Any) -> 
 
 
 def test_an_empty_day_succeeds_with_zero_counts(tmp_path: Path) -> None:
-    pipeline = LocalPipeline(stack_mod.from_settings("dev"), tmp_path / "run", verify=True)
+    pipeline = LocalPipeline(stack_mod.rendered("dev"), tmp_path / "run", verify=True)
     try:
         empty = tmp_path / "empty.csv"
         empty.write_text(RAW_HEADER)

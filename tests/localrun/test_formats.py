@@ -80,7 +80,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dic
     assert len(KIND) == len(ROWS), "row keys must be unique"
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for fmt in FORMATS:
-        local = stack_mod.from_settings("dev", {"unloadFormat": fmt})
+        local = stack_mod.rendered("dev", {"unloadFormat": fmt})
         pipeline = LocalPipeline(local, root / fmt, processes=0, verify=True)
         try:
             pipeline.put_raw_file(csv_file, DAY)

@@ -18,9 +18,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory, sim_day: tuple[Path, Any]) -> 
     from tools.localrun import stack as stack_mod
     from tools.localrun.run import LocalPipeline
 
-    pipeline = LocalPipeline(
-        stack_mod.from_settings("dev"), tmp_path_factory.mktemp("gt") / "run", processes=0
-    )
+    pipeline = LocalPipeline(stack_mod.rendered("dev"), tmp_path_factory.mktemp("gt") / "run", processes=0)
     pipeline.put_raw(sim_day[0])
     run = pipeline.execute(DAY)
     assert run.status == "SUCCEEDED", run.cause

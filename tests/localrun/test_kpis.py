@@ -101,7 +101,7 @@ def _pipeline(root: Path, raw: str) -> LocalPipeline:
     csv_file = root / "readings.csv"
     root.mkdir(parents=True, exist_ok=True)
     csv_file.write_text(raw)
-    pipeline = LocalPipeline(stack_mod.from_settings("dev"), root / "run", processes=0, verify=True)
+    pipeline = LocalPipeline(stack_mod.rendered("dev"), root / "run", processes=0, verify=True)
     pipeline.put_raw_file(csv_file, DAY)
     return pipeline
 

@@ -26,7 +26,7 @@ def test_hive_types() -> None:
 
 @pytest.fixture
 def athena(tmp_path: Path) -> AthenaStandIn:
-    local = stack.from_settings("dev")
+    local = stack.rendered("dev")
     store = ObjectStore(tmp_path)
     body = (
         RAW

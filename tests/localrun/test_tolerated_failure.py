@@ -86,7 +86,7 @@ def run_with_tolerance(tmp_path: Path, failing_firehose: dict[str, int]) -> Iter
     csv_file.write_text(_raw_csv())
 
     def run(tolerance: int) -> tuple[LocalPipeline, RunSummary]:
-        local = stack_mod.from_settings(
+        local = stack_mod.rendered(
             "dev",
             {
                 "toleratedFailurePercentage": tolerance,

@@ -13,6 +13,7 @@ from typing import Any
 
 from components.observability import Observability, ObservabilityArgs
 from spec import settings as settings_module
+from spec.alarms import AlarmSettings
 from spec.naming import Account, Names, lookup_account
 from tools import harness
 
@@ -35,6 +36,20 @@ def load_settings(stack: str, overrides: Mapping[str, Any] | None = None) -> set
     return settings_module.load(harness.stack_config(stack, overrides), stack=stack)
 
 
+def observability_args(settings: settings_module.Settings, names: Names, **inputs: Any) -> ObservabilityArgs:
+    """The component's args for a stage's settings, as ``__main__.py`` builds them, with ``inputs`` (the
+    identities of the other components and ``state_machine_name``)."""
+    return ObservabilityArgs(
+        names=names,
+        tags=settings.tags,
+        alarms=AlarmSettings.of(settings),
+        alarm_emails=settings.alarm_emails,
+        alarm_https_endpoints=settings.alarm_https_endpoints,
+        schedule_expression=settings.schedule_expression,
+        **inputs,
+    )
+
+
 def inputs_for(stage: str) -> dict[str, str]:
     """The plain-string identities the other components will pass in."""
     names = Names(stage, MOCK_ACCOUNT)
@@ -51,11 +66,8 @@ def observability_program(stack: str, overrides: Mapping[str, Any] | None = None
         names = Names(settings.stage, lookup_account())
         Observability(
             "observability",
-            ObservabilityArgs(
-                settings=settings,
-                names=names,
-                state_machine_name=names.state_machine,
-                **inputs_for(settings.stage),
+            observability_args(
+                settings, names, state_machine_name=names.state_machine, **inputs_for(settings.stage)
             ),
         )
 

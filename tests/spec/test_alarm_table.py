@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from spec.alarms import (
+    AlarmSettings,
     AlarmSpec,
     Comparison,
     MissingData,
@@ -24,7 +25,9 @@ STACKS = ("dev", "prod")
 
 def specs_for(stack: str, **overrides: object) -> list[AlarmSpec]:
     settings = load_settings(stack, overrides)
-    return alarm_specs(settings, Names(settings.stage, MOCK_ACCOUNT), **inputs_for(settings.stage))
+    return alarm_specs(
+        AlarmSettings.of(settings), Names(settings.stage, MOCK_ACCOUNT), **inputs_for(settings.stage)
+    )
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -8,7 +8,7 @@ from typing import Any
 import jsonata
 import pytest
 
-from components.workflow import definition_params
+from components.workflow import RunSettings, definition_params
 from functions.detector import schema
 from spec import definition, detect_retry, queries, settings
 from spec.naming import Account, Names
@@ -97,7 +97,7 @@ def stage_definition(stage: str, **overrides: Any) -> dict[str, Any]:
     from components.catalog import catalog_names
 
     params = definition_params(
-        s,
+        RunSettings.of(s),
         partition="aws",
         catalog=catalog_names(names),
         function_arn=f"arn:aws:lambda:eu-west-1:222222222222:function:{names.resource('detector')}",

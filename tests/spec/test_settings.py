@@ -173,6 +173,15 @@ def test_the_bucket_roles_the_length_check_uses_are_the_buckets_storage_builds()
     from components import storage
     from spec import naming
 
-    stage = settings.load({}, stack="dev")
-    built = [spec.role for spec in storage.bucket_specs(stage)] + [storage.access_log_spec(stage).role]
+    args = storage.StorageArgs(
+        names=naming.Names("dev", naming.Account("aws", "eu-west-1", "123456789012")),
+        tags={},
+        protect=False,
+        raw_retention_days=0,
+        analytics_retention_days=0,
+        staging_retention_days=14,
+        noncurrent_version_retention_days=30,
+        access_log_retention_days=90,
+    )
+    built = [spec.role for spec in storage.bucket_specs(args)] + [storage.access_log_spec(args).role]
     assert sorted(built) == sorted(naming.BUCKET_ROLES)

@@ -87,12 +87,12 @@ def measured() -> dict[str, Any]:
 
 def _params() -> definition.DefinitionParams:
     from components.catalog import catalog_names
-    from components.workflow import definition_params
+    from components.workflow import RunSettings, definition_params
 
     settings = stackfile.load(STAGE).settings
     names = _names()
     return definition_params(
-        settings,
+        RunSettings.of(settings),
         partition="aws",
         catalog=catalog_names(names),
         function_arn=f"arn:aws:lambda:{REGION}:111111111111:function:{names.resource('detector')}",

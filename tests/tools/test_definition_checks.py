@@ -174,7 +174,7 @@ def test_the_local_executor_refuses_a_definition_the_check_rejects(stages, tmp_p
     from tools.localrun.asl import DefinitionError
     from tools.localrun.run import LocalPipeline
 
-    local = stack_mod.from_settings("dev")
+    local = stack_mod.rendered("dev")
     broken = copy.deepcopy(local.definition)
     broken["States"]["ReadMapRunCounts"]["Catch"][0]["Next"] = "ReconciliationFailed"
     with pytest.raises(DefinitionError, match="unassigned-variable"):

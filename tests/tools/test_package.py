@@ -41,7 +41,7 @@ def test_the_elf_check_can_fail() -> None:
 @pytest.mark.parametrize("stage", stackfile.stacks())
 def test_each_stage_package_holds_an_orjson_binary_for_its_architecture(stage: str) -> None:
     settings = stackfile.load(stage).settings
-    folder = package_dir(settings)
+    folder = package_dir(settings.lambda_runtime, settings.lambda_architecture)
     assert (folder / package.STAMP).is_file(), f"{folder} is not built: run `make package`"
     assert (folder / "detector" / "handler.py").is_file()
     binaries = sorted((folder / "orjson").glob("orjson*.so"))
@@ -54,7 +54,8 @@ def test_each_stage_package_holds_an_orjson_binary_for_its_architecture(stage: s
 def test_the_arm64_package_holds_an_aarch64_orjson_binary() -> None:
     arm = [s for s in stackfile.stacks() if stackfile.load(s).settings.lambda_architecture == "arm64"]
     assert arm, "no stage deploys on arm64"
-    folder = package_dir(stackfile.load(arm[0]).settings)
+    settings = stackfile.load(arm[0]).settings
+    folder = package_dir(settings.lambda_runtime, settings.lambda_architecture)
     binaries = sorted((folder / "orjson").glob("orjson*.so"))
     assert binaries
     assert all(package.elf_machine(b) == 0xB7 for b in binaries)  # EM_AARCH64

@@ -113,7 +113,7 @@ def _summaries(pipeline: LocalPipeline, run: RunSummary) -> list[dict[str, Any]]
 
 
 def _measure(root: Path, sim: Path, stage: str, overrides: dict[str, Any]) -> Measured:
-    local = stack_mod.from_settings(stage, overrides)
+    local = stack_mod.rendered(stage, overrides)
     pipeline = LocalPipeline(local, root, processes=0)
     try:
         pipeline.put_raw(sim)

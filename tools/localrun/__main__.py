@@ -258,10 +258,8 @@ def _prepare(args: argparse.Namespace) -> tuple[stack.LocalStack, Fleet | None]:
     """Everything checked before the output folder is touched: stack, input, size."""
     stackfile.load(args.stack)
     local = stack.load(args.stack, build_dir=args.build_dir)
-    if local.source == "settings":
-        print(
-            f"note: build/{args.stack}/ not found; rendered {args.stack} in-process (run `make synth` for the real one)"
-        )
+    if local.source == stack.IN_PROCESS:
+        print(f"note: build/{args.stack}/ not found; rendered {args.stack} in-process as `make synth` does")
     if args.input is not None:
         if args.input.is_file():
             check_header(args.input)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from spec.alarms import AlarmSpec, alarm_specs
+from spec.alarms import AlarmSettings, AlarmSpec, alarm_specs
 from spec.naming import Account, Names
 from spec.settings import Settings
 from tools import alarmsim
@@ -93,7 +93,7 @@ def specs_for(stack: LocalStack) -> list[AlarmSpec]:
     partition = stack.state_machine_arn.split(":")[1] if ":" in stack.state_machine_arn else "aws"
     names = Names(stage=settings.stage, account=Account(partition, stack.region, stack.account_id))
     return alarm_specs(
-        settings,
+        AlarmSettings.of(settings),
         names,
         state_machine_arn=stack.state_machine_arn,
         function_name=stack.function_name,

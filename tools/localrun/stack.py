@@ -1,23 +1,30 @@
 """What a local run runs: one stage's rendered definition, settings and resources.
 
-The primary source is ``make synth``'s output, ``build/<stage>/``: ``definition.asl.json`` (the very
+Everything comes from ``make synth``'s rendering of the stage: ``definition.asl.json`` (the very
 definition that deploys), ``stack.json`` (settings and stack exports) and ``resources.json`` (every
 resource with its inputs). From those come the Glue tables the Athena stand-in reads, the Firehose
 stream's prefix, compression and buffer, the detector's environment and the workgroup's result location.
 
-``from_settings`` renders the same things in-process from the stage's stack file, through the same pure
-functions the components call (``build_definition``, ``catalog_names``, ``environment`` ...). Tests use it
-to vary one setting without a synth; the CLI uses it only when ``build/<stage>`` is missing and says so.
+``from_build`` reads the files from ``build/<stage>/``. ``rendered`` takes the same files from
+``tools.synth.render`` in-process (the program under the recording mocks, with setting overrides): tests
+use it to vary one setting without a synth; the CLI uses it only when ``build/<stage>`` is missing and
+says so.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+# The files of a rendering the local run reads.
+FILES = ("definition.asl.json", "stack.json", "resources.json")
+# ``LocalStack.source`` of a stack rendered in-process rather than read from a build folder.
+IN_PROCESS = "in-process render"
 
 FIREHOSE_TYPE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 LAMBDA_TYPE = "aws:lambda/function:Function"
@@ -89,7 +96,7 @@ class LocalStack:
     lambda_env: dict[str, str]
     lambda_timeout_seconds: int
     results_location: str  # the workgroup's enforced query result location, s3://bucket/results/
-    source: str = "synth"  # where it came from: a build folder, or "settings" for an in-process render
+    source: str  # where it came from: a build folder, or IN_PROCESS
     account_id: str = "123456789012"
     region: str = "eu-west-1"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -137,13 +144,38 @@ def _table_from_inputs(inputs: dict[str, Any]) -> TableSpec:
 def from_build(stage: str, build_dir: Path | None = None) -> LocalStack:
     """Load ``build/<stage>/`` as ``make synth`` wrote it."""
     folder = (build_dir or ROOT / "build") / stage
-    files = {name: folder / name for name in ("definition.asl.json", "stack.json", "resources.json")}
-    missing = [str(p) for p in files.values() if not p.is_file()]
+    paths = {name: folder / name for name in FILES}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise StackError(f"stage {stage!r} is not rendered: missing {', '.join(missing)}; run `make synth`")
-    definition = json.loads(files["definition.asl.json"].read_text())
-    stack = json.loads(files["stack.json"].read_text())
-    resources = json.loads(files["resources.json"].read_text())
+    return _from_files(stage, {name: path.read_text() for name, path in paths.items()}, source=str(folder))
+
+
+def rendered(stage: str, overrides: Mapping[str, Any] | None = None) -> LocalStack:
+    """Render a stage in-process as ``make synth`` does (``tools.synth.render``), with setting
+    ``overrides``, and load it as ``from_build`` loads the written files."""
+    return _from_files(
+        stage, dict(_render(stage, json.dumps(overrides or {}, sort_keys=True))), source=IN_PROCESS
+    )
+
+
+@functools.cache
+def _render(stage: str, overrides_json: str) -> tuple[tuple[str, str], ...]:
+    """The rendering's files, once per stage and overrides in a process: a render runs the whole program
+    under the recording mocks (a second or so), and the tests ask for the same few renderings many times.
+    Texts are immutable, so every caller still parses its own ``LocalStack``."""
+    from tools import synth
+
+    return tuple(synth.render(stage, json.loads(overrides_json)).items())
+
+
+def _from_files(stage: str, texts: Mapping[str, str], *, source: str) -> LocalStack:
+    """A ``LocalStack`` from a rendering's files (``FILES``: name -> text); ``source`` names where they are
+    for messages."""
+    files = {name: f"{source}/{name}" for name in FILES}
+    definition = json.loads(texts["definition.asl.json"])
+    stack = json.loads(texts["stack.json"])
+    resources = json.loads(texts["resources.json"])
     if isinstance(resources, dict):  # tolerate {"resources": [...]}
         resources = resources.get("resources", [])
     exports = dict(stack.get("exports") or {})
@@ -195,7 +227,7 @@ def from_build(stage: str, build_dir: Path | None = None) -> LocalStack:
         lambda_env=env,
         lambda_timeout_seconds=int(fn_inputs.get("timeout", settings.get("lambda_timeout_seconds", 60))),
         results_location=str(results),
-        source=str(folder),
+        source=source,
         account_id=arn_parts[4] if len(arn_parts) > 4 else "123456789012",
         region=arn_parts[3] if len(arn_parts) > 3 else "eu-west-1",
     )
@@ -211,121 +243,9 @@ def _function_arn_from(definition: dict[str, Any], function_name: str) -> str:
     return function_name
 
 
-def from_settings(
-    stage: str,
-    overrides: dict[str, Any] | None = None,
-    *,
-    account_id: str | None = None,
-    region: str | None = None,
-) -> LocalStack:
-    """Render a stage in-process from ``Pulumi.<stage>.yaml`` (plus ``overrides``), as the components do.
-
-    Same pure functions as the program: ``settings.load``, ``Names``, ``catalog_names``,
-    ``definition_params`` + ``build_definition``, the detector's ``environment`` and the delivery prefixes.
-    """
-    from components.catalog import catalog_names
-    from components.delivery import ERROR_PREFIX, PREFIX
-    from components.detector import environment
-    from components.workflow import definition_params
-    from functions.detector import schema
-    from spec import definition as d
-    from spec import naming
-    from spec import settings as settings_mod
-    from spec.naming import Account, Names
-    from tools import harness
-
-    config = harness.stack_config(stage, overrides)
-    settings = settings_mod.load(config, stack=stage)
-    # The account and Region the stack file pins (as the harness deploys each stack to its own account).
-    account_id = account_id or str((config.get("aws:allowedAccountIds") or [harness.ACCOUNT_ID])[0])
-    region = region or str(config.get("aws:region", harness.DEFAULT_REGION))
-    names = Names(stage=settings.stage, account=Account("aws", region, account_id))
-    catalog = catalog_names(names)
-    buckets = {role: names.bucket(role) for role in ("raw", "unload", "athena", "analytics")}
-    function_name = names.resource("detector")
-    function_arn = names.account.arn("lambda", f"function:{function_name}")
-    workgroup = names.resource("analytics")
-    stream = names.resource("analysis")
-    definition = d.build_definition(
-        definition_params(
-            settings,
-            partition="aws",
-            catalog=catalog,
-            function_arn=function_arn,
-            workgroup=workgroup,
-            unload_bucket=buckets["unload"],
-            analytics_bucket=buckets["analytics"],
-        )
-    )
-    # The definition deploys as JSON text: round-trip it so the local run sees exactly that.
-    definition = json.loads(json.dumps(definition))
-    raw_loc = f"s3://{buckets['raw']}/{naming.RAW_PREFIX}"
-    analysis_loc = f"s3://{buckets['analytics']}/{naming.ANALYSIS_PREFIX}"
-    kpi_loc = f"s3://{buckets['analytics']}/{naming.KPI_PREFIX}"
-    from spec import queries
-
-    tables = {
-        catalog.raw_table: TableSpec(
-            catalog.database, catalog.raw_table, raw_loc, raw_loc + "${dt}/", "csv",
-            tuple(queries.RAW_COLUMNS), ("dt",), skip_header_lines=1,
-        ),
-        catalog.analysis_table: TableSpec(
-            catalog.database, catalog.analysis_table, analysis_loc, analysis_loc + "dt=${dt}/", "json",
-            tuple((n, t) for n, t, _ in schema.ANALYSIS_COLUMNS), ("dt",),
-        ),
-        catalog.kpi_table: TableSpec(
-            catalog.database, catalog.kpi_table, kpi_loc, kpi_loc + "dt=${dt}/", "parquet",
-            tuple((n, t) for n, t, _ in queries.KPI_COLUMNS), ("dt",),
-        ),
-    }  # fmt: skip
-    env = {
-        k: str(v) for k, v in environment(settings, function_name=function_name, stream_name=stream).items()
-    }
-    sm_name = names.state_machine
-    exports = {
-        "stage": settings.stage,
-        "stateMachineArn": names.account.state_machine_arn(sm_name),
-        "rawBucket": buckets["raw"],
-        "unloadBucket": buckets["unload"],
-        "athenaResultsBucket": buckets["athena"],
-        "analyticsBucket": buckets["analytics"],
-        "deliveryStreamName": stream,
-        "functionName": function_name,
-        "workgroup": workgroup,
-        "database": catalog.database,
-        "rawTable": catalog.raw_table,
-        "analysisTable": catalog.analysis_table,
-        "kpiTable": catalog.kpi_table,
-    }
-    return LocalStack(
-        stage=settings.stage,
-        definition=definition,
-        settings={k: getattr(settings, k) for k in settings.__dataclass_fields__},
-        exports=exports,
-        tables=tables,
-        firehose=FirehoseSpec(
-            stream_name=stream,
-            bucket=buckets["analytics"],
-            prefix=PREFIX,
-            error_output_prefix=ERROR_PREFIX,
-            compression=settings.firehose_compression,
-            buffer_interval_seconds=settings.firehose_buffer_interval_seconds,
-            buffer_size_mb=settings.firehose_buffer_size_mb,
-        ),
-        function_name=function_name,
-        function_arn=function_arn,
-        lambda_env=env,
-        lambda_timeout_seconds=settings.lambda_timeout_seconds,
-        results_location=f"s3://{buckets['athena']}/{naming.ATHENA_RESULTS_PREFIX}",
-        source="settings",
-        account_id=account_id,
-        region=region,
-    )
-
-
 def load(stage: str, *, build_dir: Path | None = None) -> LocalStack:
-    """``build/<stage>/`` when rendered, else an in-process render (``source == "settings"``)."""
+    """``build/<stage>/`` when rendered, else an in-process render (``source == IN_PROCESS``)."""
     folder = (build_dir or ROOT / "build") / stage
     if (folder / "definition.asl.json").is_file():
         return from_build(stage, build_dir)
-    return from_settings(stage)
+    return rendered(stage)
