@@ -176,6 +176,19 @@ def alarm_specs(
             key=key, name=names.resource(key), scope=Scope.STAGE, runbook=runbook + key, **fields
         )
 
+    def any_occurrence(key: str, **fields: Any) -> AlarmSpec:
+        """A stage alarm that notifies at a count metric's first occurrence: its Sum over one period (as
+        the Step Functions guide recommends for count metrics) at 1 or more, silent while nothing is
+        emitted. Most of the pipeline's health alarms have this shape."""
+        return stage_alarm(
+            key,
+            statistic="Sum",
+            threshold=1,
+            comparison=Comparison.GTE,
+            missing_data=MissingData.NOT_BREACHING,
+            **fields,
+        )
+
     if settings.owns_account_alarms:
         specs += [
             AlarmSpec(
@@ -222,29 +235,21 @@ def alarm_specs(
         ("executions-aborted", "ExecutionsAborted", "were aborted"),
     ):
         specs.append(
-            stage_alarm(
+            any_occurrence(
                 key,
                 namespace=NS_STATES,
                 metric=metric,
-                statistic="Sum",  # count metrics: Sum, as the Step Functions guide recommends
                 dimensions=sfn,
-                threshold=1,
-                comparison=Comparison.GTE,
-                missing_data=MissingData.NOT_BREACHING,
                 missing_data_why="no executions means none " + what,
                 description=f"{settings.stage}: a pipeline execution {what}.",
             )
         )
     specs.append(
-        stage_alarm(
+        any_occurrence(
             "executions-throttled",
             namespace=NS_STATES,
             metric="ExecutionThrottled",  # singular: the documented name
-            statistic="Sum",
             dimensions=sfn,
-            threshold=1,
-            comparison=Comparison.GTE,
-            missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Step Functions emits ExecutionThrottled only when it throttles",
             description=f"{settings.stage}: state transitions of the pipeline were throttled.",
         )
@@ -289,27 +294,19 @@ def alarm_specs(
     fn = {"FunctionName": function_name}
     timeout_ms = settings.lambda_timeout_seconds * 1_000
     specs += [
-        stage_alarm(
+        any_occurrence(
             "detector-errors",
             namespace=NS_LAMBDA,
             metric="Errors",
-            statistic="Sum",
             dimensions=fn,
-            threshold=1,
-            comparison=Comparison.GTE,
-            missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Lambda emits no datapoint when the function is not invoked",
             description=f"{settings.stage}: the detector Lambda returned errors (or timed out).",
         ),
-        stage_alarm(
+        any_occurrence(
             "detector-throttles",
             namespace=NS_LAMBDA,
             metric="Throttles",
-            statistic="Sum",
             dimensions=fn,
-            threshold=1,
-            comparison=Comparison.GTE,
-            missing_data=MissingData.NOT_BREACHING,
             missing_data_why="Lambda emits no datapoint when the function is not invoked",
             description=f"{settings.stage}: detector invocations were throttled.",
         ),
@@ -367,31 +364,23 @@ def alarm_specs(
 
     service = {schema.METRIC_DIMENSION: function_name}
     specs += [
-        stage_alarm(
+        any_occurrence(
             "detector-delivery-failures",
             namespace=NS_DETECTOR,
             metric=schema.METRIC_DELIVERY_FAILURES,
-            statistic="Sum",
             dimensions=service,
-            threshold=1,
-            comparison=Comparison.GTE,
-            missing_data=MissingData.NOT_BREACHING,
             missing_data_why="the detector emits metrics only when it runs",
             description=(
                 f"{settings.stage}: the detector gave up delivering records to Firehose after "
                 f"{settings.delivery_max_attempts} attempts."
             ),
         ),
-        stage_alarm(
+        any_occurrence(
             "detector-invalid-rows",
             namespace=NS_DETECTOR,
             metric=schema.METRIC_INVALID_ROWS,
-            statistic="Sum",
             dimensions=service,
             period=SHORT_PERIOD_SECONDS,  # a data-quality signal: one notice per hour is enough
-            threshold=1,
-            comparison=Comparison.GTE,
-            missing_data=MissingData.NOT_BREACHING,
             missing_data_why="the detector emits metrics only when it runs",
             description=f"{settings.stage}: the detector marked readings invalid (delivered, flagged).",
         ),
