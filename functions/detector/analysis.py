@@ -61,7 +61,6 @@ from .values import (
     record_id,
     run_name,
     source_key,
-    timestamp_cache,
     unusable_timestamp_part,
     unusual_deviceid,
     unusual_numbers,
@@ -203,7 +202,7 @@ class Analyzer:
             # --- timestamp
             parsed = None
             if type(stamp) is str:
-                parsed = timestamp_cache.get(stamp) or parse_timestamp(stamp)
+                parsed = parse_timestamp(stamp)
             if parsed is not None:
                 timestamp_part = parsed[1]
             else:

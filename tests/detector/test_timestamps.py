@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.detector import values
 from functions.detector.values import parse_timestamp
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -65,3 +66,37 @@ def test_one_instant_in_any_notation_gives_the_same_text_and_id_bytes(
     if local is not None:
         assert parse_timestamp(local.isoformat(sep=sep)) == naive
     assert parse_timestamp(when.isoformat(sep=sep) + "Z") == naive
+
+
+_PARTS = st.tuples(
+    st.sampled_from(["2024", "1999", "0001", "9999"]),
+    st.sampled_from(["01", "02", "06", "12", "13", "00"]),
+    st.sampled_from(["01", "28", "29", "30", "31", "00", "32"]),
+    st.sampled_from([" ", "T", "t", "X"]),
+    st.sampled_from(["00", "13", "23", "24", "25", "0a"]),
+    st.sampled_from(["00", "59", "60", "5"]),
+    st.sampled_from(["00", "59", "60", "61", "5x", "\u0663\u0664"]),  # Arabic-Indic digits are not ASCII
+    st.sampled_from(["", ".", ".1", ".123", ".123456", ".1234567", ".12a", ".\u0661", "Z", "+02:00"]),
+)
+
+
+@SETTINGS
+@given(parts=_PARTS)
+def test_the_fast_path_gives_what_the_full_parser_gives(parts) -> None:
+    """The zone-less form Athena writes takes a shortcut; for every text it takes, the result is the full
+    parser's (a valid minute, seconds 00-59, 1-6 ASCII fraction digits; hour 24 is left to the parser)."""
+    year, month, day, sep, hour, minute, second, rest = parts
+    text = f"{year}-{month}-{day}{sep}{hour}:{minute}:{second}{rest}"
+    fast = values._parse_local_time(text)
+    if fast is not False:
+        values.clear_timestamp_caches()
+        assert fast == values._parse_timestamp(text), text
+
+
+def test_the_fast_path_takes_the_common_form_and_can_be_wrong() -> None:
+    assert values._parse_local_time("2024-06-01 12:34:56.789") == values._parse_timestamp(
+        "2024-06-01 12:34:56.789"
+    )
+    assert values._parse_local_time("2024-06-01 12:34:56Z") is False  # a zone: the full parser decides
+    assert values._parse_local_time("2024-02-30 12:34:56") is None  # an impossible minute
+    assert values._parse_local_time("2024-06-01 12:34:56") != values._parse_timestamp("2024-06-01 12:34:57")
