@@ -50,23 +50,18 @@ from functions.detector import schema
 from spec import definition
 from tools.localrun import items as item_io
 from tools.localrun import worker
-from tools.localrun.asl import (
-    ITEM_BATCHER_FIELDS,
-    ITEM_READER_FIELDS,
-    READER_CONFIG_FIELDS,
-    RESULT_WRITER_FIELDS,
-    WRITER_CONFIG_FIELDS,
-    CompiledState,
-    Counters,
-    DefinitionError,
-    StatesError,
-    _check_fields,
-)
+from tools.localrun.asl import Counters, StatesError
 from tools.localrun.expressions import Expression, Template, is_expression
 from tools.localrun.firehose import FirehoseStats
+from tools.localrun.machine import CompiledState, DefinitionError, check_fields
 from tools.localrun.store import ObjectStore, StoreError
 from tools.tune.packing import BatchingError, batch_sizes, json_size
 
+ITEM_READER_FIELDS = {"Resource", "ReaderConfig", "Arguments"}
+READER_CONFIG_FIELDS = {"InputType", "ManifestType", "CSVHeaderLocation", "CSVHeaders"}
+ITEM_BATCHER_FIELDS = {"MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"}
+RESULT_WRITER_FIELDS = {"Resource", "Arguments", "WriterConfig"}
+WRITER_CONFIG_FIELDS = {"Transformation", "OutputType"}
 SELECTOR_PATHS = {
     "$states.context.Map.Item.Value": "Value",
     "$states.context.Map.Item.Source": "Source",
@@ -116,13 +111,13 @@ def compile_map(name: str, raw: dict[str, Any], partition: str) -> MapSpec:
         raise DefinitionError(
             f"{at}: field 'ItemReader' is required locally (only DISTRIBUTED maps over S3 run)"
         )
-    _check_fields(f"{at}, field 'ItemReader'", reader, ITEM_READER_FIELDS)
+    check_fields(f"{at}, field 'ItemReader'", reader, ITEM_READER_FIELDS)
     if reader.get("Resource") != prefix + "s3:getObject":
         raise DefinitionError(
             f"{at}, field 'ItemReader.Resource' is {reader.get('Resource')!r}; supported: {prefix}s3:getObject"
         )
     config = reader.get("ReaderConfig") or {}
-    _check_fields(f"{at}, field 'ItemReader.ReaderConfig'", config, READER_CONFIG_FIELDS)
+    check_fields(f"{at}, field 'ItemReader.ReaderConfig'", config, READER_CONFIG_FIELDS)
     if config.get("ManifestType") != "ATHENA_DATA":
         raise DefinitionError(
             f"{at}, field 'ItemReader.ReaderConfig.ManifestType' is {config.get('ManifestType')!r}; supported: ATHENA_DATA"
@@ -162,7 +157,7 @@ def compile_map(name: str, raw: dict[str, Any], partition: str) -> MapSpec:
     max_items = max_bytes = None
     batch_input = None
     if batcher is not None:
-        _check_fields(f"{at}, field 'ItemBatcher'", batcher, ITEM_BATCHER_FIELDS)
+        check_fields(f"{at}, field 'ItemBatcher'", batcher, ITEM_BATCHER_FIELDS)
         max_items = _int_or_expr(
             batcher.get("MaxItemsPerBatch"), f"{at}, field 'ItemBatcher.MaxItemsPerBatch'"
         )
@@ -178,7 +173,7 @@ def compile_map(name: str, raw: dict[str, Any], partition: str) -> MapSpec:
 
     processor = raw.get("ItemProcessor") or {}
     pconfig = processor.get("ProcessorConfig") or {}
-    _check_fields(f"{at}, field 'ItemProcessor.ProcessorConfig'", pconfig, {"Mode", "ExecutionType"})
+    check_fields(f"{at}, field 'ItemProcessor.ProcessorConfig'", pconfig, {"Mode", "ExecutionType"})
     if pconfig.get("Mode") != "DISTRIBUTED":
         raise DefinitionError(
             f"{at}, field 'ItemProcessor.ProcessorConfig.Mode' is {pconfig.get('Mode')!r}; only DISTRIBUTED runs locally"
@@ -195,9 +190,9 @@ def compile_map(name: str, raw: dict[str, Any], partition: str) -> MapSpec:
     writer_args = None
     transformation, output_type = "COMPACT", "JSON"
     if writer is not None:
-        _check_fields(f"{at}, field 'ResultWriter'", writer, RESULT_WRITER_FIELDS)
+        check_fields(f"{at}, field 'ResultWriter'", writer, RESULT_WRITER_FIELDS)
         wconfig = writer.get("WriterConfig") or {}
-        _check_fields(f"{at}, field 'ResultWriter.WriterConfig'", wconfig, WRITER_CONFIG_FIELDS)
+        check_fields(f"{at}, field 'ResultWriter.WriterConfig'", wconfig, WRITER_CONFIG_FIELDS)
         transformation = wconfig.get("Transformation", "NONE")
         output_type = wconfig.get("OutputType", "JSON")
         if transformation not in ("COMPACT", "NONE") or output_type not in ("JSON", "JSONL"):
