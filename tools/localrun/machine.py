@@ -1,7 +1,7 @@
 """The state machine definition, checked and compiled into a ``Machine`` (``asl`` runs it).
 
 ``load`` accepts exactly the states and fields ``spec/definition.py`` uses (see ``SUPPORTED``): Pass,
-Choice, Wait, Task, Map (DISTRIBUTED, compiled by ``distmap``), Succeed and Fail, with Retry (ErrorEquals,
+Choice, Wait, Task, Map (DISTRIBUTED, compiled by ``mapspec``), Succeed and Fail, with Retry (ErrorEquals,
 IntervalSeconds, MaxAttempts, BackoffRate, JitterStrategy), Catch (ErrorEquals, Next, Output, Assign),
 Assign and Output. It checks the whole definition first: a field it does not know, a state type, a
 Resource, a ``Next`` that names no state, or a JSONata expression that does not compile stops the run
@@ -253,8 +253,8 @@ def _extra(name: str, kind: str, raw: dict[str, Any], partition: str) -> dict[st
             if key in raw:
                 extra[key] = Template(raw[key], f"{at}, field {key!r}")
     if kind == "Map":
-        # Imported here: distmap builds on this module's DefinitionError and check_fields.
-        from tools.localrun.distmap import compile_map
+        # Imported here: mapspec builds on this module's DefinitionError and check_fields.
+        from tools.localrun.mapspec import compile_map
 
         extra["map"] = compile_map(name, raw, partition)
     return extra
