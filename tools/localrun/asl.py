@@ -49,17 +49,6 @@ class StatesError(Exception):
         super().__init__(f"{error}: {cause}")
 
 
-class ExecutionFailed(RuntimeError):
-    """The execution ended in failure: a Fail state or an error no Catch handled."""
-
-    def __init__(self, execution_id: str, state: str, error: str, cause: str):
-        self.execution_id = execution_id
-        self.state = state
-        self.error = error
-        self.cause = cause
-        super().__init__(f"execution {execution_id} failed in state {state!r}: {error}: {cause}")
-
-
 class Clock:
     """The run's simulated UTC clock; ``advance`` notifies listeners (e.g. Firehose delivery)."""
 
@@ -157,7 +146,7 @@ class Executor:
     def run(
         self, execution_input: Any, *, name: str, execution_id: str | None = None, record_history: bool = True
     ) -> ExecutionResult:
-        """Run to the end; a failure is returned as ``status == "FAILED"`` (``raise_for_status`` raises)."""
+        """Run to the end; a failure is returned as ``status == "FAILED"``, not raised."""
         sm_name = self.state_machine_arn.rsplit(":", 1)[-1]
         arn_base = self.state_machine_arn.rsplit(":", 2)[0]
         execution_id = execution_id or f"{arn_base}:execution:{sm_name}:{name}"
