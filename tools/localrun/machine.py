@@ -10,6 +10,7 @@ before it starts, with an error naming the state and the field.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,30 +180,23 @@ def _retriers(at: str, raw: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _catchers(at: str, raw: dict[str, Any], states: dict[str, Any]) -> list[dict[str, Any]]:
-    catch = []
-    for i, rule in enumerate(raw.get("Catch", [])):
-        where = f"Catch[{i}]"
-        _check_rule(at, where, rule, CATCH_FIELDS, states)
-        catch.append(
-            {
-                "ErrorEquals": list(rule.get("ErrorEquals") or []),
-                "Next": rule["Next"],
-                "Output": Template(rule["Output"], f"{at}, field '{where}.Output'")
-                if "Output" in rule
-                else None,
-                "Assign": Template(rule["Assign"], f"{at}, field '{where}.Assign'")
-                if "Assign" in rule
-                else None,
-            }
-        )
-    return catch
+    def optional(rule: dict[str, Any], where: str, key: str) -> Template | None:
+        return Template(rule[key], f"{at}, field '{where}.{key}'") if key in rule else None
+
+    return [
+        {
+            "ErrorEquals": list(rule.get("ErrorEquals") or []),
+            "Next": rule["Next"],
+            "Output": optional(rule, where, "Output"),
+            "Assign": optional(rule, where, "Assign"),
+        }
+        for where, rule in _rules(at, raw, "Catch", CATCH_FIELDS, states)
+    ]
 
 
 def _choices(at: str, raw: dict[str, Any], states: dict[str, Any]) -> list[tuple[Expression, str]]:
     choices = []
-    for i, rule in enumerate(raw.get("Choices", [])):
-        where = f"Choices[{i}]"
-        _check_rule(at, where, rule, CHOICE_RULE_FIELDS, states)
+    for where, rule in _rules(at, raw, "Choices", CHOICE_RULE_FIELDS, states):
         cond = rule.get("Condition")
         if not isinstance(cond, str) or not cond.startswith("{%"):
             raise DefinitionError(f"{at}, field '{where}.Condition' must be a JSONata expression")
@@ -210,11 +204,19 @@ def _choices(at: str, raw: dict[str, Any], states: dict[str, Any]) -> list[tuple
     return choices
 
 
-def _check_rule(at: str, where: str, rule: Any, allowed: set[str], states: dict[str, Any]) -> None:
-    """A Catch or Choices rule: known fields, and a ``Next`` that names a state."""
-    check_fields(f"{at}, field '{where}'", rule, allowed)
-    if rule.get("Next") not in states:
-        raise DefinitionError(f"{at}, field '{where}.Next' names {rule.get('Next')!r}, which is not a state")
+def _rules(
+    at: str, raw: dict[str, Any], key: str, allowed: set[str], states: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A Catch or Choices list's rules, one by one, each with known fields and a ``Next`` that names a
+    state: (``Catch[i]``, rule)."""
+    for i, rule in enumerate(raw.get(key, [])):
+        where = f"{key}[{i}]"
+        check_fields(f"{at}, field '{where}'", rule, allowed)
+        if rule.get("Next") not in states:
+            raise DefinitionError(
+                f"{at}, field '{where}.Next' names {rule.get('Next')!r}, which is not a state"
+            )
+        yield where, rule
 
 
 def _extra(name: str, kind: str, raw: dict[str, Any], partition: str) -> dict[str, Any]:
