@@ -51,7 +51,7 @@ MAP_LABEL: Final = "detect"  # names child executions: execution:<state machine>
 DETECT_TASK: Final = "Detect"
 ATHENA_CATALOG: Final = "AwsDataCatalog"
 PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
-# The map's item expressions, also read from here by tools/localrun/distmap.py.
+# The map's item expressions, also read from here by tools/localrun/mapspec.py.
 ITEM_ROW_EXPRESSION: Final = map_items.ITEM_ROW_EXPRESSION
 ITEM_FILE_EXPRESSION: Final = map_items.ITEM_FILE_EXPRESSION
 

@@ -10,6 +10,7 @@ import pytest
 
 from tools.localrun import asl, stack
 from tools.localrun.expressions import Expression
+from tools.localrun.machine import DefinitionError, load
 
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:sm"
 TASK = "arn:aws:states:::athena:getQueryResults"
@@ -20,7 +21,7 @@ def _definition(states: dict[str, Any], start: str = "A") -> dict[str, Any]:
 
 
 def _run(definition: dict[str, Any], task: Any = None, execution_input: Any = None) -> asl.ExecutionResult:
-    machine = asl.load(definition)
+    machine = load(definition)
     executor = asl.Executor(
         machine,
         tasks={"athena:getQueryResults": task or (lambda s, a, c: {"echo": a})},
@@ -33,7 +34,7 @@ def _run(definition: dict[str, Any], task: Any = None, execution_input: Any = No
 
 def test_the_stage_definitions_load() -> None:
     for stage in ("dev", "prod"):
-        machine = asl.load(stack.rendered(stage).definition)
+        machine = load(stack.rendered(stage).definition)
         assert "DetectAnomalies" in machine.processors
         assert machine.states["DetectAnomalies"].type == "Map"
 
@@ -42,37 +43,37 @@ def test_unsupported_field_names_state_and_field() -> None:
     definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["DetectAnomalies"]["ResultSelector"] = {"x": 1}
     with pytest.raises(
-        asl.DefinitionError, match=r"state 'DetectAnomalies'.*field 'ResultSelector' is not supported"
+        DefinitionError, match=r"state 'DetectAnomalies'.*field 'ResultSelector' is not supported"
     ):
-        asl.load(definition)
+        load(definition)
 
 
 def test_unsupported_nested_field_names_its_path() -> None:
     definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["DetectAnomalies"]["ItemBatcher"]["MaxItemsPerBatchPath"] = "$.n"
     with pytest.raises(
-        asl.DefinitionError, match=r"state 'DetectAnomalies', field 'ItemBatcher'.*'MaxItemsPerBatchPath'"
+        DefinitionError, match=r"state 'DetectAnomalies', field 'ItemBatcher'.*'MaxItemsPerBatchPath'"
     ):
-        asl.load(definition)
+        load(definition)
 
 
 def test_broken_jsonata_names_state_and_field() -> None:
     definition = copy.deepcopy(stack.rendered("dev").definition)
     definition["States"]["PrepareRun"]["Assign"]["runName"] = "{% $replace($states.context.Execution.Name, %}"
     with pytest.raises(
-        asl.DefinitionError, match=r"state 'PrepareRun', field 'Assign'\.runName.*does not compile"
+        DefinitionError, match=r"state 'PrepareRun', field 'Assign'\.runName.*does not compile"
     ):
-        asl.load(definition)
+        load(definition)
 
 
 def test_unknown_resource_and_jsonpath_are_refused() -> None:
     bad = _definition({"A": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "End": True}})
-    with pytest.raises(asl.DefinitionError, match=r"state 'A', field 'Resource'"):
-        asl.load(bad)
-    with pytest.raises(asl.DefinitionError, match="QueryLanguage"):
-        asl.load({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
-    with pytest.raises(asl.DefinitionError, match=r"state 'A'.*field 'Next' names 'Nowhere'"):
-        asl.load(_definition({"A": {"Type": "Pass", "Next": "Nowhere"}}))
+    with pytest.raises(DefinitionError, match=r"state 'A', field 'Resource'"):
+        load(bad)
+    with pytest.raises(DefinitionError, match="QueryLanguage"):
+        load({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    with pytest.raises(DefinitionError, match=r"state 'A'.*field 'Next' names 'Nowhere'"):
+        load(_definition({"A": {"Type": "Pass", "Next": "Nowhere"}}))
 
 
 def test_assign_uses_values_from_before_the_state() -> None:
@@ -129,7 +130,7 @@ def test_retry_then_catch_with_error_output() -> None:
             },
         }
     )
-    machine = asl.load(definition)
+    machine = load(definition)
     clock = asl.Clock(datetime(2025, 6, 2, tzinfo=UTC))
     result = asl.Executor(
         machine, tasks={"athena:getQueryResults": flaky}, clock=clock, state_machine_arn=ARN

@@ -13,6 +13,7 @@ import pytest
 from tools.localrun import asl
 from tools.localrun import stack as stack_mod
 from tools.localrun.expressions import EvaluationError, Expression, workflow_variables
+from tools.localrun.machine import load
 from tools.localrun.run import LocalPipeline
 
 from .conftest import DAY
@@ -34,7 +35,7 @@ def test_variables_read_exclude_functions_locals_and_strings() -> None:
 
 
 def test_executor_fails_a_state_reading_an_unassigned_variable() -> None:
-    machine = asl.load(
+    machine = load(
         {
             "QueryLanguage": "JSONata",
             "StartAt": "Fail",

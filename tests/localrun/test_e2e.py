@@ -146,10 +146,11 @@ def test_other_unload_formats(make_pipeline: Any, sim_day: tuple[Path, Any], unl
 
 
 def test_a_broken_definition_stops_before_running(make_pipeline: Any) -> None:
-    from tools.localrun import asl, stack
+    from tools.localrun import stack
+    from tools.localrun.machine import DefinitionError
 
     local = stack.rendered("dev")
     broken = json.loads(json.dumps(local.definition))
     broken["States"]["CountDelivered"]["Arguments"]["QueryString"] = "{% 'SELECT ' & & %}"
-    with pytest.raises(asl.DefinitionError, match=r"state 'CountDelivered', field 'Arguments'\.QueryString"):
+    with pytest.raises(DefinitionError, match=r"state 'CountDelivered', field 'Arguments'\.QueryString"):
         LocalPipeline(local.with_definition(broken), Path("unused"))

@@ -171,7 +171,7 @@ def test_the_local_executor_refuses_a_definition_the_check_rejects(stages, tmp_p
     import dataclasses
 
     from tools.localrun import stack as stack_mod
-    from tools.localrun.asl import DefinitionError
+    from tools.localrun.machine import DefinitionError
     from tools.localrun.run import LocalPipeline
 
     local = stack_mod.rendered("dev")

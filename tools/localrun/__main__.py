@@ -37,7 +37,8 @@ from functions.detector.config import DetectorConfig
 from spec.settings import SettingsError
 from tools import stackfile
 from tools.localrun import ground_truth, report, stack
-from tools.localrun.asl import DefinitionError, RedriveError
+from tools.localrun.asl import RedriveError
+from tools.localrun.machine import DefinitionError
 from tools.localrun.peak import CommandFigures, PeakSampler
 from tools.localrun.run import InputError, LocalPipeline, check_header
 from tools.localrun.summary import print_summary

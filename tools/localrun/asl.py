@@ -1,11 +1,8 @@
 """A local interpreter for the JSONata state machine definitions this project renders.
 
-It runs exactly the states and fields ``spec/definition.py`` uses (see ``SUPPORTED``): Pass,
-Choice, Wait, Task, Map (DISTRIBUTED), Succeed and Fail, with Retry (ErrorEquals, IntervalSeconds,
-MaxAttempts, BackoffRate, JitterStrategy), Catch (ErrorEquals, Next, Output, Assign), Assign and Output.
-``load`` checks the whole definition first: a field it does not know, a state type, a Resource, a
-``Next`` that names no state, or a JSONata expression that does not compile stops the run before it
-starts, with an error naming the state and the field.
+It runs a ``Machine`` that ``machine.load`` checked and compiled: Pass, Choice, Wait, Task, Map
+(DISTRIBUTED, run by the caller's map runner: ``distmap``), Succeed and Fail, with Retry, Catch, Assign and
+Output.
 
 Semantics followed (docs.aws.amazon.com/step-functions/latest/dg/):
 * transforming-data.html, workflow-variables.html: ``$states.input`` is the state's input,
@@ -35,48 +32,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tools.localrun.expressions import EvaluationError, Expression, ExpressionError, Template
-
-INTEGRATION_PREFIX = "arn:{partition}:states:::"
-
-# Fields each state type may carry (plus "Type", "Comment", "QueryLanguage"); anything else is refused.
-SUPPORTED: dict[str, set[str]] = {
-    "Pass": {"Next", "End", "Assign", "Output"},
-    "Choice": {"Choices", "Default"},
-    "Wait": {"Seconds", "Next", "End"},
-    "Task": {"Resource", "Arguments", "Output", "Assign", "Next", "End", "Retry", "Catch", "TimeoutSeconds"},
-    "Map": {
-        "ItemReader", "ItemSelector", "ItemBatcher", "MaxConcurrency", "ToleratedFailurePercentage", "Label",
-        "ItemProcessor", "ResultWriter", "Assign", "Output", "Next", "End", "Retry", "Catch",
-    },
-    "Succeed": {"Output"},
-    "Fail": {"Error", "Cause"},
-}  # fmt: skip
-COMMON_FIELDS = {"Type", "Comment", "QueryLanguage"}
-TOP_LEVEL_FIELDS = {"Comment", "QueryLanguage", "TimeoutSeconds", "StartAt", "States"}
-PROCESSOR_FIELDS = {"ProcessorConfig", "StartAt", "States"}
-CHOICE_RULE_FIELDS = {"Condition", "Next"}
-RETRY_FIELDS = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "JitterStrategy"}
-CATCH_FIELDS = {"ErrorEquals", "Next", "Output", "Assign"}
-ITEM_READER_FIELDS = {"Resource", "ReaderConfig", "Arguments"}
-READER_CONFIG_FIELDS = {"InputType", "ManifestType", "CSVHeaderLocation", "CSVHeaders"}
-ITEM_BATCHER_FIELDS = {"MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"}
-RESULT_WRITER_FIELDS = {"Resource", "Arguments", "WriterConfig"}
-WRITER_CONFIG_FIELDS = {"Transformation", "OutputType"}
-
-# Task resources the local run provides (after ``arn:<partition>:states:::``).
-TASK_RESOURCES = {
-    "athena:startQueryExecution.sync",
-    "athena:getQueryResults",
-    "lambda:invoke",
-    "aws-sdk:sfn:describeMapRun",
-    "aws-sdk:s3:listObjectsV2",
-    "aws-sdk:s3:deleteObjects",
-}
-
-
-class DefinitionError(ValueError):
-    """The definition uses something the local executor does not support, or is malformed."""
+from tools.localrun.expressions import EvaluationError, Expression, Template
+from tools.localrun.machine import CompiledState, DefinitionError, Machine
 
 
 class RedriveError(ValueError):
@@ -90,17 +47,6 @@ class StatesError(Exception):
         self.error = error
         self.cause = cause
         super().__init__(f"{error}: {cause}")
-
-
-class ExecutionFailed(RuntimeError):
-    """The execution ended in failure: a Fail state or an error no Catch handled."""
-
-    def __init__(self, execution_id: str, state: str, error: str, cause: str):
-        self.execution_id = execution_id
-        self.state = state
-        self.error = error
-        self.cause = cause
-        super().__init__(f"execution {execution_id} failed in state {state!r}: {error}: {cause}")
 
 
 class Clock:
@@ -139,190 +85,6 @@ class Counters:
         self.lambda_invocations += other.lambda_invocations
 
 
-# ---------------------------------------------------------------------------------------------- loading
-@dataclass
-class CompiledState:
-    name: str
-    type: str
-    raw: dict[str, Any]
-    assign: Template | None
-    output: Template | None
-    arguments: Template | None
-    retry: list[dict[str, Any]]
-    catch: list[dict[str, Any]]  # with compiled "Output"/"Assign"
-    choices: list[tuple[Expression, str]]
-    extra: dict[str, Any]
-
-
-@dataclass
-class Machine:
-    """A checked, compiled definition (or a Map's ItemProcessor)."""
-
-    start_at: str
-    states: dict[str, CompiledState]
-    timeout_seconds: int | None
-    partition: str
-    processors: dict[str, Machine]  # Map state name -> its ItemProcessor
-
-
-def _check_fields(where: str, value: Any, allowed: set[str]) -> None:
-    if not isinstance(value, dict):
-        raise DefinitionError(f"{where}: expected an object, got {type(value).__name__}")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise DefinitionError(
-            f"{where}: field {unknown[0]!r} is not supported by the local executor "
-            f"(supported here: {', '.join(sorted(allowed))})"
-        )
-
-
-def load(definition: dict[str, Any], *, partition: str = "aws", where: str = "definition") -> Machine:
-    """Check and compile a definition; raises ``DefinitionError`` naming the state and field."""
-    _check_fields(where, definition, TOP_LEVEL_FIELDS if where == "definition" else PROCESSOR_FIELDS)
-    language = definition.get("QueryLanguage", "JSONata" if where != "definition" else None)
-    if where == "definition" and language != "JSONata":
-        raise DefinitionError(
-            f"{where}: field 'QueryLanguage' is {language!r}; the local executor runs JSONata only"
-        )
-    states = definition.get("States")
-    if not isinstance(states, dict) or not states:
-        raise DefinitionError(f"{where}: field 'States' must be a non-empty object")
-    start = definition.get("StartAt")
-    if start not in states:
-        raise DefinitionError(f"{where}: field 'StartAt' names {start!r}, which is not a state")
-    compiled: dict[str, CompiledState] = {}
-    processors: dict[str, Machine] = {}
-    for name, raw in states.items():
-        at = f"state {name!r}"
-        if not isinstance(raw, dict):
-            raise DefinitionError(f"{at}: expected an object")
-        kind = raw.get("Type")
-        if kind not in SUPPORTED:
-            raise DefinitionError(f"{at}: field 'Type' is {kind!r}; supported: {', '.join(SUPPORTED)}")
-        _check_fields(f"{at} ({kind})", raw, SUPPORTED[kind] | COMMON_FIELDS)
-        if raw.get("QueryLanguage", "JSONata") != "JSONata":
-            raise DefinitionError(
-                f"{at}: field 'QueryLanguage' is {raw['QueryLanguage']!r}; only JSONata runs locally"
-            )
-        for target_field in ("Next", "Default"):
-            if target_field in raw and raw[target_field] not in states:
-                raise DefinitionError(
-                    f"{at}: field {target_field!r} names {raw[target_field]!r}, which is not a state"
-                )
-        if kind not in ("Choice", "Succeed", "Fail") and not (raw.get("End") is True or "Next" in raw):
-            raise DefinitionError(f"{at}: needs field 'Next' or 'End'")
-        try:
-            state = _compile_state(name, kind, raw, states, partition)
-        except ExpressionError as exc:
-            raise DefinitionError(str(exc)) from None
-        if kind == "Map":
-            processors[name] = load(raw["ItemProcessor"], partition=partition, where=f"{at}.ItemProcessor")
-        compiled[name] = state
-    timeout = definition.get("TimeoutSeconds")
-    if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
-        raise DefinitionError(f"{where}: field 'TimeoutSeconds' must be a positive integer, got {timeout!r}")
-    return Machine(start, compiled, timeout, partition, processors)
-
-
-def _compile_state(
-    name: str, kind: str, raw: dict[str, Any], states: dict[str, Any], partition: str
-) -> CompiledState:
-    at = f"state {name!r}"
-
-    def template(key: str) -> Template | None:
-        return Template(raw[key], f"{at}, field {key!r}") if key in raw else None
-
-    retry = []
-    for i, rule in enumerate(raw.get("Retry", [])):
-        _check_fields(f"{at}, field 'Retry[{i}]'", rule, RETRY_FIELDS)
-        if not rule.get("ErrorEquals"):
-            raise DefinitionError(f"{at}, field 'Retry[{i}].ErrorEquals' must list at least one error")
-        jitter = rule.get("JitterStrategy", "NONE")
-        if jitter not in ("FULL", "NONE"):
-            raise DefinitionError(f"{at}, field 'Retry[{i}].JitterStrategy' is {jitter!r}; FULL or NONE")
-        retry.append(rule)
-    catch = []
-    for i, rule in enumerate(raw.get("Catch", [])):
-        _check_fields(f"{at}, field 'Catch[{i}]'", rule, CATCH_FIELDS)
-        if rule.get("Next") not in states:
-            raise DefinitionError(
-                f"{at}, field 'Catch[{i}].Next' names {rule.get('Next')!r}, which is not a state"
-            )
-        catch.append(
-            {
-                "ErrorEquals": list(rule.get("ErrorEquals") or []),
-                "Next": rule["Next"],
-                "Output": Template(rule["Output"], f"{at}, field 'Catch[{i}].Output'")
-                if "Output" in rule
-                else None,
-                "Assign": Template(rule["Assign"], f"{at}, field 'Catch[{i}].Assign'")
-                if "Assign" in rule
-                else None,
-            }
-        )
-    choices = []
-    for i, rule in enumerate(raw.get("Choices", [])):
-        _check_fields(f"{at}, field 'Choices[{i}]'", rule, CHOICE_RULE_FIELDS)
-        if rule.get("Next") not in states:
-            raise DefinitionError(
-                f"{at}, field 'Choices[{i}].Next' names {rule.get('Next')!r}, which is not a state"
-            )
-        cond = rule.get("Condition")
-        if not isinstance(cond, str) or not cond.startswith("{%"):
-            raise DefinitionError(f"{at}, field 'Choices[{i}].Condition' must be a JSONata expression")
-        choices.append((Expression(cond, f"{at}, field 'Choices[{i}].Condition'"), rule["Next"]))
-    if kind == "Choice" and not choices:
-        raise DefinitionError(f"{at}: field 'Choices' must hold at least one rule")
-    extra: dict[str, Any] = {}
-    if kind == "Task":
-        prefix = INTEGRATION_PREFIX.format(partition=partition)
-        resource = raw.get("Resource", "")
-        if (
-            not isinstance(resource, str)
-            or not resource.startswith(prefix)
-            or resource[len(prefix) :] not in TASK_RESOURCES
-        ):
-            raise DefinitionError(
-                f"{at}, field 'Resource': {resource!r} is not supported locally; supported: "
-                + ", ".join(prefix + r for r in sorted(TASK_RESOURCES))
-            )
-        extra["integration"] = resource[len(prefix) :]
-        timeout = raw.get("TimeoutSeconds")
-        if timeout is not None and (not isinstance(timeout, int) or timeout < 1):
-            raise DefinitionError(f"{at}, field 'TimeoutSeconds' must be a positive integer")
-    if kind == "Wait":
-        seconds = raw.get("Seconds")
-        if isinstance(seconds, str):
-            extra["seconds"] = Expression(seconds, f"{at}, field 'Seconds'")
-        elif isinstance(seconds, int) and seconds >= 0:
-            extra["seconds"] = seconds
-        else:
-            raise DefinitionError(
-                f"{at}, field 'Seconds' must be a non-negative integer or a JSONata expression"
-            )
-    if kind == "Fail":
-        for key in ("Error", "Cause"):
-            if key in raw:
-                extra[key] = Template(raw[key], f"{at}, field {key!r}")
-    if kind == "Map":
-        from tools.localrun.distmap import compile_map
-
-        extra["map"] = compile_map(name, raw, partition)
-    return CompiledState(
-        name=name,
-        type=kind,
-        raw=raw,
-        assign=template("Assign"),
-        output=template("Output"),
-        arguments=template("Arguments"),
-        retry=retry,
-        catch=catch,
-        choices=choices,
-        extra=extra,
-    )
-
-
-# ---------------------------------------------------------------------------------------------- running
 def error_matches(patterns: list[str], error: str) -> bool:
     for pattern in patterns:
         if pattern in (error, "States.ALL"):
@@ -384,7 +146,7 @@ class Executor:
     def run(
         self, execution_input: Any, *, name: str, execution_id: str | None = None, record_history: bool = True
     ) -> ExecutionResult:
-        """Run to the end; a failure is returned as ``status == "FAILED"`` (``raise_for_status`` raises)."""
+        """Run to the end; a failure is returned as ``status == "FAILED"``, not raised."""
         sm_name = self.state_machine_arn.rsplit(":", 1)[-1]
         arn_base = self.state_machine_arn.rsplit(":", 2)[0]
         execution_id = execution_id or f"{arn_base}:execution:{sm_name}:{name}"

@@ -21,6 +21,7 @@ from tools.localrun import asl, metrics
 from tools.localrun.athena import AthenaError, AthenaStandIn
 from tools.localrun.distmap import MapRunner
 from tools.localrun.firehose import FirehoseDelivery, FirehoseStats
+from tools.localrun.machine import DefinitionError, load
 from tools.localrun.stack import LocalStack
 from tools.localrun.store import ObjectStore, StoreError
 from tools.localrun.worker import Faults
@@ -118,10 +119,10 @@ class LocalPipeline:
 
         problems = rule_problems(stack.definition)
         if problems:
-            raise asl.DefinitionError(
+            raise DefinitionError(
                 "the definition breaks rules AWS enforces:\n" + "\n".join(f"  {p.line()}" for p in problems)
             )
-        self.machine = asl.load(stack.definition, partition=_partition(stack.state_machine_arn))
+        self.machine = load(stack.definition, partition=_partition(stack.state_machine_arn))
         for state in self.machine.states.values():
             if state.type == "Map":
                 self.map_runner.prewarm(state.extra["map"].max_concurrency)

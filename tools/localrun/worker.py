@@ -31,9 +31,10 @@ import numpy as np
 import pyarrow as pa
 
 from tools.localrun import items as item_io
-from tools.localrun.asl import Clock, Counters, Executor, StatesError, load
+from tools.localrun.asl import Clock, Counters, Executor, StatesError
 from tools.localrun.expressions import Template
 from tools.localrun.firehose import FirehoseStandIn, FirehoseStats
+from tools.localrun.machine import load
 
 HANDLER_MODULE = "functions.detector.handler"
 
