@@ -252,9 +252,10 @@ def _meter(summary: dict[str, Any]) -> None:
     metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=0)
 
 
-# Decorator order as Powertools' examples give it (the tutorial; log_metrics' own docstring): the Logger's
-# context outermost, log_metrics next to the handler. log_metrics flushes in a ``finally``, so the one EMF
-# blob is printed on success and on failure alike, after the handler's own log line.
+# Decorator order as Powertools stacks them (log_metrics' docstring, aws_lambda_powertools/metrics/provider/
+# base.py: other middlewares above, log_metrics nearest the handler): the Logger's context outermost.
+# log_metrics flushes in a ``finally``, so the one EMF blob is printed on success and on failure alike,
+# after the handler's own log line.
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
