@@ -7,7 +7,8 @@ What is measured, on one core (the process is single-threaded):
 
 * ``analyse``: pure processing, ``handler.analyse_event`` (validation, rules, id, JSON lines).
 * ``process_batch + stub Firehose``: also packing and the delivery loop against a stub that accepts all.
-* ``lambda_handler + stub Firehose``: also the env config, Powertools log line and EMF blob per batch.
+* ``lambda_handler + stub Firehose``: also the env config, the Powertools decorators (context keys,
+  metrics flush), log line and EMF blob per batch.
 
 Each batch is decoded from JSON right before it is processed (untimed), as the Lambda runtime does.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -63,6 +65,21 @@ UNLOAD_FILES = tuple(
         )
     )
 )
+
+
+class LambdaContext:
+    """The context attributes the handler and Powertools' ``inject_lambda_context`` read."""
+
+    function_name = "bench"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+CONTEXT = LambdaContext()
 
 
 class AcceptAllFirehose:
@@ -177,10 +194,15 @@ def throughput(rows: int, batch_size: int, repeat: int) -> list[dict[str, Any]]:
         ) -> Any:
             return handler.process_batch(batch, config=config, firehose=stub, sleep=time.sleep)
 
-        env = {"DELIVERY_STREAM_NAME": "bench", "INPUT_FORMAT": fmt.value, "POWERTOOLS_SERVICE_NAME": "bench"}
+        env = {
+            "DELIVERY_STREAM_NAME": "bench",
+            "INPUT_FORMAT": fmt.value,
+            "POWERTOOLS_SERVICE_NAME": "bench",
+            "POWERTOOLS_METRICS_NAMESPACE": schema.METRICS_NAMESPACE,
+        }
 
         def full(batch: dict[str, Any]) -> Any:
-            return handler.lambda_handler(batch, None)
+            return handler.lambda_handler(batch, CONTEXT)
 
         results.append({"stage": "analyse (pure)", "format": fmt.value, **_timed(batches, pure, repeat)})
         results.append(
@@ -192,6 +214,7 @@ def throughput(rows: int, batch_size: int, repeat: int) -> list[dict[str, Any]]:
         )
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        importlib.reload(handler)  # a cold start: the Logger and Metrics read the environment at import
         handler.use_firehose_client(AcceptAllFirehose())
         level = handler.logger.log_level
         handler.logger.setLevel(logging.WARNING)  # the log line is still built; its printing is not timed

@@ -12,22 +12,26 @@ Input (Distributed Map with ItemBatcher; docs: input-output-itembatcher.html)::
 A bare row (a dict with the row fields and no ``Items``), a bare item and a list of items are accepted
 too (``schema`` describes the item). Bad content never raises: every item comes out as exactly one analysis record.
 
+Logging and metrics follow Powertools' model: a module-level ``Logger`` and ``Metrics`` configured by the
+environment, ``@logger.inject_lambda_context`` (the invocation's context keys on the log line) and
+``@metrics.log_metrics`` (one flush per invocation, on success and failure alike).
+
 Injection points for tests and the local runner: ``use_firehose_client(client)``, ``use_sleep(fn)``; the
-pure core is ``process_batch(event, config=..., firehose=..., sleep=...)``. Module state (the Firehose
-client) is per process and re-created after a fork, so the local runner's worker processes never share a
-connection pool.
+pure core is ``process_batch(event, config=..., firehose=..., sleep=...)``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
+import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,6 +40,9 @@ from . import schema
 from .analysis import Analyzer, batch_context
 from .config import ConfigError, DetectorConfig
 from .delivery import DeliveryError, deliver, pack
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = [
     "BatchResult",
@@ -47,8 +54,6 @@ __all__ = [
     "use_firehose_client",
     "use_sleep",
 ]
-
-DEFAULT_SERVICE: Final = "sensorflow-detector"
 
 # botocore's own retries stay small: the delivery loop owns retries (only failed entries, full jitter,
 # a budget from DELIVERY_MAX_ATTEMPTS). One botocore retry still covers a dropped connection.
@@ -177,94 +182,67 @@ def process_batch(
     )
 
 
-# ------------------------------------------------------------------------------------ per-process state
-class _ProcessState:
-    """Per-process state: the lazily created Firehose client (with the pid that created it) and the sleep."""
+# ------------------------------------------------------------------------------------ the Lambda adapter
+# Module level, as Powertools intends: both read their settings from the environment the Pulumi component
+# sets (components/detector.py) once per execution environment. The Logger's service comes from
+# POWERTOOLS_SERVICE_NAME and its level from AWS_LAMBDA_LOG_LEVEL (the JSON log format's application log
+# level) before POWERTOOLS_LOG_LEVEL; Metrics takes its namespace from POWERTOOLS_METRICS_NAMESPACE and its
+# single ``service`` dimension from POWERTOOLS_SERVICE_NAME. Docs: Powertools "Metrics", Getting started.
+logger = Logger()
+metrics = Metrics()
 
-    def __init__(self) -> None:
-        self.firehose: Any = None
-        self.pid: int | None = None
-        self.injected = False
-        self.sleep: Callable[[float], None] = time.sleep
+# A wrong environment fails the invocation (ConfigError) before anything is metered, so an empty metric set
+# is expected there: silenced as Powertools' Metrics docs advise ("Suppressing warning messages on empty
+# metrics"), instead of a warning line beside the error.
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 
-_state = _ProcessState()
+@dataclass
+class _Dependencies:
+    """What tests and the local runner replace: the Firehose client (``None``: the default) and the sleep."""
+
+    firehose: Any = None
+    sleep: Callable[[float], None] = time.sleep
+
+
+_deps = _Dependencies()
 
 
 def use_firehose_client(client: Any) -> None:
     """Use this Firehose client from now on (tests, the local runner); ``None`` restores the default."""
-    _state.firehose, _state.pid, _state.injected = client, os.getpid(), client is not None
+    _deps.firehose = client
+    if client is None:
+        _default_firehose.cache_clear()  # the next default client is made afresh, under the current env
 
 
 def use_sleep(sleep: Callable[[float], None] | None) -> None:
     """Use this sleep between delivery retries (tests pass a recorder); ``None`` restores ``time.sleep``."""
-    _state.sleep = sleep if sleep is not None else time.sleep
+    _deps.sleep = sleep if sleep is not None else time.sleep
+
+
+@functools.cache
+def _default_firehose() -> Any:
+    """The execution environment's Firehose client, made on first use and kept for every later
+    invocation (boto3 honours ``AWS_ENDPOINT_URL``)."""
+    import boto3  # from the Lambda runtime; imported lazily so pure processing needs no AWS SDK
+    from botocore.config import Config
+
+    return boto3.client("firehose", config=Config(**_BOTO_CONFIG))
 
 
 def firehose_client() -> Any:
-    """The process's Firehose client, created on first use (boto3 honours ``AWS_ENDPOINT_URL``).
-
-    A client made before a fork is not reused by the child (botocore clients are not fork-safe).
-    """
-    if _state.injected:
-        return _state.firehose
-    if _state.firehose is None or _state.pid != os.getpid():
-        import boto3  # from the Lambda runtime; imported lazily so pure processing needs no AWS SDK
-        from botocore.config import Config
-
-        _state.firehose = boto3.client("firehose", config=Config(**_BOTO_CONFIG))
-        _state.pid = os.getpid()
-    return _state.firehose
+    """The injected Firehose client, else the default one."""
+    return _deps.firehose if _deps.firehose is not None else _default_firehose()
 
 
-def _service_name(env: Mapping[str, str]) -> str:
-    return env.get("POWERTOOLS_SERVICE_NAME") or env.get("AWS_LAMBDA_FUNCTION_NAME") or DEFAULT_SERVICE
+def _undelivered(exc: Exception, seen: list[BatchResult], event: Any) -> tuple[int, int]:
+    """(readings that did not reach Firehose, retries spent) when a batch fails."""
+    if isinstance(exc, DeliveryError):
+        return exc.failed_readings, exc.retries
+    return (seen[0].rows_in if seen else len(split_event(event)[0])), 0
 
 
-logger = Logger(service=_service_name(os.environ))
-
-
-def _time_left(context: Any) -> Callable[[], float] | None:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if not callable(remaining):
-        return None
-    return lambda: remaining() / 1000.0
-
-
-def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point (``detector.handler.lambda_handler``)."""
-    config = DetectorConfig.from_env(os.environ)
-    service = _service_name(os.environ)
-    metrics = Metrics(namespace=schema.METRICS_NAMESPACE, service=service)
-    metrics.clear_metrics()  # nothing left over from an earlier invocation in this process
-    seen: list[BatchResult] = []
-    request_id = getattr(context, "aws_request_id", None)
-    try:
-        summary = process_batch(
-            event,
-            config=config,
-            firehose=firehose_client(),
-            sleep=_state.sleep,
-            time_left=_time_left(context),
-            on_result=seen.append,
-        )
-    except Exception as exc:
-        # Only what did not reach Firehose is metered; row counts wait for the retry that succeeds, so
-        # dashboards do not count a batch twice.
-        if isinstance(exc, DeliveryError):
-            failures, retries = exc.failed_readings, exc.retries
-        else:
-            failures, retries = (seen[0].rows_in if seen else len(split_event(event)[0])), 0
-        metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=failures)
-        metrics.add_metric(name=schema.METRIC_DELIVERY_RETRIES, unit=MetricUnit.Count, value=retries)
-        metrics.flush_metrics()
-        logger.exception(
-            "batch failed",
-            extra={"requestId": request_id, "undeliveredReadings": failures, "error": type(exc).__name__},
-        )
-        raise
-
-    result = seen[0]
+def _meter(summary: dict[str, Any]) -> None:
     metrics.add_metric(name=schema.METRIC_ROWS, unit=MetricUnit.Count, value=summary["rowsIn"])
     metrics.add_metric(name=schema.METRIC_VALID_ROWS, unit=MetricUnit.Count, value=summary["valid"])
     metrics.add_metric(name=schema.METRIC_INVALID_ROWS, unit=MetricUnit.Count, value=summary["invalid"])
@@ -272,11 +250,49 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=summary["anomalies"][kind])
     metrics.add_metric(name=schema.METRIC_DELIVERY_RETRIES, unit=MetricUnit.Count, value=summary["retries"])
     metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=0)
-    metrics.flush_metrics()
+
+
+# Decorator order as Powertools stacks them (log_metrics' docstring, aws_lambda_powertools/metrics/provider/
+# base.py: other middlewares above, log_metrics nearest the handler): the Logger's context outermost.
+# log_metrics flushes in a ``finally``, so the one EMF blob is printed on success and on failure alike,
+# after the handler's own log line.
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (``detector.handler.lambda_handler``)."""
+    config = DetectorConfig.from_env(os.environ)
+    seen: list[BatchResult] = []
+    try:
+        summary = process_batch(
+            event,
+            config=config,
+            firehose=firehose_client(),
+            sleep=_deps.sleep,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000.0,
+            on_result=seen.append,
+        )
+    except Exception as exc:
+        # Only what did not reach Firehose is metered; row counts wait for the retry that succeeds, so
+        # dashboards do not count a batch twice.
+        failures, retries = _undelivered(exc, seen, event)
+        metrics.add_metric(name=schema.METRIC_DELIVERY_FAILURES, unit=MetricUnit.Count, value=failures)
+        metrics.add_metric(name=schema.METRIC_DELIVERY_RETRIES, unit=MetricUnit.Count, value=retries)
+        logger.exception(
+            "batch failed",
+            extra={
+                "requestId": context.aws_request_id,
+                "undeliveredReadings": failures,
+                "error": type(exc).__name__,
+            },
+        )
+        raise
+
+    _meter(summary)
+    result = seen[0]
     logger.info(
         "batch processed",
         extra={
-            "requestId": request_id,
+            "requestId": context.aws_request_id,
             "summary": summary,
             "invalidReasons": dict(result.invalid_reasons.most_common(10)),
             "warnings": result.warnings,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from functions.detector import schema
 from spec import definition, detect_retry
 from tools import harness
 
@@ -80,6 +81,10 @@ def test_detector_function_follows_settings(run, stage_settings):
     assert env["DELIVERY_STREAM_NAME"] == run.one(STREAM).outputs["name"]
     assert env["TEMPERATURE_HIGH"] == str(s.temperature_high_c)
     assert env["BATTERY_LOW"] == str(s.battery_low_pct)
+    # The detector's module-level Logger and Metrics take their service (the metrics' one dimension) and
+    # namespace from these; the alarms read that namespace and dimension.
+    assert env["POWERTOOLS_SERVICE_NAME"] == inputs["name"]
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == schema.METRICS_NAMESPACE
     log_group = next(
         r
         for r in run.of_type("aws:cloudwatch/logGroup:LogGroup")
@@ -242,8 +247,6 @@ def test_tables_project_their_day_partition_without_a_hard_coded_year(run):
 
 
 def test_analysis_table_matches_the_detectors_record_schema(run):
-    from functions.detector import schema
-
     table = run.one("aws:glue/catalogTable:CatalogTable", "analysis")
     columns = [(c["name"], c["type"]) for c in table.inputs["storageDescriptor"]["columns"]]
     assert columns == [(name, type_) for name, type_, _ in schema.ANALYSIS_COLUMNS]

@@ -122,3 +122,18 @@ def assert_schema_keys(record: dict[str, Any]) -> None:
     expected = [k for k in schema.ANALYSIS_KEYS if k not in schema.OPTIONAL_KEYS or record.get(k) is not None]
     assert list(record) == expected, f"keys {list(record)}"
     assert all(record[k] is not None for k in schema.OPTIONAL_KEYS if k in record)
+
+
+class LambdaContext:
+    """The context attributes the handler and Powertools' ``inject_lambda_context`` read, as the Powertools
+    docs' tests fake it ("Testing your code")."""
+
+    function_name = "sensorflow-dev-detector"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:sensorflow-dev-detector"
+
+    def __init__(self, request_id: str = "req-1") -> None:
+        self.aws_request_id = request_id
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 50_000

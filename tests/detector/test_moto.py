@@ -8,14 +8,14 @@ from moto import mock_aws
 
 from functions.detector import handler, schema
 
-from .helpers import assert_schema_keys, decode, event, item, row
+from .helpers import LambdaContext, assert_schema_keys, decode, event, item, row
 
 BUCKET = "sensorflow-dev-analytics"
 STREAM = "sensorflow-dev-analysis"
 
 
 @pytest.fixture
-def aws(monkeypatch):
+def aws(monkeypatch, cold_start):
     """Fake credentials and region; no endpoint override, so moto intercepts."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -23,11 +23,11 @@ def aws(monkeypatch):
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "eu-west-1",
         "DELIVERY_STREAM_NAME": STREAM,
-        "POWERTOOLS_SERVICE_NAME": "sensorflow-dev-detector",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    cold_start()
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
@@ -48,7 +48,7 @@ def aws(monkeypatch):
 def test_records_land_in_s3_one_per_reading(aws, capsys) -> None:
     readings = [item(row(temperature=20.0 + i, deviceid=f"sensor-{i % 5}"), index=i) for i in range(40)]
     readings.append(item({"deviceid": "broken"}, index=40))
-    summary = handler.lambda_handler(event(readings), None)
+    summary = handler.lambda_handler(event(readings), LambdaContext())
     capsys.readouterr()
     assert summary["rowsIn"] == 41
     keys = [o["Key"] for o in aws.list_objects_v2(Bucket=BUCKET).get("Contents", [])]

@@ -6,6 +6,10 @@ child executions: the ItemProcessor's own states, through the same executor as t
 ``lambda:invoke`` task calling ``lambda_handler`` in-process. A worker runs one child at a time, so the
 number of workers (at most the map's MaxConcurrency) bounds the children in flight.
 
+Process safety is this module's concern, not the handler's: workers are spawned, not forked
+(``distmap``), and each builds and installs its own Firehose stand-in (``_configure``), so no client or
+open file crosses a process boundary, and the detector keeps Lambda's one-client-per-environment model.
+
 Items are built where they are used: a worker reads the rows of a batch from the UNLOAD files itself,
 so the parent never materialises a million dicts.
 """
