@@ -193,12 +193,12 @@ def warm(env: dict[str, str], handler_module: str, log_dir: str, *, in_process: 
         sys.stdout = log
     os.environ.update(env)
     module = sys.modules.get(handler_module)
-    # In-process, a fresh import per map run: the handler reads its environment at cold start, and tests
-    # run stages with different settings in one process.
+    # The handler reads its environment when it is imported (its module-level Powertools Logger and
+    # Metrics), as in a Lambda cold start, so an import from before this environment is redone: in-process
+    # (tests run stages with different settings in one process) and in a spawned worker, whose re-import
+    # of the parent's main module may have imported the handler already (benchmarks.run does).
     with contextlib.redirect_stdout(log):
-        _S.handler = (
-            importlib.reload(module) if module and in_process else importlib.import_module(handler_module)
-        )
+        _S.handler = importlib.reload(module) if module else importlib.import_module(handler_module)
 
 
 def init(config: WorkerConfig, *, in_process: bool = False) -> None:

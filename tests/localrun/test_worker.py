@@ -1,0 +1,38 @@
+"""A worker's cold start reads the function's environment even if the handler was imported before it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _namespace_after_warm(tmp_path: Path, *, import_first: bool) -> str:
+    """The handler's metrics namespace in a fresh process after ``worker.warm`` (as a spawned worker)."""
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        os.environ.pop("POWERTOOLS_METRICS_NAMESPACE", None)
+        if {import_first!r}:  # as a spawned worker's re-import of the parent's main module may do
+            import functions.detector.handler
+        from tools.localrun import worker
+        worker.warm({{"POWERTOOLS_METRICS_NAMESPACE": "Sensorflow/Detector",
+                     "POWERTOOLS_SERVICE_NAME": "fn"}}, worker.HANDLER_MODULE, {str(tmp_path)!r})
+        sys.__stdout__.write(str(worker._S.handler.metrics.namespace))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout
+
+
+def test_a_handler_imported_before_the_environment_is_imported_again(tmp_path: Path) -> None:
+    assert _namespace_after_warm(tmp_path, import_first=True) == "Sensorflow/Detector"
+
+
+def test_a_first_import_reads_the_environment(tmp_path: Path) -> None:
+    assert _namespace_after_warm(tmp_path, import_first=False) == "Sensorflow/Detector"
