@@ -10,7 +10,6 @@ Docs: step-functions/latest/dg/iam-policies-eg-dist-map.html, connect-athena.htm
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from spec import definition, iam, naming
 from spec.definition import DefinitionParams
 from spec.naming import Account, Names
 from spec.queries import TableNames
-from spec.settings import Settings
+from spec.settings import SettingsSubset
 
 # Firehose flushes within its buffer interval; give it a minute more before counting.
 DELIVERY_MARGIN_SECONDS = 60
@@ -213,7 +212,7 @@ def state_machine_policy(p: PolicyInputs) -> dict:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSettings:
+class RunSettings(SettingsSubset):
     """The stage settings the definition is built from, each the stack setting of that name
     (``spec.settings.SPECS``)."""
 
@@ -226,11 +225,6 @@ class RunSettings:
     lambda_timeout_seconds: int
     firehose_buffer_interval_seconds: int
     reconcile_max_attempts: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> RunSettings:
-        """These fields of a stage's settings."""
-        return cls(**{field.name: getattr(settings, field.name) for field in dataclasses.fields(cls)})
 
 
 def definition_params(

@@ -22,14 +22,13 @@ a misspelt name, because CloudWatch accepts any name and an alarm on a metric no
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
 from functions.detector import schema
 from spec.naming import Names
-from spec.settings import PROJECT, Settings
+from spec.settings import PROJECT, SettingsSubset
 
 NS_STATES: Final = "AWS/States"
 NS_LAMBDA: Final = "AWS/Lambda"
@@ -139,7 +138,7 @@ def account_alarm_name(role: str, stage: str) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AlarmSettings:
+class AlarmSettings(SettingsSubset):
     """The stage settings the alarm table and the dashboard read, each the stack setting of that name
     (``spec.settings.SPECS``)."""
 
@@ -151,11 +150,6 @@ class AlarmSettings:
     lambda_timeout_seconds: int
     delivery_freshness_alarm_seconds: int
     delivery_max_attempts: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> AlarmSettings:
-        """These fields of a stage's settings."""
-        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
 def alarm_specs(

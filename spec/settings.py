@@ -11,12 +11,13 @@ the value and what is allowed, so an engineer fixes a stack file in one pass ins
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from spec import detect_retry, map_items
 from spec.naming import PROJECT
@@ -179,6 +180,17 @@ SPECS: Final[tuple[Spec, ...]] = (
 )  # fmt: skip
 
 SPECS_BY_KEY: Final = {spec.key: spec for spec in SPECS}
+
+
+class SettingsSubset:
+    """Base of a frozen dataclass holding some of a stage's settings, each field named as its setting,
+    so a component or a spec takes only what it reads (``components.workflow.RunSettings``,
+    ``spec.alarms.AlarmSettings``)."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Self:
+        """These fields of a stage's settings."""
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(cls)})
 
 
 class SettingsError(ValueError):
