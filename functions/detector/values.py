@@ -65,6 +65,11 @@ _TS_CACHE_MAX: Final = 16_384
 # malformed. Per process (the local runner's workers each have their own); bounded; readings share
 # many timestamps.
 timestamp_cache: dict[str, tuple[str, bytes, str] | None] = {}
+_SECONDS: Final = frozenset(f"{n:02d}" for n in range(60))
+_HOURS: Final = frozenset(f"{n:02d}" for n in range(24))
+_MINUTE_CACHE_MAX: Final = 4_096  # a day of readings spans 1,440 minutes
+# "YYYY-MM-DD[T ]HH:MM" -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is not a valid time.
+_minute_cache: dict[str, tuple[str, str] | None] = {}
 
 
 def clear_timestamp_caches() -> None:
@@ -95,13 +100,6 @@ def parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
         timestamp_cache.clear()
     timestamp_cache[text] = result
     return result
-
-
-_SECONDS: Final = frozenset(f"{n:02d}" for n in range(60))
-_HOURS: Final = frozenset(f"{n:02d}" for n in range(24))
-_MINUTE_CACHE_MAX: Final = 4_096  # a day of readings spans 1,440 minutes
-# "YYYY-MM-DD[T ]HH:MM" -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is not a valid time.
-_minute_cache: dict[str, tuple[str, str] | None] = {}
 
 
 def _parse_local_time(text: str) -> tuple[str, bytes, str] | Literal[False] | None:
