@@ -93,7 +93,7 @@ tune: $(VENV_STAMP) ## capacity and cost plan for a stage (ROWS: default the vol
 figures: $(VENV_STAMP) ## regenerate the planner's figures in README.md and docs/tuning.md (a test checks them)
 	$(PY) -m tools.tune.figures $(ARGS)
 
-bench: setup ## run the benchmarks under benchmarks/
+bench: synth ## run the benchmarks under benchmarks/ (on the definition as rendered now)
 	$(PY) -m benchmarks.run $(ARGS)
 
 lock: ## re-resolve constraints.txt from requirements-dev.txt in a throwaway venv

@@ -52,19 +52,8 @@ TARGET_RECORD_BYTES = 450
 TARGET_ITEM_BYTES = 220
 TARGET_CHILDREN_PER_MILLION = 720
 TARGET_BILLED_KB_PER_READING = 1.0
-# The run's execution name (scheduled runs get a UUID) and UNLOAD file names as Athena writes them
-# (<query id>_<uuid>), relative to the run's folder: what the ItemSelector sends.
+# The run's execution name (scheduled runs get a UUID): what the BatchInput sends.
 EXECUTION_NAME = "0b7f2c9e-1d2a-4c3b-9e8f-5a6b7c8d9e0f"
-UNLOAD_FILES = tuple(
-    f"20240602_023007_0004{n}_x7k2p_{uuid}"
-    for n, uuid in enumerate(
-        (
-            "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63",
-            "1d5e7a2b-9c3f-4b8e-a6d1-2f4c8e9b0a17",
-            "c3a9e5f1-7b2d-4c6a-8e0f-9d1b3a5c7e24",
-        )
-    )
-)
 
 
 class LambdaContext:
@@ -115,13 +104,9 @@ def make_row(rnd: random.Random, device: int, when: datetime, *, csv: bool) -> d
     return row
 
 
-def as_item(row: dict[str, Any], file: str, index: int) -> dict[str, Any]:
-    """A map item as the ItemSelector builds it (``schema``: positional values, file, index)."""
-    return {
-        schema.ITEM_ROW: [row.get(name) for name in schema.ITEM_FIELDS],
-        schema.ITEM_FILE: file,
-        schema.ITEM_INDEX: index,
-    }
+def as_item(row: dict[str, Any], index: int) -> dict[str, Any]:
+    """A map item as the ItemSelector builds it (``schema``: positional values, index)."""
+    return {schema.ITEM_ROW: [row.get(name) for name in schema.ITEM_FIELDS], schema.ITEM_INDEX: index}
 
 
 def make_batches(rows: int, batch_size: int, *, seed: int = 7, csv: bool = False) -> list[dict[str, Any]]:
@@ -132,7 +117,6 @@ def make_batches(rows: int, batch_size: int, *, seed: int = 7, csv: bool = False
     items = [
         as_item(
             make_row(rnd, i % 2_000, start + step * i + timedelta(milliseconds=rnd.randint(0, 999)), csv=csv),
-            UNLOAD_FILES[i * len(UNLOAD_FILES) // rows],
             i,
         )
         for i in range(rows)

@@ -53,7 +53,6 @@ ATHENA_CATALOG: Final = "AwsDataCatalog"
 PARENT_TIMEOUT_SECONDS: Final = 12 * 3600
 # The map's item expressions, also read from here by tools/localrun/mapspec.py.
 ITEM_ROW_EXPRESSION: Final = map_items.ITEM_ROW_EXPRESSION
-ITEM_FILE_EXPRESSION: Final = map_items.ITEM_FILE_EXPRESSION
 
 MAP_ERRORS: Final = (
     "States.ItemReaderFailed",

@@ -26,21 +26,21 @@ def reader_config(unload_format: str) -> dict[str, Any]:
     return config
 
 
-# The map item (schema: ``{"r": [values], "s": file, "i": index}``). Every byte of an item counts against
+# The map item (schema: ``{"r": [values], "i": index}``). Every byte of an item counts against
 # the child's 256 KiB input (MaxInputBytesPerBatch), so the row goes positionally, without its keys:
 # each of the UNLOAD's columns in schema.ITEM_FIELDS order, null where the row has no such key (JSONata
 # drops an undefined value from an array, which would shift the positions). A row that is not an object
 # (a JSONL line holding an array, say) goes as its JSON text, which the detector reports as
-# row:not_an_object. The file is its key relative to the run's UNLOAD folder: an unpartitioned UNLOAD
-# writes its data files directly into the TO folder (docs: athena/latest/ug/unload.html), so that is
-# the last segment of Map.Item.Source. Map.Item.Index counts items across the whole map run
-# (docs: step-functions/latest/dg/input-output-contextobject.html, "Context object data for Map states").
+# row:not_an_object. Map.Item.Index counts items across the whole map run, so with the execution name it
+# names the row (docs: step-functions/latest/dg/input-output-contextobject.html, "Context object data for
+# Map states"). The UNLOAD file (Map.Item.Source) is not sent: it would be about 70 of every item's bytes,
+# for a staging file that expires after stagingRetentionDays; the raw file a reading came from is one
+# named query away (spec.queries, raw-files-of-a-device).
 ITEM_ROW_EXPRESSION: Final = (
     "($v := $states.context.Map.Item.Value; $type($v) = 'object' ? ["
     + ", ".join(f"($exists($v.{name}) ? $v.{name} : null)" for name in schema.ITEM_FIELDS)
     + "] : $string($v))"
 )
-ITEM_FILE_EXPRESSION: Final = "$split($states.context.Map.Item.Source, '/')[-1]"
 ITEM_INDEX_EXPRESSION: Final = "$states.context.Map.Item.Index"
 
 
@@ -48,7 +48,6 @@ def item_selector() -> dict[str, str]:
     """The Distributed Map's ItemSelector: one positional item per row (see ``ITEM_ROW_EXPRESSION``)."""
     return {
         schema.ITEM_ROW: expr(ITEM_ROW_EXPRESSION),
-        schema.ITEM_FILE: expr(ITEM_FILE_EXPRESSION),
         schema.ITEM_INDEX: expr(ITEM_INDEX_EXPRESSION),
     }
 
@@ -67,17 +66,13 @@ def batch_input() -> dict[str, str]:
 # measured in UTF-8 bytes (step-functions/latest/apireference/API_StateEnteredEventDetails.html).
 # Each text value is at its bound (queries.TEXT_COLUMN_MAX_CHARS) of astral characters written as escaped
 # surrogate pairs (12 bytes of JSON per character, the most any JSON writer spends); each number is the
-# longest shortest-round-trip text of a double, quoted as CSV delivers it; the source is an S3 URI with a
-# 63-character bucket and a 1,024-byte key (S3's limits, AmazonS3/latest/userguide/object-keys.html and
-# bucketnamingrules.html); the execution ARN is at its 256-character API limit
-# (step-functions/latest/apireference/API_DescribeExecution.html, executionArn).
+# longest shortest-round-trip text of a double, quoted as CSV delivers it.
 _WORST_CHARACTER: Final = "\U0001f321"
 _WORST_NUMBER: Final = "-2.2250738585072014E-308"
 # StartExecution names are 1 to 80 characters (API_StartExecution.html, "name"); counted at the worst
 # character, as the row's texts are.
 _WORST_EXECUTION_NAME: Final = _WORST_CHARACTER * 80
 _MAX_ITEM_INDEX: Final = 99_999_999  # MaxItems is at most 100,000,000 (input-output-itemreader.html)
-_WORST_FILE: Final = "k" * 1024  # the item keeps the object key's last part; a key is at most 1,024 bytes
 
 
 def max_item_bytes() -> int:
@@ -91,7 +86,7 @@ def max_item_bytes() -> int:
             values.append(_WORST_CHARACTER * queries.TEXT_COLUMN_MAX_CHARS[name])
         else:
             values.append(_WORST_NUMBER)
-    item = {schema.ITEM_ROW: values, schema.ITEM_FILE: _WORST_FILE, schema.ITEM_INDEX: _MAX_ITEM_INDEX}
+    item = {schema.ITEM_ROW: values, schema.ITEM_INDEX: _MAX_ITEM_INDEX}
     return len(json.dumps(item, separators=(",", ":"), ensure_ascii=True).encode())
 
 

@@ -105,7 +105,11 @@ def _bounded(name: str, kind: str) -> str:
     """A raw column as the export writes it: text cut to its bound (substr is a no-op below it)."""
     if kind != "string":
         return name
-    return f'substr({_text(name)}, 1, {TEXT_COLUMN_MAX_CHARS[name]}) AS "{name}"'
+    return f'{_bounded_text(name)} AS "{name}"'
+
+
+def _bounded_text(name: str) -> str:
+    return f"substr({_text(name)}, 1, {TEXT_COLUMN_MAX_CHARS[name]})"
 
 
 def _truncated_names() -> str:
@@ -296,11 +300,20 @@ def named_queries(catalog: TableNames) -> dict[str, tuple[str, str]]:
             f"FROM ({latest}) GROUP BY deviceid ORDER BY anomalous DESC, invalid DESC",
         ),
         "invalid-readings": (
-            "Readings with invalid reasons on a day (anomalous or not), with the reasons. "
-            "Parameters: day, day (YYYY-MM-DD).",
-            "SELECT deviceid, coalesce(readingtime, readingtimestamp) AS readingtime, invalidreasons, sourcefile "
-            f"FROM ({latest}) "
+            "Readings with invalid reasons on a day (anomalous or not), with the reasons and the run that "
+            "read them (raw-files-of-a-device finds their raw files). Parameters: day, day (YYYY-MM-DD).",
+            "SELECT deviceid, coalesce(readingtime, readingtimestamp) AS readingtime, invalidreasons, runid, "
+            f"sourceindex FROM ({latest}) "
             f"WHERE {IS_INVALID} ORDER BY deviceid",
+        ),
+        "raw-files-of-a-device": (
+            "The raw files a device's readings arrived in on a day, with their row counts: where a reading "
+            "of invalid-readings came from. Parameters: arrival day (YYYY-MM-DD, the run's day), device id.",
+            # "$path" is the S3 object of each row (athena/latest/ug/select.html, "Getting the file
+            # locations for source data in Amazon S3"). The device id is compared as the export cut it,
+            # so a record's deviceid finds its row even when the raw id was longer than its bound.
+            f'SELECT "$path" AS rawfile, count(*) AS readings FROM {catalog.table(catalog.raw_table)} '
+            f'WHERE dt = ? AND {_bounded_text("deviceid")} = ? GROUP BY "$path" ORDER BY rawfile',
         ),
         "worst-devices-of-a-day": (
             "Devices of a day ranked by anomaly rate, then invalid readings. Parameter: day (YYYY-MM-DD).",

@@ -18,10 +18,10 @@ Decisions (documented in docs/detector.md):
   rule, else ``invalid`` if it has any invalid reason, else ``healthy``. Whether a reading is valid is
   ``invalidreasons`` being empty, never ``healthstatus <> 'invalid'``.
 * Evidence only where it is needed: ``readingtimestamp`` (the text as it arrived) is written only when
-  it is not a usable timestamp (a usable one is ``readingtime``, exactly), and ``sourcefile`` (the UNLOAD
-  file, relative to the run's folder) only for an invalid reading, the one an operator traces back.
-  Otherwise the key is absent, not null (``schema.OPTIONAL_KEYS``): the table reads both as NULL.
-  ``(runid, sourceindex)`` names the processed row: the map's item index is unique within a map run.
+  it is not a usable timestamp (a usable one is ``readingtime``, exactly); otherwise the key is absent,
+  not null (``schema.OPTIONAL_KEYS``): the table reads both as NULL. ``(runid, sourceindex)`` names the
+  processed row: the map's item index is unique within a map run. The raw file an invalid reading came
+  from is found by its device and the run's day (the ``raw-files-of-a-device`` named query).
 * A record too large for one Firehose record (``row:too_large``) keeps its anomalies: only long text
   fields are cut, and three anomaly entries always fit.
 * ``recordid`` is 96 bits of the sha256 of the reading's canonical content (a versioned prefix, the
@@ -60,7 +60,6 @@ from .values import (
     parse_timestamp,
     record_id,
     run_name,
-    source_key,
     unusable_timestamp_part,
     unusual_deviceid,
     unusual_numbers,
@@ -98,11 +97,11 @@ _MAX_BIGINT: Final = 2**63
 _EXACT_INT: Final = 2**53
 
 
-def _row_fields(item: Any) -> tuple[Any, Any, Any, bool]:
-    """(the reading's eight values or None, its file, its item index, whether it was a row object).
+def _row_fields(item: Any) -> tuple[Any, Any, bool]:
+    """(the reading's eight values or None, its item index, whether it was a row object).
 
     A map item is ``{"r": [deviceid, timestamp, temperature, humidity, batterylevel, latitude,
-    longitude, truncated], "s": <file>, "i": <index>}`` (``schema.ITEM_KEYS``); the ItemSelector sends the JSON text
+    longitude, truncated], "i": <index>}`` (``schema.ITEM_KEYS``); the ItemSelector sends the JSON text
     of a row that is not an object as ``r``. A dict without ``r`` is a bare row (a manual invocation).
     """
     if type(item) is dict:
@@ -111,13 +110,12 @@ def _row_fields(item: Any) -> tuple[Any, Any, Any, bool]:
             index = item.get(schema.ITEM_INDEX)
             if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (Glue bigint)
                 index = None
-            source = item.get(schema.ITEM_FILE)
             if isinstance(values, list) and len(values) == len(schema.ITEM_FIELDS):
-                return values, source, index, True
-            return values, source, index, False
+                return values, index, True
+            return values, index, False
         get = item.get
-        return [get(name) for name in schema.ITEM_FIELDS], None, None, True
-    return item, None, None, False
+        return [get(name) for name in schema.ITEM_FIELDS], None, True
+    return item, None, False
 
 
 class Analyzer:
@@ -175,7 +173,7 @@ class Analyzer:
     def record(self, item: Any) -> tuple[dict[str, Any], tuple[str, ...], bool]:
         """(the analysis record, anomaly types, invalid?) of one item."""
         ctx = self.context
-        values, source, index, is_row = _row_fields(item)
+        values, index, is_row = _row_fields(item)
         reasons: list[str] = []
         if not is_row:
             reasons.append(REASON_NOT_AN_OBJECT)
@@ -278,17 +276,14 @@ class Analyzer:
             "anomalies": anomalies,
             "healthstatus": status,
             "invalidreasons": reasons,
-            "sourcefile": source_key(source) if reasons else None,
             "sourceindex": index,
             "runid": ctx.runid,
             "processedatms": ctx.processedat,
         }
-        # The two evidence fields are left out when they hold nothing (schema.OPTIONAL_KEYS): an absent
-        # key reads as NULL, as a null one does, and most records carry neither (42 bytes each).
+        # The raw timestamp is left out when readingtime holds it (schema.OPTIONAL_KEYS): an absent key
+        # reads as NULL, as a null one does, and most records do not carry it (24 bytes each).
         if record["readingtimestamp"] is None:
             del record["readingtimestamp"]
-        if record["sourcefile"] is None:
-            del record["sourcefile"]
         return record, types, bool(reasons)
 
 
@@ -312,7 +307,7 @@ def _shrink(record: dict[str, Any]) -> dict[str, Any]:
     any and ``invalid`` otherwise, as for any record.
     """
     shrunk = dict(record)
-    for key in ("deviceid", "readingtimestamp", "sourcefile", "runid"):
+    for key in ("deviceid", "readingtimestamp", "runid"):
         value = shrunk.get(key)
         if type(value) is str and len(value) > TRUNCATED_TEXT_CHARS:
             shrunk[key] = value[:TRUNCATED_TEXT_CHARS]

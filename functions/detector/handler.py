@@ -6,7 +6,7 @@ and one EMF metrics blob per invocation, never one per row.
 
 Input (Distributed Map with ItemBatcher; docs: input-output-itembatcher.html)::
 
-    {"Items": [{"r": [<deviceid>, <timestamp>, <temperature>, ...], "s": "<file>", "i": 0}, ...],
+    {"Items": [{"r": [<deviceid>, <timestamp>, <temperature>, ...], "i": 0}, ...],
      "BatchInput": {"executionName": "<execution name>", "runDate": "YYYY-MM-DD"}}
 
 A bare row (a dict with the row fields and no ``Items``), a bare item and a list of items are accepted

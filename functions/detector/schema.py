@@ -9,14 +9,13 @@ anomalies[{type, value, threshold}], healthstatus``; its ``readingscount`` (alwa
 (``cardinality(anomalies)``) are not sent), plus what operations need: a deterministic ``recordid`` (same
 reading, same id, so reruns and at-least-once deliveries are de-duplicated), the reasons a reading was
 invalid, the map item index and the run's execution name (together they name one processed row of a run,
-which reconciliation counts), the UNLOAD file of an invalid reading and the UTC processing time. Every
+which reconciliation counts) and the UTC processing time. Every
 byte is sent once per reading through Firehose, whose per-stream bytes quota bounds the pipeline: a
 field is here only if a query needs it and cannot derive it (docs/detector.md, "The record, field by
 field").
 
-A map item (the ItemSelector's output) is positional, ``{"r": [<ITEM_FIELDS values>], "s": <file>,
-"i": <index>}``: the row's seven values in ``ITEM_FIELDS`` order (null where absent), the UNLOAD file
-relative to the run's folder, and the item's index in the map run.
+A map item (the ItemSelector's output) is positional, ``{"r": [<ITEM_FIELDS values>], "i": <index>}``:
+the row's values in ``ITEM_FIELDS`` order (null where absent) and the item's index in the map run.
 """
 
 from __future__ import annotations
@@ -55,9 +54,8 @@ TRUNCATED_FIELD: Final = "truncated"
 # The map item (spec.definition builds the ItemSelector from these names).
 ITEM_FIELDS: Final = (*READING_FIELDS, TRUNCATED_FIELD)  # the order of the row's values in the item's "r"
 ITEM_ROW: Final = "r"
-ITEM_FILE: Final = "s"
 ITEM_INDEX: Final = "i"
-ITEM_KEYS: Final = (ITEM_ROW, ITEM_FILE, ITEM_INDEX)
+ITEM_KEYS: Final = (ITEM_ROW, ITEM_INDEX)
 # The BatchInput key holding the run's execution name (the record's runid).
 BATCH_RUN: Final = "executionName"
 
@@ -105,12 +103,6 @@ ANALYSIS_COLUMNS: Final = (
         "array<string>",
         "why the reading is invalid (empty when valid): beside its anomalies",
     ),
-    (
-        "sourcefile",
-        "string",
-        "UNLOAD file of an invalid reading, relative to the run's folder unload/<run date>/<execution name>/"
-        " (absent, so null, when valid)",
-    ),
     ("sourceindex", "bigint", "the map item's index, unique within the run: with runid, names the row"),
     ("runid", "string", "Step Functions execution name of the run (unique per state machine)"),
     # A new name, not processedat with a new type: records written before hold processedat as ISO text,
@@ -119,10 +111,14 @@ ANALYSIS_COLUMNS: Final = (
     ("processedatms", "bigint", "UTC time the detector processed the reading, milliseconds since the epoch"),
 )
 ANALYSIS_KEYS: Final = tuple(name for name, _type, _comment in ANALYSIS_COLUMNS)
-# Keys a record leaves out when they hold nothing (most records: 42 bytes each through Firehose). The
+# Keys a record leaves out when they hold nothing (most records: 24 bytes each through Firehose). The
 # table's Hive JSON SerDe reads an absent key as NULL, exactly as a null one: Athena's reader for it,
 # trino-hive-formats line/json/JsonDeserializer.java, "write[s] null to unset fields".
-OPTIONAL_KEYS: Final = ("readingtimestamp", "sourcefile")
+OPTIONAL_KEYS: Final = ("readingtimestamp",)
+# Records written before carry a ``sourcefile`` key (the UNLOAD file of an invalid reading) that the table
+# no longer has: the same reader skips a key that is not a column ("if (rowIndex < 0) skipNextValue").
+# The UNLOAD file expired with the staging bucket after ``stagingRetentionDays`` anyway; the raw file a
+# reading came from is the ``raw-files-of-a-device`` named query (spec.queries).
 
 # CloudWatch embedded metrics the detector emits once per invocation (never per row), under one namespace
 # with the single dimension ``service`` = the function's name, so each stage's alarms see only its own.

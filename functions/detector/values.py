@@ -169,16 +169,6 @@ def unusable_timestamp_part(text: str) -> bytes:
     return (_SEP + text + _SEP).encode("utf-8", "surrogatepass")
 
 
-def source_key(source: Any) -> str | None:
-    """The item's file relative to the run's UNLOAD folder (the ItemSelector sends it so); an S3 URI
-    (a hand-made item) is reduced the same way, to its last path segment."""
-    if type(source) is not str or not source:
-        return None
-    if source[:5].lower() == "s3://":
-        return source.rsplit("/", 1)[-1] or None
-    return source
-
-
 def run_name(value: Any) -> str | None:
     """The run's execution name; an execution ARN (``...:execution:<machine>:<name>``) is reduced to it."""
     if type(value) is not str or not value:

@@ -28,14 +28,14 @@ def row(**overrides: Any) -> dict[str, Any]:
     return base
 
 
-def item(reading: Any, *, index: int = 0, source: Any = "20240602_023007_00042_x7k2p_f1") -> dict:
+def item(reading: Any, *, index: Any = 0) -> dict:
     """A map item as the ItemSelector builds it (spec.map_items.item_selector): the row's values
     in schema.ITEM_FIELDS order, null where absent; a row that is not an object as its JSON text."""
     if isinstance(reading, dict):
         values: Any = [reading.get(name) for name in schema.ITEM_FIELDS]
     else:
         values = json.dumps(reading, separators=(",", ":"))
-    return {schema.ITEM_ROW: values, schema.ITEM_FILE: source, schema.ITEM_INDEX: index}
+    return {schema.ITEM_ROW: values, schema.ITEM_INDEX: index}
 
 
 def event(items: list[Any], *, run_date: Any = RUN_DATE, execution: Any = EXECUTION_NAME) -> dict[str, Any]:

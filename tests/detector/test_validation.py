@@ -178,14 +178,14 @@ def test_invalid_and_anomalous_are_counted_independently() -> None:
 def test_non_object_items_and_rows_are_invalid_not_dropped(bad) -> None:
     # A bare non-object, a map item whose row was not an object (the ItemSelector sends its JSON text),
     # and a positional row of the wrong length (a JSONata path flattens an array-valued column).
-    for shape in (bad, item(bad, index=9), {"r": [1, 2, 3], "s": "k", "i": 9}):
+    for shape in (bad, item(bad, index=9), {"r": [1, 2, 3], "i": 9}):
         (record,) = records([shape])
         assert record["invalidreasons"] == ["row:not_an_object"]
         assert record["healthstatus"] == schema.INVALID
         assert record["analysisdate"] == RUN_DATE
         assert_schema_keys(record)
-    (with_source,) = records([item(bad, index=9, source="k")])
-    assert (with_source["sourcefile"], with_source["sourceindex"]) == ("k", 9)
+    (indexed,) = records([item(bad, index=9)])
+    assert indexed["sourceindex"] == 9
     # Distinct bad rows keep distinct ids.
     assert records([item(bad)])[0]["recordid"] != records([item([bad, 1])])[0]["recordid"]
 
@@ -197,11 +197,7 @@ def test_an_empty_batch_and_odd_event_shapes() -> None:
     bare = analyse_event(row(), config=PARQUET, now=NOW)
     assert bare.valid == 1
     bare_record = json.loads(bare.lines[0])
-    assert (bare_record.get("sourcefile"), bare_record["sourceindex"], bare_record["runid"]) == (
-        None,
-        None,
-        None,
-    )
+    assert (bare_record["sourceindex"], bare_record["runid"]) == (None, None)
     listed = analyse_event([item(row()), item(row(temperature=99.0))], config=PARQUET)
     assert (listed.valid, listed.anomalous_rows) == (2, 1)
     single = analyse_event({"Items": "garbage"}, config=PARQUET)
@@ -290,8 +286,8 @@ def test_in_parquet_and_jsonl_a_numeric_string_is_invalid() -> None:
 
 
 def test_record_ids_are_deterministic_and_content_based() -> None:
-    a = records([item(row(), index=1, source="one")])[0]["recordid"]
-    b = records([item(row(), index=7, source="two")])[0]["recordid"]
+    a = records([item(row(), index=1)])[0]["recordid"]
+    b = records([item(row(), index=7)])[0]["recordid"]
     assert a == b  # same reading, same id, wherever it came from
     assert re.fullmatch(r"[A-Za-z0-9_-]{16}", a)  # 96 bits, URL-safe base64
     assert records([item(row(temperature=21.500001))])[0]["recordid"] != a
@@ -301,16 +297,17 @@ def test_record_ids_are_deterministic_and_content_based() -> None:
     assert len(bad_ids) == 4  # distinct bad readings keep distinct ids
 
 
-def test_the_file_is_kept_for_invalid_readings_and_the_index_for_all() -> None:
-    (valid,) = records([item(row(), index=12, source="20240602_x_f1")])
-    assert (valid.get("sourcefile"), valid["sourceindex"]) == (None, 12)  # (runid, sourceindex) names the row
-    assert "sourcefile" not in valid  # left out, not null: the table reads it as NULL all the same
-    (invalid,) = records([item(row(latitude=95.0), index=13, source="20240602_x_f1")])
-    assert (invalid["sourcefile"], invalid["sourceindex"]) == ("20240602_x_f1", 13)
-    (uri,) = records([item(row(latitude=95.0), source="S3://bucket/unload/2024-06-01/run/f2")])
-    assert uri["sourcefile"] == "f2"  # a full URI (a hand-made item) is reduced to the relative key
-    (odd,) = records([item(row(latitude=95.0), index="12", source={"not": "a key"})])
-    assert (odd.get("sourcefile"), odd["sourceindex"], odd["healthstatus"]) == (None, None, schema.INVALID)
+def test_every_record_keeps_its_item_index_and_no_file() -> None:
+    (valid,) = records([item(row(), index=12)])
+    assert valid["sourceindex"] == 12  # (runid, sourceindex) names the row
+    (invalid,) = records([item(row(latitude=95.0), index=13)])
+    assert invalid["sourceindex"] == 13
+    # An item from a definition that still sent its UNLOAD file: the key is ignored, never delivered.
+    (legacy,) = records([{**item(row(latitude=95.0), index=14), "s": "20240602_x_f1"}])
+    assert "sourcefile" not in legacy
+    assert legacy["sourceindex"] == 14
+    (odd,) = records([item(row(latitude=95.0), index="12")])
+    assert (odd["sourceindex"], odd["healthstatus"]) == (None, schema.INVALID)
 
 
 def test_run_fields_and_processing_time() -> None:

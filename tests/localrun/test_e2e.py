@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from spec import settings
+from tools import stackfile
 from tools.localrun import ground_truth, report
 from tools.localrun.run import LocalPipeline
 from tools.localrun.worker import Faults
@@ -68,7 +69,9 @@ def test_dev_day_end_to_end(make_pipeline: Any, sim_day: tuple[Path, Any], tmp_p
     assert check.ok, check.describe()
     assert check.injected > 0
     assert check.malformed > 0
-    assert run.child_executions == run.batches == run.lambda_invocations > 1
+    # The committed dev batch holds the whole small day: one child (fan-out: the SMALL_BATCHES runs).
+    batches = -(-truth.num_rows // stackfile.load("dev").settings.max_items_per_batch)
+    assert run.child_executions == run.batches == run.lambda_invocations == batches
     assert [h[1] for h in run.history][-1] == "Done"
     assert run.firehose.calls > 0
     assert run.firehose.billed_bytes >= run.firehose.bytes

@@ -5,8 +5,8 @@ values, non-finite values, a missing device id and timestamp) runs three times, 
 PARQUET, JSONL and CSV, each execution named alike. Fields that legitimately differ are ignored:
 
 * ``processedatms``: the invocation's clock;
-* ``runid``, ``sourcefile``, ``sourceindex``: name the execution and the UNLOAD file and row, which
-  belong to a run, not to the reading (file names and row order are Athena's choice);
+* ``runid``, ``sourceindex``: name the execution and the row, which belong to a run, not to the
+  reading (row order is Athena's choice);
 * ``dt``: the Firehose arrival partition, not a field of the record.
 
 Everything else must match: ``recordid`` (the reading's id, documented as the same in every format),
@@ -30,7 +30,7 @@ from tools.localrun.run import LocalPipeline
 
 DAY = "2025-06-01"
 FORMATS = ("PARQUET", "JSONL", "CSV")
-IGNORED = frozenset({"processedatms", "runid", "sourcefile", "sourceindex", "dt"})
+IGNORED = frozenset({"processedatms", "runid", "sourceindex", "dt"})
 HEADER = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude"
 
 # (kind, raw CSV line). Timestamps are unique, so a record is found again by its timestamp (or, for the

@@ -22,9 +22,13 @@ FAILED = frozenset({0, 1})
 
 
 def test_failed_batches_then_redrive_delivers_every_reading_once(make_pipeline: Any, sim_day: Any) -> None:
-    # deliveryMaxAttempts 2 keeps the detector's real back-off sleeps short.
+    # deliveryMaxAttempts 2 keeps the detector's real back-off sleeps short; 500-row batches make the
+    # day several batches, two of which fail.
     pipeline = make_pipeline(
-        "dev", {"deliveryMaxAttempts": 2}, processes=0, faults=Faults(fail_batches=FAILED)
+        "dev",
+        {"deliveryMaxAttempts": 2, "maxItemsPerBatch": 500},
+        processes=0,
+        faults=Faults(fail_batches=FAILED),
     )
     first = pipeline.execute(DAY)
     assert (first.status, first.error) == ("FAILED", "States.ExceedToleratedFailureThreshold")
@@ -55,7 +59,7 @@ def test_failed_batches_then_redrive_delivers_every_reading_once(make_pipeline: 
     assert second.output["rowsFailed"] == 0
     pipeline.settle()
     records = ground_truth.delivered_records(pipeline, [second.execution_id])
-    rows = {(r["sourcefile"], r["sourceindex"]) for r in records}
+    rows = {(r["runid"], r["sourceindex"]) for r in records}
     assert len(rows) == truth.num_rows  # every row of the day, however often delivered
     clean = make_pipeline("dev", folder="clean")
     assert clean.execute(DAY).status == "SUCCEEDED"

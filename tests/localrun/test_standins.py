@@ -6,8 +6,10 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from spec import queries
 from tools.localrun import stack
 from tools.localrun.athena import AthenaError, AthenaStandIn
 from tools.localrun.athena.dialect import hive_to_duckdb
@@ -62,6 +64,21 @@ def test_raw_table_reads_like_lazysimpleserde(athena: AthenaStandIn) -> None:
         ),  # unparseable/missing: NULL
         ("d3", "2025-06-01T00:10:00Z", 1.0, 2.0, 3.0, 4.0, 5.0, "2025-06-01"),  # extra field ignored
     ]
+
+
+def test_the_raw_table_has_athenas_hidden_path_column(athena: AthenaStandIn) -> None:
+    # "$path" names each row's S3 object (athena/latest/ug/select.html); SELECT * leaves it out.
+    raw = '"sensorflow_dev_db"."raw_readings"'
+    columns, _rows = athena.query(f"SELECT * FROM {raw} WHERE dt = ?", ["2025-06-01"])
+    assert "$path" not in columns
+    catalog = queries.TableNames("sensorflow_dev_db", "raw_readings", "analysis_records", "device_kpis")
+    _description, sql = queries.named_queries(catalog)["raw-files-of-a-device"]
+    columns, rows = athena.query(sql, ["2025-06-01", "d2"])
+    assert columns == ["rawfile", "readings"]
+    assert rows == [("s3://sensorflow-dev-raw-222222222222-eu-west-1/daily-data/2025-06-01/a.csv", 1)]
+    assert athena.query(sql, ["2025-06-02", "d2"])[1] == []  # another day's folder holds no d2
+    with pytest.raises(duckdb.BinderException):  # only the raw CSV table has it here: stricter
+        athena.query('SELECT "$path" FROM "sensorflow_dev_db"."analysis_records"')
 
 
 def test_unload_writes_files_and_manifest_and_never_overwrites(athena: AthenaStandIn) -> None:

@@ -119,7 +119,7 @@ def evaluate(source: str, *, state: str, path: str) -> Any:
         states_var["errorOutput"] = {"Error": "States.TaskFailed", "Cause": "boom"}
         states_var["input"] = states_var["errorOutput"]
     if state == definition.DETECT_TASK:
-        states_var["input"] = {"Items": [{"r": list(ITEM["Value"].values()), "s": "part-0", "i": 7}]}
+        states_var["input"] = {"Items": [{"r": list(ITEM["Value"].values()), "i": 7}]}
     expression = jsonata.Jsonata(source)
     frame = expression.create_frame()
     frame.bind("states", states_var)
@@ -270,7 +270,7 @@ def test_run_date_defaults_to_yesterday_and_rejects_anything_but_a_calendar_day(
         (None, "null"),
     ],
 )  # fmt: skip
-def test_the_item_selector_sends_positional_rows_the_file_and_the_index(value: Any, expected_row: Any):
+def test_the_item_selector_sends_positional_rows_and_the_index(value: Any, expected_row: Any):
     selector = definition.map_state(stage_definition("dev"))["ItemSelector"]
     assert set(selector) == set(schema.ITEM_KEYS)
     saved = ITEM["Value"]
@@ -282,8 +282,8 @@ def test_the_item_selector_sends_positional_rows_the_file_and_the_index(value: A
         }
     finally:
         ITEM["Value"] = saved
-    # The file relative to the run's UNLOAD folder (unload/<run date>/<run name>/), the run-wide index.
-    assert item == {"r": expected_row, "s": "20261121_000_part-0.parquet", "i": 7}
+    # The row and the run-wide index; not the UNLOAD file (spec.map_items).
+    assert item == {"r": expected_row, "i": 7}
 
 
 def test_reconciliation_counts_this_runs_rows_and_names_them_when_short():

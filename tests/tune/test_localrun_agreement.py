@@ -4,7 +4,7 @@ A small simulated day runs through the local pipeline (the stage's definition, t
 stand-ins). From what the run left behind, measured independently of the local map's own code:
 
 * each item's size: the UNLOAD's Parquet rows read with pyarrow in the manifest's order, shaped as the
-  ItemSelector shapes them (``{"r": [values], "s": file, "i": index}``, schema.ITEM_KEYS), measured as
+  ItemSelector shapes them (``{"r": [values], "i": index}``, schema.ITEM_KEYS), measured as
   compact UTF-8 JSON (``json_size``);
 * each record's size: the analysis lines Firehose delivered to S3, newline included, by item index;
 * the BatchInput: ``{"executionName", "runDate"}`` of the execution.
@@ -57,9 +57,10 @@ class Measured:
 
 @pytest.fixture(scope="module")
 def sim_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six devices every 5 minutes: 1,728 readings, some anomalous, some malformed."""
+    """Six devices every 2 minutes: 4,320 readings, some anomalous, some malformed; more than one
+    batch at the committed stacks' settings (about 2,600 rows each)."""
     folder = tmp_path_factory.mktemp("agreement-sim")
-    simulate(Fleet(devices=6, days=1, interval_seconds=300, seed=11, malformed_share=0.02), folder)
+    simulate(Fleet(devices=6, days=1, interval_seconds=120, seed=11, malformed_share=0.02), folder)
     return folder
 
 
@@ -80,7 +81,6 @@ def _item_sizes(pipeline: LocalPipeline) -> list[int]:
         for row in pq.read_table(pipeline.store.path_of_uri(source)).to_pylist():
             item = {
                 schema.ITEM_ROW: [row.get(name) for name in schema.ITEM_FIELDS],
-                schema.ITEM_FILE: source.rsplit("/", 1)[-1],
                 schema.ITEM_INDEX: len(sizes),
             }
             sizes.append(tune.json_size(item))
@@ -149,7 +149,7 @@ def measured(request: pytest.FixtureRequest, sim_day: Path, tmp_path_factory: py
 def test_the_case_binds_the_limit_it_claims(measured: Any) -> None:
     _case, _stage, _overrides, bound, m = measured
     assert m.item_sizes
-    assert len(m.item_sizes) == m.run.rows == 1_728
+    assert len(m.item_sizes) == m.run.rows == 4_320
     counts = tune.count_run(
         m.item_sizes,
         max_items=m.max_items,

@@ -106,7 +106,7 @@ def shaped(
     rows: list[Any], shape: list[tuple[str, str, Any]], source: str, first_index: int
 ) -> list[dict[str, Any]]:
     """Items of a simple ItemSelector (each key a row's Value, Source or Index, its positional Values,
-    the Source's last segment, or a literal). Rows are objects (``positional_ok``).
+    or a literal). Rows are objects (``positional_ok``).
 
     Built column by column: a dict display per item is about a third cheaper than filling each item
     from a per-row lookup table, and this runs once per row of the map.
@@ -120,16 +120,14 @@ def shaped(
             columns.append([[row.get(name) for name in literal] for row in rows])
         elif kind == "Source":
             columns.append(repeat(source))
-        elif kind == "SourceName":
-            columns.append(repeat(source.rsplit("/", 1)[-1]))
         elif kind == "Index":
             columns.append(range(first_index, first_index + n))
         else:
             columns.append(repeat(literal))
     keys = [key for key, _, _ in shape]
-    if len(keys) == 3:  # the usual shape (row, source, index): a display with three keys
-        k0, k1, k2 = keys
-        return [{k0: a, k1: b, k2: c} for _, a, b, c in zip(*columns, strict=False)]
+    if len(keys) == 2:  # the usual shape (row, index): a display with two keys
+        k0, k1 = keys
+        return [{k0: a, k1: b} for _, a, b in zip(*columns, strict=False)]
     return [dict(zip(keys, values[1:], strict=True)) for values in zip(*columns, strict=False)]
 
 

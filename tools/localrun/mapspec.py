@@ -31,7 +31,6 @@ SELECTOR_PATHS = {
     # The definition's positional item (spec.definition): computed column-wise; a test and
     # ``verify`` keep them equal to JSONata's result.
     definition.ITEM_ROW_EXPRESSION: "Values",
-    definition.ITEM_FILE_EXPRESSION: "SourceName",
 }
 
 

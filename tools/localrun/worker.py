@@ -274,8 +274,6 @@ def item_sizes(config: WorkerConfig | None, file_index: int, first_index: int) -
                 total += item_io.values_sizes(table, literal)
             elif kind == "Source":
                 total += item_io._json_len(source)
-            elif kind == "SourceName":
-                total += item_io._json_len(source.rsplit("/", 1)[-1])
             elif kind == "Index":
                 total += item_io.index_digits(first_index, n)
             else:

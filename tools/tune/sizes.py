@@ -1,13 +1,12 @@
 """Representative sizes of what the pipeline moves: a map item, a batch's BatchInput, an analysis record.
 
 The planner needs three byte counts. Measured ones are better (``--item-bytes``/``--record-bytes``, or exact
-per-item sizes from a local run); without them these functions build one realistic example of each for the
-stage, with the stage's real bucket, state machine and ARN shapes from ``spec.naming``, and measure
-it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.json_size``).
+per-item sizes from a local run); without them these functions build one realistic example of each and
+measure it the way the batching arithmetic counts bytes: compact JSON, UTF-8 (``packing.json_size``).
 
-- Map item: the ItemSelector output ``{"r": [...7 values...], "s": "<file>", "i": n}`` (see
-  ``functions/detector/schema.py``): the UNLOAD file relative to the run's folder. With a CSV UNLOAD every value arrives as a string, so numbers carry
-  quotes. The UNLOAD key layout (``unload/<runDate>/<execution>/<Athena file name>``) is an estimate.
+- Map item: the ItemSelector output ``{"r": [...8 values...], "i": n}`` (see
+  ``functions/detector/schema.py``). With a CSV UNLOAD every value arrives as a string, so numbers carry
+  quotes.
 - BatchInput: ``{"executionName": <execution name>, "runDate": "YYYY-MM-DD"}``.
 - Analysis record: the detector's own JSON line for that item (``functions/detector/analysis.py``), plus
   its newline.
@@ -21,7 +20,6 @@ from typing import Any, Final
 from functions.detector import schema
 from functions.detector.analysis import Analyzer, batch_context
 from functions.detector.config import DetectorConfig, InputFormat
-from spec.naming import UNLOAD_PREFIX, Account, Names
 from tools.tune.packing import json_size
 
 _UUID: Final = "6f1c9a0e-3b7d-4e2a-9c51-0d8e7f2a4b63"
@@ -37,53 +35,33 @@ _ROW: Final = {
 }
 
 
-def _names(stage: str, account: Account) -> Names:
-    return Names(stage=stage, account=account)
-
-
-def execution_arn(stage: str, account: Account) -> str:
-    """A parent execution's ARN, as the BatchInput and the analysis record carry it."""
-    names = _names(stage, account)
-    return account.execution_arn(names.state_machine, f":{_UUID}")
-
-
-def source_uri(stage: str, account: Account) -> str:
-    """An UNLOAD data file's URI: ``unload/<runDate>/<execution name>/`` in the stage's unload bucket
-    (``spec.definition``); Athena names the file ``<date>_<time>_<id>_<uuid>`` (estimate)."""
-    bucket = _names(stage, account).bucket("unload")
-    return f"s3://{bucket}/{UNLOAD_PREFIX}{_RUN_DATE}/{_UUID}/20260116_023007_00042_x7k2p_{_UUID}"
-
-
-def example_item(stage: str, account: Account, *, unload_format: str = "PARQUET") -> dict[str, Any]:
+def example_item(*, unload_format: str = "PARQUET") -> dict[str, Any]:
     """A map item as the ItemSelector emits it; CSV turns every value into a string."""
     row: dict[str, Any] = dict(_ROW) | {schema.TRUNCATED_FIELD: None}  # nothing cut: null
     if unload_format == "CSV":  # UNLOAD's CSV writes SQL NULL as \N
         row = {key: "\\N" if value is None else str(value) for key, value in row.items()}
     return {
         schema.ITEM_ROW: [row[name] for name in schema.ITEM_FIELDS],
-        schema.ITEM_FILE: source_uri(stage, account).rsplit("/", 1)[-1],
         schema.ITEM_INDEX: 123_456,
     }
 
 
-def example_batch_input(stage: str, account: Account) -> dict[str, str]:
+def example_batch_input() -> dict[str, str]:
     return {schema.BATCH_RUN: _UUID, "runDate": _RUN_DATE}
 
 
-def item_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
-    return json_size(example_item(stage, account, unload_format=unload_format))
+def item_bytes(*, unload_format: str = "PARQUET") -> int:
+    return json_size(example_item(unload_format=unload_format))
 
 
-def batch_input_bytes(stage: str, account: Account) -> int:
-    return json_size(example_batch_input(stage, account))
+def batch_input_bytes() -> int:
+    return json_size(example_batch_input())
 
 
-def record_bytes(stage: str, account: Account, *, unload_format: str = "PARQUET") -> int:
+def record_bytes(*, unload_format: str = "PARQUET") -> int:
     """One newline-delimited analysis record, newline included: the detector's own line for the
     example item."""
-    context, _warnings = batch_context(
-        example_batch_input(stage, account), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC)
-    )
+    context, _warnings = batch_context(example_batch_input(), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC))
     analyzer = Analyzer(DetectorConfig(input_format=InputFormat(unload_format)), context)
-    line, _anomalies, _invalid = analyzer.line(example_item(stage, account, unload_format=unload_format))
+    line, _anomalies, _invalid = analyzer.line(example_item(unload_format=unload_format))
     return len(line) + 1

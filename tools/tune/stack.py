@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from spec.naming import Account
-from tools import harness, stackfile
+from tools import stackfile
 from tools.tune import prices, sizes
 from tools.tune.limits import Capacity, Workload
 from tools.tune.planner import Plan, plan
@@ -30,16 +28,6 @@ WHAT_IF_FIELDS = {
     "lambdaMemoryMb": "lambda_memory_mb",
     "targetWindowMinutes": "target_window_minutes",
 }
-
-
-def stage_account(config: Mapping[str, Any]) -> Account:
-    """The stage's account and Region from its stack file (placeholders are fine: only lengths matter)."""
-    accounts = config.get("aws:allowedAccountIds") or [harness.ACCOUNT_ID]
-    return Account(
-        partition="aws",
-        region=str(config.get("aws:region", harness.DEFAULT_REGION)),
-        account_id=str(accounts[0]),
-    )
 
 
 def plan_stack(
@@ -64,7 +52,7 @@ def plan_stack(
     ``root`` is the folder holding ``Pulumi.yaml`` and the stack files (default: this project).
     """
     loaded = stackfile.load(stack, root=root)
-    config, settings = loaded.config, loaded.settings
+    settings = loaded.settings
     capacity = Capacity.from_settings(settings)
     unknown = sorted(set(what_if or {}) - set(WHAT_IF_FIELDS))
     if unknown:
@@ -74,7 +62,6 @@ def plan_stack(
     capacity = replace(capacity, **{WHAT_IF_FIELDS[key]: value for key, value in (what_if or {}).items()})
 
     rates = prices.load(price_overrides, stage_overrides=settings.price_overrides)
-    account = stage_account(config)
     source = "measured" if item_bytes is not None else "estimated from a representative item"
     if item_sizes is not None:
         rows = len(item_sizes)
@@ -84,11 +71,9 @@ def plan_stack(
         record_bytes = sum(record_sizes) / rows
     workload = Workload(
         rows=rows,
-        item_bytes=item_bytes
-        or sizes.item_bytes(capacity.stage, account, unload_format=capacity.unload_format),
-        record_bytes=record_bytes
-        or sizes.record_bytes(capacity.stage, account, unload_format=capacity.unload_format),
-        batch_input_bytes=sizes.batch_input_bytes(capacity.stage, account),
+        item_bytes=item_bytes or sizes.item_bytes(unload_format=capacity.unload_format),
+        record_bytes=record_bytes or sizes.record_bytes(unload_format=capacity.unload_format),
+        batch_input_bytes=sizes.batch_input_bytes(),
         item_sizes=tuple(item_sizes) if item_sizes is not None else None,
         record_sizes=tuple(record_sizes) if record_sizes is not None else None,
         sizes_source=source,

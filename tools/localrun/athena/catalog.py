@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tools.localrun.athena.dialect import hive_to_duckdb, sql_literal
+from tools.localrun.athena.dialect import PATH_VIEW_SUFFIX, hive_to_duckdb, sql_literal
 from tools.localrun.athena.errors import AthenaError
 from tools.localrun.athena.serde import TextFileRead, java_double_sql, needs_text_reader, read_text_file
 from tools.localrun.stack import LocalStack, TableSpec
@@ -46,12 +46,30 @@ class GlueCatalog:
         self._next_file_id = 0
 
     def refresh(self) -> None:
-        """(Re)define every table as a view over the partitions that exist now."""
+        """(Re)define every table as a view over the partitions that exist now.
+
+        A CSV table has Athena's hidden column ``"$path"`` (the S3 URI of each row's object), which
+        ``SELECT *`` leaves out: its rows with the column are the view ``<table>$path``, which
+        ``dialect.to_duckdb`` reads instead of the table in a query that names ``"$path"``.
+        """
         for table in self.stack.tables.values():
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.database}"')
-            self.con.execute(
-                f'CREATE OR REPLACE VIEW "{table.database}"."{table.name}" AS {self._table_sql(table)}'
-            )
+            view = f'"{table.database}"."{table.name}"'
+            if table.classification == "csv":
+                with_path = f'"{table.database}"."{table.name}{PATH_VIEW_SUFFIX}"'
+                self.con.execute(f"CREATE OR REPLACE VIEW {with_path} AS {self._table_sql(table)}")
+                self.con.execute(
+                    f'CREATE OR REPLACE VIEW {view} AS SELECT * EXCLUDE ("$path") FROM {with_path}'
+                )
+            else:
+                self.con.execute(f"CREATE OR REPLACE VIEW {view} AS {self._table_sql(table)}")
+
+    @property
+    def path_tables(self) -> frozenset[tuple[str, str]]:
+        """(database, table) of every table with a ``"$path"`` column (``refresh``)."""
+        return frozenset(
+            (t.database, t.name) for t in self.stack.tables.values() if t.classification == "csv"
+        )
 
     def _partitions(self, table: TableSpec) -> list[tuple[str, str]]:
         """(dt value, folder URI) of every partition folder that exists (partition projection)."""
@@ -148,7 +166,8 @@ class GlueCatalog:
             if cached is None:
                 plain.append(path)
             else:
-                sources.append(f"SELECT {', '.join(chr(34) + n + chr(34) for n in names)} FROM {cached}")
+                quoted = ", ".join(chr(34) + n + chr(34) for n in names)
+                sources.append(f"SELECT {quoted}, {sql_literal(path)} AS filename FROM {cached}")
         if plain:
             spec = "{" + ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names) + "}"
             sources.insert(
@@ -156,7 +175,7 @@ class GlueCatalog:
                 f"SELECT * FROM read_csv([{', '.join(sql_literal(f) for f in plain)}], "
                 f"header={'true' if table.skip_header_lines else 'false'}, "
                 f"columns={spec}, delim={sql_literal(table.field_delimiter)}, quote='', escape='', "
-                "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false)",
+                "nullstr='\\N', null_padding=true, strict_mode=false, auto_detect=false, filename=true)",
             )
         return "(" + " UNION ALL ".join(sources) + ")"
 
@@ -213,6 +232,12 @@ class GlueCatalog:
                     else f'TRY_CAST(trim("{n}") AS {t}) AS "{n}"'
                     for n, t in cols
                 )
+                # Athena's hidden column "$path": the S3 URI of the object a row came from
+                # (athena/latest/ug/select.html, "Getting the file locations for source data in Amazon
+                # S3"). Only the raw CSV table is queried for it; a query asking another table for it
+                # fails here, as it would not on Athena (stricter, never looser).
+                folder = str(self.store.path(*split_uri(uri)))
+                select += f', {sql_literal(uri)} || substr(filename, {len(folder) + 2}) AS "$path"'
             elif table.classification == "json":
                 spec = "{" + ", ".join(f"{sql_literal(n)}: {sql_literal(t)}" for n, t in cols) + "}"
                 source = (
@@ -229,5 +254,7 @@ class GlueCatalog:
             parts.append(f"SELECT {select}, {sql_literal(dt)} AS dt FROM {source}")
         if not parts:
             nulls = ", ".join(f'CAST(NULL AS {t}) AS "{n}"' for n, t in cols)
+            if table.classification == "csv":
+                nulls += ', CAST(NULL AS VARCHAR) AS "$path"'
             return f"SELECT {nulls}, CAST(NULL AS VARCHAR) AS dt WHERE false"
         return " UNION ALL ".join(parts)

@@ -70,13 +70,23 @@ def _trino_functions(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def to_duckdb(sql: str) -> str:
-    """Deployed Trino SQL as DuckDB SQL."""
+# The view of a table's rows with Athena's hidden column "$path" (catalog.GlueCatalog.refresh).
+PATH_VIEW_SUFFIX = "$path"
+
+
+def to_duckdb(sql: str, path_tables: frozenset[tuple[str, str]] = frozenset()) -> str:
+    """Deployed Trino SQL as DuckDB SQL. A query naming the hidden column ``"$path"`` reads each table of
+    ``path_tables`` (database, name) from its view with that column."""
     try:
         tree = sqlglot.parse_one(sql, read="trino")
     except sqlglot.errors.ParseError as exc:
         raise AthenaError("SYNTAX_ERROR", f"{exc} in: {sql[:300]}") from exc
-    return tree.transform(_trino_functions).sql(dialect="duckdb")
+    tree = tree.transform(_trino_functions)
+    if any(column.name == "$path" for column in tree.find_all(exp.Column)):
+        for table in tree.find_all(exp.Table):
+            if (table.db, table.name) in path_tables:
+                table.set("this", exp.to_identifier(table.name + PATH_VIEW_SUFFIX, quoted=True))
+    return tree.sql(dialect="duckdb")
 
 
 def sql_literal(value: str) -> str:

@@ -155,7 +155,7 @@ class AthenaStandIn:
     def _unload(self, query_id: str, m: re.Match[str], results_bucket: str, results_key: str) -> QueryRecord:
         options = unload.parse_options(m.group("with"))
         target = unload.empty_target(self.store, m.group("to"))
-        table = self.con.sql(to_duckdb(m.group("select"))).to_arrow_table()
+        table = self.con.sql(to_duckdb(m.group("select"), self.catalog.path_tables)).to_arrow_table()
         files = unload.write_files(
             self.con,
             self.store,
@@ -180,7 +180,7 @@ class AthenaStandIn:
     def _select(
         self, query_id: str, sql: str, results_bucket: str, results_key: str, params: list | None = None
     ) -> QueryRecord:
-        cursor = self.con.execute(to_duckdb(sql), params or [])
+        cursor = self.con.execute(to_duckdb(sql, self.catalog.path_tables), params or [])
         header = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
         buffer = io.StringIO()
@@ -228,7 +228,7 @@ class AthenaStandIn:
         """Run deployed SQL (with ``?`` parameters, as a named query) and return (columns, rows)."""
         with self._lock:
             self.catalog.refresh()
-            cursor = self.con.execute(to_duckdb(sql), params or [])
+            cursor = self.con.execute(to_duckdb(sql, self.catalog.path_tables), params or [])
             return [d[0] for d in cursor.description], cursor.fetchall()
 
     def sql(
