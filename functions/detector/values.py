@@ -8,7 +8,7 @@ to the ``unusual_*`` helpers here, which name the problem. The decisions behind 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import json
 import struct
@@ -55,7 +55,9 @@ _SEP: Final = "\x1f"  # ASCII unit separator: cannot be confused with the separa
 CSV_NULL: Final = "\\N"
 
 _sha256 = hashlib.sha256
-_b64 = base64.urlsafe_b64encode
+# base64.urlsafe_b64encode is b2a_base64 and this translation (Lib/base64.py); called directly, per row.
+_b2a_base64 = binascii.b2a_base64
+_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 pack_values = struct.Struct("<5d").pack
 _PREFIX_BYTES: Final = (CANONICAL_PREFIX + _SEP).encode()
 _INSTANT_TAG: Final = b"\x1fT"  # separates the instant from the device id; unusable ones start "\x1f!"
@@ -246,7 +248,8 @@ def record_id(deviceid_text: str, timestamp_part: bytes, values_part: bytes) -> 
     bytes (``struct`` ``<5d``): exactly "the values after parsing", whatever text they arrived as.
     ``surrogatepass`` keeps every JSON string (even a lone surrogate) hashable."""
     content = _PREFIX_BYTES + deviceid_text.encode("utf-8", "surrogatepass") + timestamp_part + values_part
-    return _b64(_sha256(content).digest()[:RECORD_ID_BYTES]).decode()
+    digest = _sha256(content).digest()[:RECORD_ID_BYTES]
+    return _b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
 
 
 def unusual_numbers(raw: list[Any], csv: bool, reasons: list[str]) -> tuple[list[float | None], bytes]:
