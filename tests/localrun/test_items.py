@@ -38,6 +38,23 @@ def test_row_sizes_equal_json_size(rows: list[tuple]) -> None:
     assert items.row_sizes(table).tolist() == expected
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(texts, floats, ints), max_size=20))
+def test_positional_values_are_each_rows_values_in_order(rows: list[tuple]) -> None:
+    table = pa.table(
+        {
+            "deviceid": pa.array([r[0] for r in rows], pa.string()),
+            "temperature": pa.array([r[1] for r in rows], pa.float64()),
+            "count": pa.array([r[2] for r in rows], pa.int64()),
+        }
+    )
+    names = ["count", "absent", "deviceid", "temperature"]
+    expected = [[row.get(name) for name in names] for row in table.to_pylist()]
+    got = items.positional_values(table, names)
+    assert len(got) == len(rows)
+    assert repr(got) == repr(expected)  # repr: NaN equals itself, and -0.0 stays -0.0
+
+
 def test_escapes_and_unicode_are_counted_exactly() -> None:
     values = ['a"b', "back\\slash", "tab\there", "nul\x00", "ünï", "日本", ""]
     table = pa.table({"s": pa.array(values)})

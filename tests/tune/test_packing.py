@@ -44,6 +44,33 @@ def test_batch_sizes_hand_computed(items, max_items, max_bytes, batch_input, exp
     )
 
 
+def _greedy(items: list[int], max_items: int, max_bytes: int, envelope: int) -> list[int]:
+    """The ItemBatcher's rule, one item at a time: the oracle for the vectorized batch_sizes."""
+    sizes: list[int] = []
+    count, size = 0, envelope
+    for item in items:
+        if count and (count == max_items or size + 1 + item > max_bytes):
+            sizes.append(count)
+            count, size = 0, envelope
+        size += item + (1 if count else 0)
+        count += 1
+    return [*sizes, count] if count else sizes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(st.integers(1, 400), max_size=300),
+    max_items=st.integers(1, 50),
+    max_bytes=st.integers(450, 3_000),  # above the largest item with the largest envelope
+    batch_input=st.integers(0, 20),
+)
+def test_batch_sizes_is_the_greedy_rule_item_by_item(items, max_items, max_bytes, batch_input):
+    envelope = packing.batch_envelope_bytes(batch_input)
+    got = packing.batch_sizes(items, max_items=max_items, max_bytes=max_bytes, batch_input_bytes=batch_input)
+    assert got == _greedy(items, max_items, max_bytes, envelope)
+    assert sum(got) == len(items)
+
+
 def test_an_item_too_big_for_any_batch_is_named():
     with pytest.raises(packing.BatchingError, match=r"item 1 is 990 bytes.*MaxInputBytesPerBatch=1,000"):
         packing.batch_sizes([10, 990], max_items=5, max_bytes=1_000)

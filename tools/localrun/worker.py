@@ -286,20 +286,34 @@ def item_sizes(config: WorkerConfig | None, file_index: int, first_index: int) -
 def _items(file_index: int, start: int, count: int, first_index: int) -> list[Any]:
     c = _S.config
     source = c.files[file_index]
-    rows = item_io.rows(_table(file_index), start, count)
+    table = _table(file_index)
+    if c.selector is not None and c.selector_shape is not None and isinstance(table, pa.Table):
+        # An Arrow table holds scalar columns only (item_io.read_table): every row passes positional_ok,
+        # and the items are built from its columns without a dict per row.
+        part = table.slice(start, count)
+        built = item_io.shaped(part, c.selector_shape, source, first_index)
+        if c.verify:
+            _verify_shaped(part.to_pylist(), built, source, first_index)
+        return built
+    rows = item_io.rows(table, start, count)
     if c.selector is None:
         return rows
     if c.selector_shape is not None:
         positional = any(kind == "Values" for _, kind, _ in c.selector_shape)
         if not positional or all(map(item_io.positional_ok, rows)):
             built = item_io.shaped(rows, c.selector_shape, source, first_index)
-            if c.verify:  # the fast shapes must be what Step Functions' JSONata gives
-                for offset, (row, got) in enumerate(zip(rows, built, strict=True)):
-                    expected = _selected(row, first_index + offset, source)
-                    if got != expected:
-                        raise AssertionError(f"fast ItemSelector gave {got!r}, JSONata {expected!r}")
+            if c.verify:
+                _verify_shaped(rows, built, source, first_index)
             return built
     return [_selected(row, first_index + offset, source) for offset, row in enumerate(rows)]
+
+
+def _verify_shaped(rows: list[Any], built: list[Any], source: str, first_index: int) -> None:
+    """The fast shapes must be what Step Functions' JSONata gives, item for item."""
+    for offset, (row, got) in enumerate(zip(rows, built, strict=True)):
+        expected = _selected(row, first_index + offset, source)
+        if got != expected and repr(got) != repr(expected):  # repr: a NaN is not == itself
+            raise AssertionError(f"fast ItemSelector gave {got!r}, JSONata {expected!r}")
 
 
 def _selected(row: Any, index: int, source: str) -> Any:

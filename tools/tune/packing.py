@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
+
 from functions.detector import delivery
 
 # {"Items":[]} and ,"BatchInput": in compact JSON.
@@ -54,21 +56,27 @@ def batch_sizes(
     if max_items < 1 or max_bytes < 1:
         raise BatchingError(f"max_items={max_items}, max_bytes={max_bytes}: both must be at least 1")
     envelope = batch_envelope_bytes(batch_input_bytes)
+    items = np.fromiter(item_bytes, dtype=np.int64)
+    too_big = np.flatnonzero(envelope + items > max_bytes)
+    if too_big.size:
+        index = int(too_big[0])
+        raise BatchingError(
+            f"item {index} is {int(items[index]):,} bytes; with the {envelope:,}-byte batch envelope it "
+            f"exceeds MaxInputBytesPerBatch={max_bytes:,}"
+        )
+    # Items i..j-1 take envelope + (ends[j] - ends[i]) - 1 bytes, ends[k] being the first k items with a
+    # comma after each: so the batch starting at i ends at the last j whose ends[j] is within
+    # ends[i] + room + 1, and at most max_items after i. One search per batch, not one step per item.
+    ends = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum(items + 1, out=ends[1:])
+    room = max_bytes - envelope
     sizes: list[int] = []
-    count, size = 0, envelope
-    for index, item in enumerate(item_bytes):
-        if envelope + item > max_bytes:
-            raise BatchingError(
-                f"item {index} is {item:,} bytes; with the {envelope:,}-byte batch envelope it exceeds "
-                f"MaxInputBytesPerBatch={max_bytes:,}"
-            )
-        if count and (count == max_items or size + 1 + item > max_bytes):
-            sizes.append(count)
-            count, size = 0, envelope
-        size += item + (1 if count else 0)
-        count += 1
-    if count:
-        sizes.append(count)
+    start, n = 0, len(items)
+    while start < n:
+        fits = int(np.searchsorted(ends, ends[start] + room + 1, side="right")) - 1
+        end = min(start + max_items, fits, n)
+        sizes.append(end - start)
+        start = end
     return sizes
 
 

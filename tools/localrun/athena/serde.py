@@ -67,8 +67,12 @@ def java_double_sql(column: str) -> str:
     pattern = sql_literal(JAVA_DOUBLE_RE)
     # Once the grammar matched, DuckDB's cast gives Java's value for the text itself, except for the
     # blanks Java trims, the f/d suffix and hex floats: only those take the slower ways.
+    # First the plain decimals nearly every reading is (one short regex): at most 15 digits each side
+    # never overflows, and DuckDB's cast, like Java's parseDouble, rounds them correctly.
     return (
-        f"CASE WHEN NOT regexp_full_match({column}, {pattern}) THEN NULL "
+        f"CASE WHEN regexp_full_match({column}, '-?[0-9]{{1,15}}(\\.[0-9]{{1,15}})?') "
+        f"THEN TRY_CAST({column} AS DOUBLE) "
+        f"WHEN NOT regexp_full_match({column}, {pattern}) THEN NULL "
         f"WHEN NOT regexp_matches({column}, '[xXfFdD\\x00-\\x20]') THEN TRY_CAST({column} AS DOUBLE) "
         f"WHEN regexp_full_match({column}, {sql_literal(_JAVA_HEX_RE)}) THEN __java_hex_double({column}) "
         f"ELSE TRY_CAST(regexp_replace({column}, {pattern}, '\\1\\2') AS DOUBLE) END"
