@@ -39,7 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from . import schema
 from .analysis import Analyzer, batch_context
 from .config import ConfigError, DetectorConfig
-from .delivery import DeliveryError, deliver, pack
+from .delivery import DeliveryError, Packer, deliver
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -69,18 +69,14 @@ _BOTO_CONFIG: Final = {
 class BatchResult:
     """The analysis of one event, before delivery."""
 
-    lines: list[bytes]  # one JSON line per item (UTF-8, no newline)
+    lines: list[bytes]  # one JSON line per item (UTF-8, no newline), unless a sink took them
+    rows_in: int = 0  # items received; always valid + invalid
     valid: int = 0  # readings without invalid reasons
     invalid: int = 0  # readings with invalid reasons, anomalous or not
     anomalous_rows: int = 0  # readings that broke at least one rule, valid or not
     anomalies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(schema.ANOMALY_TYPES, 0))
     invalid_reasons: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def rows_in(self) -> int:
-        """Items received; always ``valid + invalid`` and ``len(lines)``."""
-        return len(self.lines)
 
 
 def split_event(event: Any) -> tuple[list[Any], Any]:
@@ -101,14 +97,21 @@ def split_event(event: Any) -> tuple[list[Any], Any]:
     return [event], None
 
 
-def analyse_event(event: Any, *, config: DetectorConfig, now: datetime | None = None) -> BatchResult:
-    """Analyse every item of an event into JSON lines (pure: no I/O)."""
+def analyse_event(
+    event: Any,
+    *,
+    config: DetectorConfig,
+    now: datetime | None = None,
+    sink: Callable[[bytes], None] | None = None,
+) -> BatchResult:
+    """Analyse every item of an event into JSON lines (pure: no I/O). Each line goes to ``sink`` when
+    one is given (``delivery.Packer.add``), else into ``lines``."""
     items, batch_input = split_event(event)
     context, warnings = batch_context(batch_input, now=now or datetime.now(UTC))
     analyzer = Analyzer(config, context)
     line = analyzer.line
     lines: list[bytes] = []
-    append = lines.append
+    append = lines.append if sink is None else sink
     result = BatchResult(lines=lines, warnings=warnings)
     invalid = anomalous = 0
     counts = result.anomalies
@@ -122,8 +125,9 @@ def analyse_event(event: Any, *, config: DetectorConfig, now: datetime | None = 
             anomalous += 1
             for kind in types:
                 counts[kind] += 1
+    result.rows_in = len(items)
     result.invalid = invalid
-    result.valid = len(lines) - invalid
+    result.valid = len(items) - invalid
     result.anomalous_rows = anomalous
     result.invalid_reasons = analyzer.invalid_reasons
     return result
@@ -160,14 +164,15 @@ def process_batch(
 
     ``on_result`` sees the analysis before delivery (the handler logs and meters from it).
     """
-    result = analyse_event(event, config=config, now=now)
+    packer = Packer()
+    result = analyse_event(event, config=config, now=now, sink=packer.add)
     if on_result is not None:
         on_result(result)
-    if not result.lines:
+    if not result.rows_in:
         return summary_of(result, records=0, size=0, calls=0, retries=0)
     if not config.stream_name:
         raise ConfigError(f"{schema.ENV_STREAM} is not set: the detector has nowhere to deliver")
-    records = pack(result.lines)
+    records = packer.finish()
     report = deliver(
         records,
         client=firehose,

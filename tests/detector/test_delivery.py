@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.detector import handler as handler_module
 from functions.detector.config import DetectorConfig
@@ -11,6 +13,7 @@ from functions.detector.delivery import (
     MAX_RECORD_BYTES,
     DeliveryError,
     Packed,
+    Packer,
     billed_bytes,
     deliver,
     pack,
@@ -35,6 +38,20 @@ def test_lines_pack_into_records_within_the_limit_and_end_with_newlines() -> Non
     assert b"".join(r.data for r in records).split(b"\n")[:-1] == lines
     with pytest.raises(ValueError, match="exceeds the Firehose record limit"):
         pack([b"q" * MAX_RECORD_BYTES])
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 60), max_size=80), max_bytes=st.integers(61, 300))
+def test_packing_is_greedy_and_loses_nothing(sizes: list[int], max_bytes: int) -> None:
+    lines = [bytes([97 + n % 26]) * size for n, size in enumerate(sizes)]
+    records = pack(lines, max_bytes=max_bytes)
+    assert b"".join(r.data for r in records) == b"".join(line + b"\n" for line in lines)
+    assert sum(r.readings for r in records) == len(lines)
+    assert all(len(r.data) <= max_bytes for r in records)
+    # Greedy: each record but the last was closed because the next line did not fit.
+    starts = [sum(r.readings for r in records[:k]) for k in range(len(records))]
+    for record, start in zip(records[:-1], starts[1:], strict=True):
+        assert len(record.data) + len(lines[start]) + 1 > max_bytes
 
 
 def test_calls_respect_500_records_and_4_mib() -> None:
@@ -68,7 +85,7 @@ def test_random_rejections_and_throttling_still_deliver_each_reading_once(seed: 
     sleeps: list[float] = []
     batch = big_event(3_000)
     # Small records (~30 readings each) so the 30% rejections hit many entries per call.
-    monkeypatch.setattr(handler_module, "pack", lambda lines: pack(lines, max_bytes=20_000))
+    monkeypatch.setattr(handler_module, "Packer", lambda: Packer(max_bytes=20_000))
     summary = process_batch(
         batch, config=DetectorConfig(stream_name="s", max_attempts=20), firehose=firehose, sleep=sleeps.append
     )
