@@ -1,10 +1,11 @@
 """Per-reading analysis: validation, the three anomaly rules, the record id and the analysis record.
 
-One path: ``Analyzer.record(item)`` builds the analysis record of any item as a dict (keys
-``schema.ANALYSIS_KEYS`` in order, the empty ``schema.OPTIONAL_KEYS`` left out) and
-``Analyzer.line(item)`` serialises it with ``orjson``, the encoder the Powertools docs recommend for
-speed (``Logger(json_serializer=orjson.dumps)``). Usual readings take the cheap type checks at the top of each step; unusual ones (a missing field, a string, an
-impossible value...) go through the ``values.unusual_*`` helpers, which name the problem.
+One path: ``Analyzer.line(item)`` builds the analysis record of any item as a dict (keys
+``schema.ANALYSIS_KEYS`` in order, the empty ``schema.OPTIONAL_KEYS`` left out) and serialises it with
+``orjson``, the encoder the Powertools docs recommend for speed (``Logger(json_serializer=orjson.dumps)``);
+``Analyzer.record(item)`` is that line read back. Usual readings take the cheap checks at the top of
+each step; unusual ones (a missing field, a string, an impossible value...) go through the
+``values.unusual_*`` helpers, which name the problem.
 
 Decisions (documented in docs/detector.md):
 
@@ -38,6 +39,7 @@ Decisions (documented in docs/detector.md):
 from __future__ import annotations
 
 import re
+import struct
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,6 +51,7 @@ from . import schema
 from .config import DetectorConfig, InputFormat
 from .values import (
     CSV_NULL,
+    INSTANT_TAG,
     REASON_NOT_AN_OBJECT,
     REASON_TOO_LARGE,
     TEMPERATURE_MAX,
@@ -94,28 +97,15 @@ class BatchContext:
 
 
 _MAX_BIGINT: Final = 2**63
-_EXACT_INT: Final = 2**53
-
-
-def _row_fields(item: Any) -> tuple[Any, Any, bool]:
-    """(the reading's eight values or None, its item index, whether it was a row object).
-
-    A map item is ``{"r": [deviceid, timestamp, temperature, humidity, batterylevel, latitude,
-    longitude, truncated], "i": <index>}`` (``schema.ITEM_KEYS``); the ItemSelector sends the JSON text
-    of a row that is not an object as ``r``. A dict without ``r`` is a bare row (a manual invocation).
-    """
-    if type(item) is dict:
-        if schema.ITEM_ROW in item:
-            values = item[schema.ITEM_ROW]
-            index = item.get(schema.ITEM_INDEX)
-            if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (Glue bigint)
-                index = None
-            if isinstance(values, list) and len(values) == len(schema.ITEM_FIELDS):
-                return values, index, True
-            return values, index, False
-        get = item.get
-        return [get(name) for name in schema.ITEM_FIELDS], None, True
-    return item, None, False
+_ROW: Final = schema.ITEM_ROW
+_INDEX: Final = schema.ITEM_INDEX
+_FIELDS: Final = schema.ITEM_FIELDS
+_ROW_LENGTH: Final = len(_FIELDS)
+# The types a usable value arrives as: Step Functions writes an integral double without its fraction
+# (37.0 arrives as 37), and such an integer is that double (``pack_values`` converts it as ``float()``
+# does). A bool is not a number.
+_NUMBER_TYPES: Final = frozenset({float, int})
+_unpack_values = struct.Struct("<5d").unpack
 
 
 class Analyzer:
@@ -135,9 +125,17 @@ class Analyzer:
             (1, False, float(t.humidity_low), schema.HUMIDITY_ANOMALY, f"<{format_number(t.humidity_low)}%"),
             (2, False, float(t.battery_low), schema.LOW_BATTERY, f"<{format_number(t.battery_low)}%"),
         )  # fmt: skip
-        self._t_high, self._t_low = float(t.temperature_high), float(t.temperature_low)
-        self._h_high, self._h_low = float(t.humidity_high), float(t.humidity_low)
-        self._b_low = float(t.battery_low)
+        # The usual reading, checked at once: temperature, humidity and battery inside both their
+        # physical range and the band where no rule breaks (the rules are strict inequalities, so the
+        # band's ends are normal values), latitude and longitude possible.
+        # (temperature low, high, humidity low, high, battery low); the battery's high end is 100.
+        self._bands = (
+            max(float(t.temperature_low), TEMPERATURE_MIN),
+            min(float(t.temperature_high), TEMPERATURE_MAX),
+            max(float(t.humidity_low), 0.0),
+            min(float(t.humidity_high), 100.0),
+            max(float(t.battery_low), 0.0),
+        )
         self.invalid_reasons: Counter[str] = Counter()  # reason -> invalid readings (for the log line)
 
     def anomalies(self, t: float | None, h: float | None, b: float | None) -> list[dict[str, Any]]:
@@ -156,32 +154,40 @@ class Analyzer:
         record, types, invalid = self.record(item)
         return Analysis(record=record, anomaly_types=types, invalid=invalid)
 
-    def line(self, item: Any) -> tuple[bytes, tuple[str, ...], bool]:
-        """(the record as one JSON line without newline, anomaly types, invalid?)."""
-        record, types, invalid = self.record(item)
-        try:
-            text = orjson.dumps(record)
-        except orjson.JSONEncodeError:  # a lone surrogate in a text field: not UTF-8, made so
-            text = orjson.dumps(_utf8_safe(record))
-        if len(text) > MAX_LINE_BYTES:
-            record = _shrink(record)
-            invalid = True
-            self.invalid_reasons[REASON_TOO_LARGE] += 1
-            text = orjson.dumps(_utf8_safe(record))
-        return text, types, invalid
-
     def record(self, item: Any) -> tuple[dict[str, Any], tuple[str, ...], bool]:
-        """(the analysis record, anomaly types, invalid?) of one item."""
+        """(the analysis record as delivered, anomaly types, invalid?) of one item."""
+        text, types, invalid = self.line(item)
+        return orjson.loads(text), types, invalid
+
+    def line(self, item: Any) -> tuple[bytes, tuple[str, ...], bool]:
+        """(the analysis record as one JSON line without newline, anomaly types, invalid?) of one item.
+
+        A map item is ``{"r": [deviceid, timestamp, temperature, humidity, batterylevel, latitude,
+        longitude, truncated], "i": <index>}`` (``schema.ITEM_KEYS``); the ItemSelector sends the JSON
+        text of a row that is not an object as ``r``. A dict without ``r`` is a bare row (a manual
+        invocation).
+        """
         ctx = self.context
-        values, index, is_row = _row_fields(item)
         reasons: list[str] = []
-        if not is_row:
+        usual = False  # five possible values, no rule broken
+        index = None
+        values: Any = item
+        if type(item) is dict:
+            if _ROW in item:
+                values = item[_ROW]
+                index = item.get(_INDEX)
+                if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (bigint)
+                    index = None
+            else:
+                get = item.get
+                values = [get(name) for name in _FIELDS]
+        if type(values) is not list or len(values) != _ROW_LENGTH:
             reasons.append(REASON_NOT_AN_OBJECT)
             rid = record_id(
                 "!row", unusable_timestamp_part(""), ("!" + as_text(values)).encode("utf-8", "surrogatepass")
             )
             deviceid = stamp = parsed = None
-            numbers: list[float | None] = [None] * 5
+            t = h = b = la = lo = None
         else:
             csv = self._csv
             deviceid, stamp, t, h, b, la, lo, cut = values
@@ -190,19 +196,17 @@ class Analyzer:
                 deviceid, stamp, t, h, b, la, lo, cut = (None if v == CSV_NULL else v for v in values)
             # The export names the text fields it cut to fit a map batch; what is left is still the value.
             cut_fields = cut.split(",") if type(cut) is str else ()
-            # --- device id
-            if type(deviceid) is str and deviceid.strip():
+            # --- device id (a non-blank string: ``not isspace()`` is ``strip()`` leaving something)
+            if type(deviceid) is str and deviceid and not deviceid.isspace():
                 deviceid_text = deviceid
             else:
                 deviceid, deviceid_text = unusual_deviceid(deviceid, reasons)
             if "deviceid" in cut_fields:
                 reasons.append("deviceid:" + TRUNCATED)
             # --- timestamp
-            parsed = None
-            if type(stamp) is str:
-                parsed = parse_timestamp(stamp)
+            parsed = parse_timestamp(stamp) if type(stamp) is str else None
             if parsed is not None:
-                timestamp_part = parsed[1]
+                timestamp_part = INSTANT_TAG + parsed[1]
             else:
                 stamp, timestamp_part = unusual_timestamp(stamp, reasons)
             if "timestamp" in cut_fields:
@@ -218,38 +222,37 @@ class Analyzer:
                     t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
                 except ValueError:
                     pass
-            # Step Functions writes an integral double without its fraction (37.0 arrives as 37): such an
-            # integer is that double. Beyond 2^53 an integer has no exact double: coerce_number decides.
-            if type(t) is int and -_EXACT_INT < t < _EXACT_INT:
-                t = float(t)
-            if type(h) is int and -_EXACT_INT < h < _EXACT_INT:
-                h = float(h)
-            if type(b) is int and -_EXACT_INT < b < _EXACT_INT:
-                b = float(b)
-            if type(la) is int and -_EXACT_INT < la < _EXACT_INT:
-                la = float(la)
-            if type(lo) is int and -_EXACT_INT < lo < _EXACT_INT:
-                lo = float(lo)
-            # --- the five values. Usually five floats, all possible: every comparison with NaN is false
-            # and every range is finite, so the range checks also refuse NaN and the infinities.
+            # --- the five values. Usually five numbers (``_NUMBER_TYPES``), packed as doubles (the id's
+            # bytes) and read back as floats, all possible and breaking no rule (``_bands``): every
+            # comparison with NaN is false and every range is finite, so the checks also refuse NaN and
+            # the infinities.
+            values_part = None
             if (
-                type(t) is float and type(h) is float and type(b) is float
-                and type(la) is float and type(lo) is float
-                and TEMPERATURE_MIN <= t <= TEMPERATURE_MAX and 0.0 <= h <= 100.0 and 0.0 <= b <= 100.0
-                and -90.0 <= la <= 90.0 and -180.0 <= lo <= 180.0
+                type(t) in _NUMBER_TYPES and type(h) in _NUMBER_TYPES and type(b) in _NUMBER_TYPES
+                and type(la) in _NUMBER_TYPES and type(lo) in _NUMBER_TYPES
             ):  # fmt: skip
-                numbers = [t, h, b, la, lo]
-                values_part = pack_values(t, h, b, la, lo)
-            else:
-                numbers, values_part = unusual_numbers([t, h, b, la, lo], csv, reasons)
+                try:
+                    values_part = pack_values(t, h, b, la, lo)
+                except struct.error:  # an integer beyond any double: unusual_numbers names it
+                    pass
+                else:
+                    t, h, b, la, lo = _unpack_values(values_part)
+                    t_low, t_high, h_low, h_high, b_low = self._bands
+                    if (
+                        t_low <= t <= t_high and h_low <= h <= h_high and b_low <= b <= 100.0
+                        and abs(la) <= 90.0 and abs(lo) <= 180.0
+                    ):  # fmt: skip
+                        usual = True
+                    elif not (
+                        TEMPERATURE_MIN <= t <= TEMPERATURE_MAX and 0.0 <= h <= 100.0 and 0.0 <= b <= 100.0
+                        and -90.0 <= la <= 90.0 and -180.0 <= lo <= 180.0
+                    ):  # fmt: skip
+                        values_part = None
+            if values_part is None:
+                (t, h, b, la, lo), values_part = unusual_numbers([t, h, b, la, lo], csv, reasons)
             rid = record_id(deviceid_text, timestamp_part, values_part)
 
-        t, h, b = numbers[0], numbers[1], numbers[2]
-        if (
-            t is not None and self._t_low <= t <= self._t_high
-            and h is not None and self._h_low <= h <= self._h_high
-            and b is not None and b >= self._b_low
-        ):  # fmt: skip
+        if usual:
             anomalies: list[dict[str, Any]] = []
             types: tuple[str, ...] = ()
         else:
@@ -264,15 +267,8 @@ class Analyzer:
             "recordid": rid,
             "deviceid": deviceid,
             "analysisdate": parsed[0] if parsed is not None else ctx.fallback_date,
-            "readingtime": parsed[2] if parsed is not None else None,
-            "readingtimestamp": None if parsed is not None else stamp,
-            "metrics": {
-                "temperature": t,
-                "humidity": h,
-                "batterylevel": b,
-                "latitude": numbers[3],
-                "longitude": numbers[4],
-            },
+            "readingtime": parsed[1] if parsed is not None else None,
+            "metrics": {"temperature": t, "humidity": h, "batterylevel": b, "latitude": la, "longitude": lo},
             "anomalies": anomalies,
             "healthstatus": status,
             "invalidreasons": reasons,
@@ -280,11 +276,28 @@ class Analyzer:
             "runid": ctx.runid,
             "processedatms": ctx.processedat,
         }
-        # The raw timestamp is left out when readingtime holds it (schema.OPTIONAL_KEYS): an absent key
-        # reads as NULL, as a null one does, and most records do not carry it (24 bytes each).
-        if record["readingtimestamp"] is None:
-            del record["readingtimestamp"]
-        return record, types, bool(reasons)
+        if parsed is None and stamp is not None:
+            record = _with_raw_timestamp(record, stamp)
+        try:
+            text = orjson.dumps(record)
+        except orjson.JSONEncodeError:  # a lone surrogate in a text field: not UTF-8, made so
+            text = orjson.dumps(_utf8_safe(record))
+        if len(text) > MAX_LINE_BYTES:
+            self.invalid_reasons[REASON_TOO_LARGE] += 1
+            return orjson.dumps(_utf8_safe(_shrink(record))), types, True
+        return text, types, bool(reasons)
+
+
+def _with_raw_timestamp(record: dict[str, Any], stamp: str) -> dict[str, Any]:
+    """The record with ``readingtimestamp`` (the text as it arrived) after ``readingtime``: only a record
+    without a usable timestamp carries it (``schema.OPTIONAL_KEYS``). An absent key reads as NULL, as a
+    null one does, and most records do not carry it (24 bytes each)."""
+    with_raw: dict[str, Any] = {}
+    for key, value in record.items():
+        with_raw[key] = value
+        if key == "readingtime":
+            with_raw["readingtimestamp"] = stamp
+    return with_raw
 
 
 def _utf8_safe(value: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import re
 import struct
 import sys
 from datetime import UTC, datetime
@@ -59,18 +60,24 @@ _sha256 = hashlib.sha256
 _b2a_base64 = binascii.b2a_base64
 _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 pack_values = struct.Struct("<5d").pack
-_PREFIX_BYTES: Final = (CANONICAL_PREFIX + _SEP).encode()
-_INSTANT_TAG: Final = b"\x1fT"  # separates the instant from the device id; unusable ones start "\x1f!"
+_PREFIX: Final = CANONICAL_PREFIX + _SEP
+# Before a usable timestamp's ISO text in the id (unusable ones start "\x1f!" or are "\x1f\x1f").
+INSTANT_TAG: Final = _SEP + "T"
 _TIMESTAMP_SHAPES: Final = frozenset({"--T", "-- "})
 _TS_CACHE_MAX: Final = 16_384
-# timestamp text -> (UTC date, the instant as it enters the id, the instant as ISO text), or None if
-# malformed. Per process (the local runner's workers each have their own); bounded; readings share
-# many timestamps.
-timestamp_cache: dict[str, tuple[str, bytes, str] | None] = {}
-_SECONDS: Final = frozenset(f"{n:02d}" for n in range(60))
-_HOURS: Final = frozenset(f"{n:02d}" for n in range(24))
+# timestamp text -> (UTC date, the instant as ISO text), or None if malformed, for the texts that are
+# not in the common form. Per process (the local runner's workers each have their own); bounded.
+timestamp_cache: dict[str, tuple[str, str] | None] = {}
+# Athena's varchar of a timestamp: "YYYY-MM-DD HH:MM:SS" (or "T" for the blank) and 1 to 6 fraction
+# digits or none, no zone; ASCII digits only, hours 00-23, minutes and seconds 00-59. Checked in two
+# parts: the minute (``_LOCAL_MINUTE``, once per minute, cached) and what follows it (per reading). By
+# the text's length, what completes it to the canonical "...:SS.ffffffZ".
+_LOCAL_MINUTE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]\Z").match
+_LOCAL_SECONDS: Final = re.compile(r":[0-5][0-9](?:\.[0-9]{1,6})?\Z").match
+_LOCAL_TAILS: Final = {19: ".000000Z", **{20 + digits: "0" * (6 - digits) + "Z" for digits in range(1, 7)}}
 _MINUTE_CACHE_MAX: Final = 4_096  # a day of readings spans 1,440 minutes
-# "YYYY-MM-DD[T ]HH:MM" -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is not a valid time.
+# "YYYY-MM-DD[T ]HH:MM" of the common form -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is
+# not a time of the calendar.
 _minute_cache: dict[str, tuple[str, str] | None] = {}
 
 
@@ -80,20 +87,29 @@ def clear_timestamp_caches() -> None:
     _minute_cache.clear()
 
 
-def parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
-    """Parse an ISO 8601 timestamp into (UTC date, the instant as it enters the id, the instant as
-    ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), or None. The ISO text has one width whatever notation arrived, so
-    it sorts as time does, and it is the instant's canonical form in the record id.
+def parse_timestamp(text: str) -> tuple[str, str] | None:
+    """Parse an ISO 8601 timestamp into (UTC date, the instant as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), or
+    None. The ISO text has one width whatever notation arrived, so it sorts as time does, and it is the
+    instant's canonical form in the record id.
 
     Accepts a date and a time separated by ``T`` or a space (either case), optional fractional seconds
     and an optional zone (``Z`` or an offset), surrounding blanks; a timestamp without a zone is taken
     as UTC (Athena ``timestamp`` values cast to varchar carry none). Rejects anything else, including a
-    date alone, week and ordinal dates. The common zone-less form takes a fast path (``_parse_local_time``);
-    other results are cached per process (bounded).
+    date alone, week and ordinal dates.
+
+    The common form, as Athena casts a ``timestamp`` to varchar, is read here: its minute is checked
+    once by the full parser (``_parse_timestamp``) and cached, its seconds and fraction by one match,
+    which gives exactly what the full parser gives for such a text. Other texts go to the full parser,
+    and its results are cached per process (bounded).
     """
-    result = _parse_local_time(text)
-    if result is not False:
-        return result
+    tail = _LOCAL_TAILS.get(len(text))
+    if tail is not None and _LOCAL_SECONDS(text, 16) is not None:
+        minute = text[:16]
+        known = _minute_cache.get(minute, False)
+        if known is False:
+            known = _common_minute(minute)
+        if known is not False:
+            return None if known is None else (known[0], known[1] + text[16:] + tail)
     cached = timestamp_cache.get(text, False)
     if cached is not False:
         return cached
@@ -104,38 +120,20 @@ def parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
     return result
 
 
-def _parse_local_time(text: str) -> tuple[str, bytes, str] | Literal[False] | None:
-    """The common form, as Athena casts a ``timestamp`` to varchar: ``YYYY-MM-DD HH:MM:SS`` with 1 to 6
-    fraction digits or none, no zone (or ``T`` for the blank). The minute is validated once by
-    ``_parse_timestamp`` and cached; the seconds and fraction are checked here, which gives exactly
-    what ``_parse_timestamp`` gives for such a text. False for any other form (the full parser decides).
-    """
-    n = len(text)
-    if not (n == 19 or (21 <= n <= 26 and text[19] == ".")):
+def _common_minute(minute: str) -> tuple[str, str] | Literal[False] | None:
+    """(UTC date, "YYYY-MM-DDTHH:MM") of a minute of the common form, None if it is no time of the
+    calendar, False if it is not of the common form; cached."""
+    if _LOCAL_MINUTE(minute) is None:
         return False
-    fraction = text[20:]
-    if (
-        text[16] != ":"
-        or text[17:19] not in _SECONDS
-        or text[11:13] not in _HOURS  # hour 24 is refused by the full parser: let it say so
-        or (fraction and not (fraction.isascii() and fraction.isdigit()))
-    ):
-        return False
-    minute = text[:16]
-    known = _minute_cache.get(minute, False)
-    if known is False:
-        full = _parse_timestamp(minute + ":00")
-        known = None if full is None else (full[0], full[2][:16])
-        if len(_minute_cache) >= _MINUTE_CACHE_MAX:
-            _minute_cache.clear()
-        _minute_cache[minute] = known
-    if known is None:
-        return None
-    iso = f"{known[1]}:{text[17:19]}.{fraction:0<6}Z"
-    return known[0], _INSTANT_TAG + iso.encode(), iso
+    full = _parse_timestamp(minute + ":00")
+    known = None if full is None else (full[0], full[1][:16])
+    if len(_minute_cache) >= _MINUTE_CACHE_MAX:
+        _minute_cache.clear()
+    _minute_cache[minute] = known
+    return known
 
 
-def _parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
+def _parse_timestamp(text: str) -> tuple[str, str] | None:
     # The extended calendar form YYYY-MM-DD[T ]hh..., checked by one slice (positions 4, 7 and 10):
     # datetime.fromisoformat alone would also take week dates, ordinal dates and a bare date.
     s = text
@@ -163,12 +161,12 @@ def _parse_timestamp(text: str) -> tuple[str, bytes, str] | None:
         except OverflowError:  # an offset that moves the instant outside years 1..9999
             return None
     iso = parsed.isoformat(timespec="microseconds") + "Z"
-    return iso[:10], _INSTANT_TAG + iso.encode(), iso
+    return iso[:10], iso
 
 
-def unusable_timestamp_part(text: str) -> bytes:
-    """The id bytes of an unusable timestamp: its text, in a form no instant can take."""
-    return (_SEP + text + _SEP).encode("utf-8", "surrogatepass")
+def unusable_timestamp_part(text: str) -> str:
+    """The id text of an unusable timestamp: its text, in a form no instant can take."""
+    return _SEP + text + _SEP
 
 
 def run_name(value: Any) -> str | None:
@@ -242,12 +240,13 @@ def format_number(value: float) -> str:
     return repr(float(value))
 
 
-def record_id(deviceid_text: str, timestamp_part: bytes, values_part: bytes) -> str:
+def record_id(deviceid_text: str, timestamp_part: str, values_part: bytes) -> str:
     """96 bits of the sha256 of the canonical content (prefix, device id, timestamp part, values part),
-    URL-safe base64. The values part of a reading whose five values are finite floats is their IEEE 754
-    bytes (``struct`` ``<5d``): exactly "the values after parsing", whatever text they arrived as.
-    ``surrogatepass`` keeps every JSON string (even a lone surrogate) hashable."""
-    content = _PREFIX_BYTES + deviceid_text.encode("utf-8", "surrogatepass") + timestamp_part + values_part
+    URL-safe base64. The timestamp part is ``INSTANT_TAG`` and the ISO text of a usable timestamp, else
+    ``unusable_timestamp_part``. The values part of a reading whose five values are finite floats is
+    their IEEE 754 bytes (``struct`` ``<5d``): exactly "the values after parsing", whatever text they
+    arrived as. ``surrogatepass`` keeps every JSON string (even a lone surrogate) hashable."""
+    content = (_PREFIX + deviceid_text + timestamp_part).encode("utf-8", "surrogatepass") + values_part
     digest = _sha256(content).digest()[:RECORD_ID_BYTES]
     return _b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
 
@@ -279,8 +278,8 @@ def unusual_deviceid(deviceid: Any, reasons: list[str]) -> tuple[str | None, str
     return None, "!" + as_text(deviceid)
 
 
-def unusual_timestamp(stamp: Any, reasons: list[str]) -> tuple[str | None, bytes]:
-    """(the text the record keeps, the id bytes) of a timestamp that did not parse."""
+def unusual_timestamp(stamp: Any, reasons: list[str]) -> tuple[str | None, str]:
+    """(the text the record keeps, its id text) of a timestamp that did not parse."""
     if stamp is None or (type(stamp) is str and not stamp.strip()):
         reasons.append("timestamp:" + MISSING)
         return stamp, unusable_timestamp_part("")

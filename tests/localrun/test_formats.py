@@ -60,7 +60,7 @@ def _key_of_line(line: str) -> str:
     parsed = parse_timestamp(fields[1]) if len(fields) > 1 else None
     # the device and the instant, as the record's readingtime (unusable timestamps: the device alone)
     device = fields[0] if fields[0] not in ("", "\\N") else "None"  # a missing device id is null
-    return device + ("@" + parsed[2] if parsed is not None else "")
+    return device + ("@" + parsed[1] if parsed is not None else "")
 
 
 def _key_of_record(record: dict[str, Any]) -> str:

@@ -81,7 +81,7 @@ def delivered_records(pipeline: LocalPipeline, run_ids: list[str]) -> list[dict[
 def _instant(stamp: Any) -> Any:
     """A raw timestamp as the record keeps it: its UTC instant (readingtime) if usable, else the text."""
     parsed = parse_timestamp(stamp) if type(stamp) is str else None
-    return parsed[2] if parsed is not None else stamp
+    return parsed[1] if parsed is not None else stamp
 
 
 TRUTH_COLUMNS = ("deviceid", "timestamp", *NUMERIC, "status", "anomalies", "malformed", "injected")
