@@ -69,12 +69,14 @@ _TS_CACHE_MAX: Final = 16_384
 # not in the common form. Per process (the local runner's workers each have their own); bounded.
 timestamp_cache: dict[str, tuple[str, str] | None] = {}
 # Athena's varchar of a timestamp: "YYYY-MM-DD HH:MM:SS" (or "T" for the blank) and 1 to 6 fraction
-# digits or none, no zone; ASCII digits only, hours 00-23, minutes and seconds 00-59. Checked in two
-# parts: the minute (``_LOCAL_MINUTE``, once per minute, cached) and what follows it (per reading). By
-# the text's length, what completes it to the canonical "...:SS.ffffffZ".
+# digits or none, no zone; ASCII digits only, hours 00-23, minutes and seconds 00-59. Checked in three
+# parts, each by a lookup: the minute (``_LOCAL_MINUTE``, checked once per minute and cached), the
+# seconds, and the fraction (checked once and cached with what completes it to ".ffffffZ").
 _LOCAL_MINUTE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]\Z").match
-_LOCAL_SECONDS: Final = re.compile(r":[0-5][0-9](?:\.[0-9]{1,6})?\Z").match
-_LOCAL_TAILS: Final = {19: ".000000Z", **{20 + digits: "0" * (6 - digits) + "Z" for digits in range(1, 7)}}
+_LOCAL_SECONDS: Final = frozenset(f":{n:02d}" for n in range(60))
+_FRACTION_CACHE_MAX: Final = 2_048  # every fraction of milliseconds (1,000) and shorter
+# "" or "." and 1 to 6 ASCII digits -> the fraction as 6 digits, and "Z".
+_fraction_cache: dict[str, str] = {"": ".000000Z"}
 _MINUTE_CACHE_MAX: Final = 4_096  # a day of readings spans 1,440 minutes
 # "YYYY-MM-DD[T ]HH:MM" of the common form -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is
 # not a time of the calendar.
@@ -85,6 +87,8 @@ def clear_timestamp_caches() -> None:
     """Forget every parsed timestamp (benchmarks start each repeat cold)."""
     timestamp_cache.clear()
     _minute_cache.clear()
+    _fraction_cache.clear()
+    _fraction_cache[""] = ".000000Z"
 
 
 def parse_timestamp(text: str) -> tuple[str, str] | None:
@@ -97,19 +101,21 @@ def parse_timestamp(text: str) -> tuple[str, str] | None:
     as UTC (Athena ``timestamp`` values cast to varchar carry none). Rejects anything else, including a
     date alone, week and ordinal dates.
 
-    The common form, as Athena casts a ``timestamp`` to varchar, is read here: its minute is checked
-    once by the full parser (``_parse_timestamp``) and cached, its seconds and fraction by one match,
-    which gives exactly what the full parser gives for such a text. Other texts go to the full parser,
+    The common form, as Athena casts a ``timestamp`` to varchar, is read here by three lookups: its
+    minute is checked once by the full parser (``_parse_timestamp``) and cached, which gives exactly
+    what the full parser gives for such a text. Other texts go to the full parser,
     and its results are cached per process (bounded).
     """
-    tail = _LOCAL_TAILS.get(len(text))
-    if tail is not None and _LOCAL_SECONDS(text, 16) is not None:
-        minute = text[:16]
-        known = _minute_cache.get(minute, False)
-        if known is False:
-            known = _common_minute(minute)
-        if known is not False:
-            return None if known is None else (known[0], known[1] + text[16:] + tail)
+    if text[16:19] in _LOCAL_SECONDS:
+        fraction = text[19:]
+        tail = _fraction_cache.get(fraction) or _fraction_tail(fraction)
+        if tail:
+            minute = text[:16]
+            known = _minute_cache.get(minute, False)
+            if known is False:
+                known = _common_minute(minute)
+            if known is not False:
+                return None if known is None else (known[0], known[1] + text[16:19] + tail)
     cached = timestamp_cache.get(text, False)
     if cached is not False:
         return cached
@@ -118,6 +124,18 @@ def parse_timestamp(text: str) -> tuple[str, str] | None:
         timestamp_cache.clear()
     timestamp_cache[text] = result
     return result
+
+
+def _fraction_tail(fraction: str) -> str:
+    """The fraction of the common form (``.`` and 1 to 6 ASCII digits) as 6 digits and ``Z``, cached
+    (bounded); "" if it is not of that form."""
+    digits = fraction[1:]
+    if not (fraction[:1] == "." and 1 <= len(digits) <= 6 and digits.isdigit() and digits.isascii()):
+        return ""
+    tail = f"{fraction:0<7}Z"
+    if len(_fraction_cache) < _FRACTION_CACHE_MAX:
+        _fraction_cache[fraction] = tail
+    return tail
 
 
 def _common_minute(minute: str) -> tuple[str, str] | Literal[False] | None:
