@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from functions.detector import schema
 from functions.detector.analysis import Analyzer, batch_context
 from functions.detector.config import ConfigError, DetectorConfig, Thresholds
-from functions.detector.values import format_number
+from functions.detector.values import PHYSICAL_RANGES, format_number
 
 from .helpers import item, row
 
@@ -63,6 +66,62 @@ def test_a_reading_can_break_all_three_rules_in_the_sample_order() -> None:
     record = analyse(row(temperature=50.0, humidity=99.5, batterylevel=3.0))
     assert [a["type"] for a in record["anomalies"]] == list(schema.ANOMALY_TYPES)
     assert len(record["anomalies"]) == 3
+
+
+def _around(low: float, high: float) -> st.SearchStrategy:
+    """Finite values of a field, possible or just not: its ends, just past them, and between."""
+    edges = [low, high, low - 0.5, high + 0.5, math.nextafter(low, -math.inf), math.nextafter(high, math.inf)]
+    return st.one_of(
+        st.sampled_from(edges), st.floats(low - 2, high + 2), st.integers(int(low) - 2, int(high) + 2)
+    )
+
+
+_VALUES = st.tuples(_around(-280, 60), _around(0, 100), _around(0, 100), _around(-90, 90), _around(-180, 180))
+_THRESHOLD = st.one_of(
+    st.floats(min_value=-300, max_value=300), st.sampled_from([-10.0, 5.0, 20.0, 35.0, 95.0])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values=_VALUES,
+    limits=st.tuples(_THRESHOLD, _THRESHOLD, _THRESHOLD, _THRESHOLD, _THRESHOLD),
+)
+def test_verdicts_follow_the_rules_and_ranges_for_any_thresholds(values, limits) -> None:
+    """The usual reading is checked at once against the band where it is possible and breaks no rule;
+    for any thresholds (inside the physical ranges or not) and any finite values, the record says what
+    the strict rules and the physical ranges say, one by one."""
+    t_high, t_low, h_high, h_low, b_low = limits
+    assume(t_low < t_high and h_low < h_high)  # the configuration refuses crossed thresholds
+    thresholds = Thresholds(
+        temperature_high=t_high,
+        temperature_low=t_low,
+        humidity_high=h_high,
+        humidity_low=h_low,
+        battery_low=b_low,
+    )
+    names = ("temperature", "humidity", "batterylevel", "latitude", "longitude")
+    record = analyse(row(**dict(zip(names, values, strict=True))), DetectorConfig(thresholds=thresholds))
+    t, h, b = (float(v) for v in values[:3])
+    expected = [
+        kind
+        for kind, broken in (
+            (schema.TEMPERATURE_SPIKE, t > t_high),
+            (schema.TEMPERATURE_SPIKE, t < t_low),
+            (schema.HUMIDITY_ANOMALY, h > h_high),
+            (schema.HUMIDITY_ANOMALY, h < h_low),
+            (schema.LOW_BATTERY, b < b_low),
+        )
+        if broken
+    ]
+    assert [a["type"] for a in record["anomalies"]] == expected
+    impossible = [
+        f"{name}:out_of_range"
+        for name, value in zip(names, values, strict=True)
+        if not PHYSICAL_RANGES[name][0] <= value <= PHYSICAL_RANGES[name][1]
+    ]
+    assert record["invalidreasons"] == impossible
+    assert record["metrics"] == dict(zip(names, map(float, values), strict=True))
 
 
 @pytest.mark.parametrize(
