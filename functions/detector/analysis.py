@@ -125,10 +125,10 @@ class Analyzer:
             (1, False, float(t.humidity_low), schema.HUMIDITY_ANOMALY, f"<{format_number(t.humidity_low)}%"),
             (2, False, float(t.battery_low), schema.LOW_BATTERY, f"<{format_number(t.battery_low)}%"),
         )  # fmt: skip
-        # The usual reading, checked at once: temperature, humidity and battery inside both their
+        # The usual reading is checked at once: temperature, humidity and battery inside both their
         # physical range and the band where no rule breaks (the rules are strict inequalities, so the
-        # band's ends are normal values), latitude and longitude possible.
-        # (temperature low, high, humidity low, high, battery low); the battery's high end is 100.
+        # band's ends are normal values). (temperature low, high, humidity low, high, battery low); the
+        # battery's high end is its physical one, 100.
         self._bands = (
             max(float(t.temperature_low), TEMPERATURE_MIN),
             min(float(t.temperature_high), TEMPERATURE_MAX),

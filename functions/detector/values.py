@@ -36,7 +36,7 @@ PHYSICAL_RANGES: Final = {
 _RANGES: Final = tuple(PHYSICAL_RANGES[name] for name in NUMERIC_FIELDS)
 TEMPERATURE_MIN, TEMPERATURE_MAX = PHYSICAL_RANGES["temperature"]
 if _RANGES[1:] != ((0.0, 100.0), (0.0, 100.0), (-90.0, 90.0), (-180.0, 180.0)):  # pragma: no cover
-    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.record")
+    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.line")
 
 # --- invalid reasons: "<field>:<problem>"
 MISSING: Final = "missing"  # absent, null, or an empty string
@@ -76,7 +76,7 @@ _LOCAL_MINUTE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ](?:[01][0-9]|2
 _LOCAL_SECONDS: Final = frozenset(f":{n:02d}" for n in range(60))
 _FRACTION_CACHE_MAX: Final = 2_048  # every fraction of milliseconds (1,000) and shorter
 # "" or "." and 1 to 6 ASCII digits -> the fraction as 6 digits, and "Z".
-_fraction_cache: dict[str, str] = {"": ".000000Z"}
+_fraction_cache: dict[str, str] = {}
 _MINUTE_CACHE_MAX: Final = 4_096  # a day of readings spans 1,440 minutes
 # "YYYY-MM-DD[T ]HH:MM" of the common form -> (UTC date, "YYYY-MM-DDTHH:MM"), or None if that minute is
 # not a time of the calendar.
@@ -88,7 +88,6 @@ def clear_timestamp_caches() -> None:
     timestamp_cache.clear()
     _minute_cache.clear()
     _fraction_cache.clear()
-    _fraction_cache[""] = ".000000Z"
 
 
 def parse_timestamp(text: str) -> tuple[str, str] | None:
@@ -101,9 +100,9 @@ def parse_timestamp(text: str) -> tuple[str, str] | None:
     as UTC (Athena ``timestamp`` values cast to varchar carry none). Rejects anything else, including a
     date alone, week and ordinal dates.
 
-    The common form, as Athena casts a ``timestamp`` to varchar, is read here by three lookups: its
-    minute is checked once by the full parser (``_parse_timestamp``) and cached, which gives exactly
-    what the full parser gives for such a text. Other texts go to the full parser,
+    The common form, as Athena casts a ``timestamp`` to varchar, is read here by three lookups (minute,
+    seconds, fraction); its minute is checked once by the full parser (``_parse_timestamp``) and cached,
+    which gives exactly what the full parser gives for such a text. Other texts go to the full parser,
     and its results are cached per process (bounded).
     """
     if text[16:19] in _LOCAL_SECONDS:
@@ -127,12 +126,14 @@ def parse_timestamp(text: str) -> tuple[str, str] | None:
 
 
 def _fraction_tail(fraction: str) -> str:
-    """The fraction of the common form (``.`` and 1 to 6 ASCII digits) as 6 digits and ``Z``, cached
-    (bounded); "" if it is not of that form."""
+    """The fraction of the common form (none, or ``.`` and 1 to 6 ASCII digits) as ``.``, 6 digits and
+    ``Z``, cached (bounded); "" if it is not of that form."""
     digits = fraction[1:]
-    if not (fraction[:1] == "." and 1 <= len(digits) <= 6 and digits.isdigit() and digits.isascii()):
+    if fraction and not (
+        fraction[0] == "." and 1 <= len(digits) <= 6 and digits.isdigit() and digits.isascii()
+    ):
         return ""
-    tail = f"{fraction:0<7}Z"
+    tail = "." + digits.ljust(6, "0") + "Z"
     if len(_fraction_cache) < _FRACTION_CACHE_MAX:
         _fraction_cache[fraction] = tail
     return tail
