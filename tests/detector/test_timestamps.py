@@ -83,9 +83,9 @@ _PARTS = st.tuples(
 @SETTINGS
 @given(parts=_PARTS)
 def test_the_common_form_gives_what_the_full_parser_gives(parts) -> None:
-    """The zone-less form Athena writes is read by one match and a cached date check; for every text,
-    whichever way it is read, the result is the full parser's (a valid date, hours 00-23, minutes and
-    seconds 00-59, 1-6 ASCII fraction digits; anything else is left to the full parser)."""
+    """The zone-less form Athena writes is read by three lookups (a cached minute, the seconds, a cached
+    fraction); for every text, whichever way it is read, the result is the full parser's (a valid minute,
+    seconds 00-59, 1-6 ASCII fraction digits; anything else, hour 24 included, is left to the parser)."""
     year, month, day, sep, hour, minute, second, rest = parts
     text = f"{year}-{month}-{day}{sep}{hour}:{minute}:{second}{rest}"
     values.clear_timestamp_caches()
