@@ -27,10 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.localrun import ground_truth, stack
-from tools.localrun.peak import PeakSampler
-from tools.localrun.run import LocalPipeline
-
 OUTPUT = Path("build/benchmarks/localrun.json")
 TARGET_ROWS_PER_SECOND = 100_000
 TARGET_PEAK_MIB = 1024
@@ -45,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=60, help="seconds between a device's readings")
     parser.add_argument("--keep", type=Path, help="keep the run folder here instead of a temporary one")
     args = parser.parse_args(argv)
+    # Imported here, not at the top: the map's workers are spawned, and a spawned process first imports
+    # the parent's main module (Python docs, multiprocessing, "Safe importing of main module"). Run as
+    # ``-m benchmarks.bench_localrun``, that module is this one; with the pipeline imported at its top,
+    # each worker would also import DuckDB, sqlglot and the Athena stand-in, about a second of CPU each,
+    # on the cores the parent's UNLOAD is using. ``make demo`` (``-m tools.localrun``) is spared: a main
+    # module named ``__main__`` is not re-imported.
+    from tools.localrun import ground_truth, stack
+    from tools.localrun.peak import PeakSampler
+    from tools.localrun.run import LocalPipeline
 
     per_device = 86_400 // args.interval
     devices = max(1, round(args.rows / per_device))

@@ -36,3 +36,24 @@ def test_a_handler_imported_before_the_environment_is_imported_again(tmp_path: P
 
 def test_a_first_import_reads_the_environment(tmp_path: Path) -> None:
     assert _namespace_after_warm(tmp_path, import_first=False) == "Sensorflow/Detector"
+
+
+# What a worker imports besides its own modules: the parent's main module, again (spawn). The local run's
+# own CLI is spared (a main module named __main__ is not re-imported); the benchmark entry points import
+# the pipeline inside main(), so the two workers do not each spend a second importing DuckDB, sqlglot and
+# the Athena stand-in on the cores the parent's UNLOAD is using.
+PIPELINE_ONLY = ("duckdb", "sqlglot", "tools.localrun.run", "tools.localrun.athena")
+
+
+def test_the_benchmark_entry_points_import_no_pipeline_at_their_top() -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import benchmarks.bench_localrun, benchmarks.run
+        sys.stdout.write(",".join(m for m in {PIPELINE_ONLY!r} if m in sys.modules))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == ""

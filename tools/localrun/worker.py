@@ -196,7 +196,7 @@ def warm(env: dict[str, str], handler_module: str, log_dir: str, *, in_process: 
     # The handler reads its environment when it is imported (its module-level Powertools Logger and
     # Metrics), as in a Lambda cold start, so an import from before this environment is redone: in-process
     # (tests run stages with different settings in one process) and in a spawned worker, whose re-import
-    # of the parent's main module may have imported the handler already (benchmarks.run does).
+    # of the parent's main module may have imported the handler already (one that imports it at its top).
     with contextlib.redirect_stdout(log):
         _S.handler = importlib.reload(module) if module else importlib.import_module(handler_module)
 
