@@ -1,11 +1,11 @@
 """Per-reading analysis: validation, the three anomaly rules, the record id and the analysis record.
 
-One path: ``Analyzer.line(item)`` builds the analysis record of any item as a dict (keys
+One path: ``Analyzer.lines(items, sink)`` builds the analysis record of each item as a dict (keys
 ``schema.ANALYSIS_KEYS`` in order, the empty ``schema.OPTIONAL_KEYS`` left out) and serialises it with
 ``orjson``, the encoder the Powertools docs recommend for speed (``Logger(json_serializer=orjson.dumps)``);
-``Analyzer.record(item)`` is that line read back. Usual readings take the cheap checks at the top of
-each step; unusual ones (a missing field, a string, an impossible value...) go through the
-``values.unusual_*`` helpers, which name the problem.
+``Analyzer.line(item)`` is one item through it, ``Analyzer.record(item)`` that line read back. Usual
+readings take the cheap checks at the top of each step; unusual ones (a missing field, a string, an
+impossible value...) go through the ``values.unusual_*`` helpers, which name the problem.
 
 Decisions (documented in docs/detector.md):
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 import struct
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -136,6 +137,10 @@ class Analyzer:
             min(float(t.humidity_high), 100.0),
             max(float(t.battery_low), 0.0),
         )
+        # The counts of every item analysed (``lines``): the batch's summary, log line and metrics.
+        self.invalid_rows = 0  # readings with invalid reasons, anomalous or not
+        self.anomalous_rows = 0  # readings that broke at least one rule, valid or not
+        self.anomaly_counts: dict[str, int] = dict.fromkeys(schema.ANOMALY_TYPES, 0)  # type -> anomalies
         self.invalid_reasons: Counter[str] = Counter()  # reason -> invalid readings (for the log line)
 
     def anomalies(self, t: float | None, h: float | None, b: float | None) -> list[dict[str, Any]]:
@@ -151,141 +156,162 @@ class Analyzer:
 
     def analyse(self, item: Any) -> Analysis:
         """The analysis of one item (any JSON value); never raises on the item's content."""
-        record, types, invalid = self.record(item)
-        return Analysis(record=record, anomaly_types=types, invalid=invalid)
+        record = self.record(item)
+        types = tuple(anomaly["type"] for anomaly in record["anomalies"])
+        return Analysis(record=record, anomaly_types=types, invalid=bool(record["invalidreasons"]))
 
-    def record(self, item: Any) -> tuple[dict[str, Any], tuple[str, ...], bool]:
-        """(the analysis record as delivered, anomaly types, invalid?) of one item."""
-        text, types, invalid = self.line(item)
-        return orjson.loads(text), types, invalid
+    def record(self, item: Any) -> dict[str, Any]:
+        """The analysis record of one item, as delivered."""
+        return orjson.loads(self.line(item))
 
-    def line(self, item: Any) -> tuple[bytes, tuple[str, ...], bool]:
-        """(the analysis record as one JSON line without newline, anomaly types, invalid?) of one item.
+    def line(self, item: Any) -> bytes:
+        """The analysis record of one item as one JSON line, without newline (``lines``)."""
+        out: list[bytes] = []
+        self.lines((item,), out.append)
+        return out[0]
+
+    def lines(self, items: Iterable[Any], sink: Callable[[bytes], None]) -> None:
+        """Give ``sink`` the analysis record of each item as one JSON line without newline, in order, and
+        count the rows (``invalid_rows``, ``anomalous_rows``, ``anomaly_counts``, ``invalid_reasons``).
 
         A map item is ``{"r": [deviceid, timestamp, temperature, humidity, batterylevel, latitude,
         longitude, truncated], "i": <index>}`` (``schema.ITEM_KEYS``); the ItemSelector sends the JSON
         text of a row that is not an object as ``r``. A dict without ``r`` is a bare row (a manual
-        invocation).
+        invocation). The loop is the whole batch's: what is the same for every item is read once.
         """
+        csv = self._csv
+        t_low, t_high, h_low, h_high, b_low = self._bands
         ctx = self.context
-        reasons: list[str] = []
-        usual = False  # five possible values, no rule broken
-        index = None
-        values: Any = item
-        if type(item) is dict:
-            if _ROW in item:
-                values = item[_ROW]
-                index = item.get(_INDEX)
-                if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (bigint)
-                    index = None
-            else:
-                get = item.get
-                values = [get(name) for name in _FIELDS]
-        if type(values) is not list or len(values) != _ROW_LENGTH:
-            reasons.append(REASON_NOT_AN_OBJECT)
-            rid = record_id(
-                "!row", unusable_timestamp_part(""), ("!" + as_text(values)).encode("utf-8", "surrogatepass")
-            )
-            deviceid = stamp = parsed = None
-            t = h = b = la = lo = None
-        else:
-            csv = self._csv
-            deviceid, stamp, t, h, b, la, lo, cut = values
-            if csv:
-                # UNLOAD's CSV writes SQL NULL as \N: the same missing value other formats deliver as null.
-                deviceid, stamp, t, h, b, la, lo, cut = (None if v == CSV_NULL else v for v in values)
-            # The export names the text fields it cut to fit a map batch; what is left is still the value.
-            cut_fields = cut.split(",") if type(cut) is str else ()
-            # --- device id (a non-blank string: ``not isspace()`` is ``strip()`` leaving something)
-            if type(deviceid) is str and deviceid and not deviceid.isspace():
-                deviceid_text = deviceid
-            else:
-                deviceid, deviceid_text = unusual_deviceid(deviceid, reasons)
-            if "deviceid" in cut_fields:
-                reasons.append("deviceid:" + TRUNCATED)
-            # --- timestamp
-            parsed = parse_timestamp(stamp) if type(stamp) is str else None
-            if parsed is not None:
-                timestamp_part = INSTANT_TAG + parsed[1]
-            else:
-                stamp, timestamp_part = unusual_timestamp(stamp, reasons)
-            if "timestamp" in cut_fields:
-                reasons.append("timestamp:" + TRUNCATED)
-            if (
-                csv and type(t) is str and type(h) is str and type(b) is str
-                and type(la) is str and type(lo) is str and "_" not in t + h + b + la + lo
-            ):  # fmt: skip
-                # CSV: five numeric strings (float() takes blanks and exponents, as coerce_number does;
-                # "1_000" it would take too, so such rows go to unusual_numbers). A ValueError leaves the
-                # strings for unusual_numbers to name.
-                try:  # noqa: SIM105 - per row: a try costs nothing when it does not raise, suppress() does
-                    t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
-                except ValueError:
-                    pass
-            # --- the five values. Usually five numbers (``_NUMBER_TYPES``), packed as doubles (the id's
-            # bytes) and read back as floats, all possible and breaking no rule (``_bands``): every
-            # comparison with NaN is false and every range is finite, so the checks also refuse NaN and
-            # the infinities.
-            values_part = None
-            if (
-                type(t) in _NUMBER_TYPES and type(h) in _NUMBER_TYPES and type(b) in _NUMBER_TYPES
-                and type(la) in _NUMBER_TYPES and type(lo) in _NUMBER_TYPES
-            ):  # fmt: skip
-                try:
-                    values_part = pack_values(t, h, b, la, lo)
-                except struct.error:  # an integer beyond any double: unusual_numbers names it
-                    pass
+        fallback_date, runid, processedat = ctx.fallback_date, ctx.runid, ctx.processedat
+        dumps = orjson.dumps
+        for item in items:
+            reasons: list[str] = []
+            usual = False  # five possible values, no rule broken
+            index = None
+            values: Any = item
+            if type(item) is dict:
+                if _ROW in item:
+                    values = item[_ROW]
+                    index = item.get(_INDEX)
+                    if type(index) is not int or not 0 <= index < _MAX_BIGINT:  # not an item index (bigint)
+                        index = None
                 else:
-                    t, h, b, la, lo = _unpack_values(values_part)
-                    t_low, t_high, h_low, h_high, b_low = self._bands
-                    if (
-                        t_low <= t <= t_high and h_low <= h <= h_high and b_low <= b <= 100.0
-                        and abs(la) <= 90.0 and abs(lo) <= 180.0
-                    ):  # fmt: skip
-                        usual = True
-                    elif not (
-                        TEMPERATURE_MIN <= t <= TEMPERATURE_MAX and 0.0 <= h <= 100.0 and 0.0 <= b <= 100.0
-                        and -90.0 <= la <= 90.0 and -180.0 <= lo <= 180.0
-                    ):  # fmt: skip
-                        values_part = None
-            if values_part is None:
-                (t, h, b, la, lo), values_part = unusual_numbers([t, h, b, la, lo], csv, reasons)
-            rid = record_id(deviceid_text, timestamp_part, values_part)
+                    get = item.get
+                    values = [get(name) for name in _FIELDS]
+            if type(values) is not list or len(values) != _ROW_LENGTH:
+                reasons.append(REASON_NOT_AN_OBJECT)
+                rid = record_id(
+                    "!row",
+                    unusable_timestamp_part(""),
+                    ("!" + as_text(values)).encode("utf-8", "surrogatepass"),
+                )
+                deviceid = stamp = parsed = None
+                t = h = b = la = lo = None
+            else:
+                deviceid, stamp, t, h, b, la, lo, cut = values
+                if csv:
+                    # UNLOAD's CSV writes SQL NULL as \N: the same missing value other formats deliver as null.
+                    deviceid, stamp, t, h, b, la, lo, cut = (None if v == CSV_NULL else v for v in values)
+                # The export names the text fields it cut to fit a map batch; what is left is still the value.
+                cut_fields = cut.split(",") if type(cut) is str else ()
+                # --- device id (a non-blank string: ``not isspace()`` is ``strip()`` leaving something)
+                if type(deviceid) is str and deviceid and not deviceid.isspace():
+                    deviceid_text = deviceid
+                else:
+                    deviceid, deviceid_text = unusual_deviceid(deviceid, reasons)
+                if "deviceid" in cut_fields:
+                    reasons.append("deviceid:" + TRUNCATED)
+                # --- timestamp
+                parsed = parse_timestamp(stamp) if type(stamp) is str else None
+                if parsed is not None:
+                    timestamp_part = INSTANT_TAG + parsed[1]
+                else:
+                    stamp, timestamp_part = unusual_timestamp(stamp, reasons)
+                if "timestamp" in cut_fields:
+                    reasons.append("timestamp:" + TRUNCATED)
+                if (
+                    csv and type(t) is str and type(h) is str and type(b) is str
+                    and type(la) is str and type(lo) is str and "_" not in t + h + b + la + lo
+                ):  # fmt: skip
+                    # CSV: five numeric strings (float() takes blanks and exponents, as coerce_number does;
+                    # "1_000" it would take too, so such rows go to unusual_numbers). A ValueError leaves the
+                    # strings for unusual_numbers to name.
+                    try:  # noqa: SIM105 - per row: a try costs nothing when it does not raise, suppress() does
+                        t, h, b, la, lo = float(t), float(h), float(b), float(la), float(lo)
+                    except ValueError:
+                        pass
+                # --- the five values. Usually five numbers (``_NUMBER_TYPES``), packed as doubles (the id's
+                # bytes) and read back as floats, all possible and breaking no rule (``_bands``): every
+                # comparison with NaN is false and every range is finite, so the checks also refuse NaN and
+                # the infinities.
+                values_part = None
+                if (
+                    type(t) in _NUMBER_TYPES and type(h) in _NUMBER_TYPES and type(b) in _NUMBER_TYPES
+                    and type(la) in _NUMBER_TYPES and type(lo) in _NUMBER_TYPES
+                ):  # fmt: skip
+                    try:
+                        values_part = pack_values(t, h, b, la, lo)
+                    except struct.error:  # an integer beyond any double: unusual_numbers names it
+                        pass
+                    else:
+                        t, h, b, la, lo = _unpack_values(values_part)
+                        if (
+                            t_low <= t <= t_high and h_low <= h <= h_high and b_low <= b <= 100.0
+                            and abs(la) <= 90.0 and abs(lo) <= 180.0
+                        ):  # fmt: skip
+                            usual = True
+                        elif not (
+                            TEMPERATURE_MIN <= t <= TEMPERATURE_MAX and 0.0 <= h <= 100.0 and 0.0 <= b <= 100.0
+                            and -90.0 <= la <= 90.0 and -180.0 <= lo <= 180.0
+                        ):  # fmt: skip
+                            values_part = None
+                if values_part is None:
+                    (t, h, b, la, lo), values_part = unusual_numbers([t, h, b, la, lo], csv, reasons)
+                rid = record_id(deviceid_text, timestamp_part, values_part)
 
-        if usual:
-            anomalies: list[dict[str, Any]] = []
-            types: tuple[str, ...] = ()
-        else:
-            anomalies = self.anomalies(t, h, b)
-            types = tuple(a["type"] for a in anomalies)
-        if reasons:
-            self.invalid_reasons.update(reasons)
-            status = schema.ANOMALIES_DETECTED if anomalies else schema.INVALID
-        else:
-            status = schema.ANOMALIES_DETECTED if anomalies else schema.HEALTHY
-        record = {
-            "recordid": rid,
-            "deviceid": deviceid,
-            "analysisdate": parsed[0] if parsed is not None else ctx.fallback_date,
-            "readingtime": parsed[1] if parsed is not None else None,
-            "metrics": {"temperature": t, "humidity": h, "batterylevel": b, "latitude": la, "longitude": lo},
-            "anomalies": anomalies,
-            "healthstatus": status,
-            "invalidreasons": reasons,
-            "sourceindex": index,
-            "runid": ctx.runid,
-            "processedatms": ctx.processedat,
-        }
-        if parsed is None and stamp is not None:
-            record = _with_raw_timestamp(record, stamp)
-        try:
-            text = orjson.dumps(record)
-        except orjson.JSONEncodeError:  # a lone surrogate in a text field: not UTF-8, made so
-            text = orjson.dumps(_utf8_safe(record))
-        if len(text) > MAX_LINE_BYTES:
-            self.invalid_reasons[REASON_TOO_LARGE] += 1
-            return orjson.dumps(_utf8_safe(_shrink(record))), types, True
-        return text, types, bool(reasons)
+            anomalies: list[dict[str, Any]] = [] if usual else self.anomalies(t, h, b)
+            if anomalies:
+                # Independent counts: a reading can be invalid (data quality) and anomalous (a rule) at once.
+                self.anomalous_rows += 1
+                for anomaly in anomalies:
+                    self.anomaly_counts[anomaly["type"]] += 1
+            if reasons:
+                self.invalid_rows += 1
+                self.invalid_reasons.update(reasons)
+                status = schema.ANOMALIES_DETECTED if anomalies else schema.INVALID
+            else:
+                status = schema.ANOMALIES_DETECTED if anomalies else schema.HEALTHY
+            record = {
+                "recordid": rid,
+                "deviceid": deviceid,
+                "analysisdate": parsed[0] if parsed is not None else fallback_date,
+                "readingtime": parsed[1] if parsed is not None else None,
+                "metrics": {
+                    "temperature": t,
+                    "humidity": h,
+                    "batterylevel": b,
+                    "latitude": la,
+                    "longitude": lo,
+                },
+                "anomalies": anomalies,
+                "healthstatus": status,
+                "invalidreasons": reasons,
+                "sourceindex": index,
+                "runid": runid,
+                "processedatms": processedat,
+            }
+            if parsed is None and stamp is not None:
+                record = _with_raw_timestamp(record, stamp)
+            try:
+                text = dumps(record)
+            except orjson.JSONEncodeError:  # a lone surrogate in a text field: not UTF-8, made so
+                text = orjson.dumps(_utf8_safe(record))
+            if len(text) > MAX_LINE_BYTES:
+                if not reasons:
+                    self.invalid_rows += 1
+                self.invalid_reasons[REASON_TOO_LARGE] += 1
+                text = orjson.dumps(_utf8_safe(_shrink(record)))
+            sink(text)
 
 
 def _with_raw_timestamp(record: dict[str, Any], stamp: str) -> dict[str, Any]:

@@ -109,28 +109,18 @@ def analyse_event(
     items, batch_input = split_event(event)
     context, warnings = batch_context(batch_input, now=now or datetime.now(UTC))
     analyzer = Analyzer(config, context)
-    line = analyzer.line
     lines: list[bytes] = []
-    append = lines.append if sink is None else sink
-    result = BatchResult(lines=lines, warnings=warnings)
-    invalid = anomalous = 0
-    counts = result.anomalies
-    for item in items:
-        text, types, bad = line(item)
-        append(text)
-        # Independent counts: a reading can be invalid (data quality) and anomalous (a rule) at once.
-        if bad:
-            invalid += 1
-        if types:
-            anomalous += 1
-            for kind in types:
-                counts[kind] += 1
-    result.rows_in = len(items)
-    result.invalid = invalid
-    result.valid = len(items) - invalid
-    result.anomalous_rows = anomalous
-    result.invalid_reasons = analyzer.invalid_reasons
-    return result
+    analyzer.lines(items, lines.append if sink is None else sink)
+    return BatchResult(
+        lines=lines,
+        rows_in=len(items),
+        valid=len(items) - analyzer.invalid_rows,
+        invalid=analyzer.invalid_rows,
+        anomalous_rows=analyzer.anomalous_rows,
+        anomalies=analyzer.anomaly_counts,
+        invalid_reasons=analyzer.invalid_reasons,
+        warnings=warnings,
+    )
 
 
 def summary_of(result: BatchResult, *, records: int, size: int, calls: int, retries: int) -> dict[str, Any]:

@@ -36,7 +36,7 @@ PHYSICAL_RANGES: Final = {
 _RANGES: Final = tuple(PHYSICAL_RANGES[name] for name in NUMERIC_FIELDS)
 TEMPERATURE_MIN, TEMPERATURE_MAX = PHYSICAL_RANGES["temperature"]
 if _RANGES[1:] != ((0.0, 100.0), (0.0, 100.0), (-90.0, 90.0), (-180.0, 180.0)):  # pragma: no cover
-    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.line")
+    raise ImportError("PHYSICAL_RANGES changed: update the inline range checks in Analyzer.lines")
 
 # --- invalid reasons: "<field>:<problem>"
 MISSING: Final = "missing"  # absent, null, or an empty string

@@ -74,11 +74,14 @@ def test_any_item_gives_one_record_of_the_schema(item, fmt) -> None:
     analyzer = Analyzer(
         DetectorConfig(input_format=fmt), batch_context({"runDate": "2024-06-01"}, now=NOW)[0]
     )
-    line, types, invalid = analyzer.line(item)
-    record = json.loads(line)
+    record = json.loads(analyzer.line(item))
     assert_schema_keys(record)
-    assert types == tuple(a["type"] for a in record["anomalies"])
-    assert invalid is bool(record["invalidreasons"])
+    # The analyzer counts the reading as its record reads.
+    assert analyzer.invalid_rows == bool(record["invalidreasons"])
+    assert analyzer.anomalous_rows == bool(record["anomalies"])
+    assert analyzer.anomaly_counts == {
+        kind: sum(a["type"] == kind for a in record["anomalies"]) for kind in schema.ANOMALY_TYPES
+    }
 
 
 @SETTINGS

@@ -23,8 +23,7 @@ NOW = datetime(2024, 6, 2, 1, 2, 3, 456000, tzinfo=UTC)
 def analyse(reading: dict, config: DetectorConfig | None = None) -> dict:
     context, _ = batch_context({"runDate": "2024-06-01", "executionName": "run-1"}, now=NOW)
     analyzer = Analyzer(config or DetectorConfig(), context)
-    line, _types, _invalid = analyzer.line(item(reading))
-    return json.loads(line)
+    return json.loads(analyzer.line(item(reading)))
 
 
 @pytest.mark.parametrize(

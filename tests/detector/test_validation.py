@@ -345,13 +345,12 @@ def test_an_oversized_record_keeps_its_anomalies() -> None:
 def test_unicode_survives_and_a_lone_surrogate_becomes_valid_utf8() -> None:
     analyzer = Analyzer(PARQUET, batch_context(None, now=NOW)[0])
     for name in ("capteur-été", "传感器"):
-        line, types, invalid = analyzer.line(item(row(deviceid=name)))
-        assert (types, invalid) == ((), False)
-        assert json.loads(line.decode("utf-8"))["deviceid"] == name
+        record = json.loads(analyzer.line(item(row(deviceid=name))).decode("utf-8"))
+        assert (record["deviceid"], record["healthstatus"], record["invalidreasons"]) == (name, "healthy", [])
     # JSON can carry a lone surrogate; UTF-8 cannot: it is replaced, and the id still tells it apart.
-    broken, _types, _invalid = analyzer.line(item(row(deviceid="\ud800broken")))
+    broken = analyzer.line(item(row(deviceid="\ud800broken")))
     assert json.loads(broken.decode("utf-8"))["deviceid"] == "\ufffdbroken"
-    replaced, _types, _invalid = analyzer.line(item(row(deviceid="\ufffdbroken")))
+    replaced = analyzer.line(item(row(deviceid="\ufffdbroken")))
     assert json.loads(broken)["recordid"] != json.loads(replaced)["recordid"]
 
 

@@ -63,5 +63,4 @@ def record_bytes(*, unload_format: str = "PARQUET") -> int:
     example item."""
     context, _warnings = batch_context(example_batch_input(), now=datetime(2026, 1, 16, 2, 31, 7, tzinfo=UTC))
     analyzer = Analyzer(DetectorConfig(input_format=InputFormat(unload_format)), context)
-    line, _anomalies, _invalid = analyzer.line(example_item(unload_format=unload_format))
-    return len(line) + 1
+    return len(analyzer.line(example_item(unload_format=unload_format))) + 1
