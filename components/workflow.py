@@ -52,7 +52,17 @@ class PolicyInputs:
 def state_machine_policy(p: PolicyInputs) -> dict:
     """Least privilege for every state of the definition (plus logging and tracing)."""
     a = p.account
-    children = a.execution_arn(p.state_machine_name, f"/{p.label}:*")
+    # The executions a Distributed Map run watches and stops: the form the least-privilege example for
+    # running a Distributed Map names (execution:<name>:*, iam-policies-eg-dist-map.html), and this map's
+    # labelled children. The Service Authorization Reference (list_awsstepfunctions.html) names a
+    # STANDARD child "labelled execution" (execution:<name>/<label>:<id>) and an EXPRESS child "labelled
+    # express" (express:<name>/<label>:<id>:<express id>), which DescribeExecution accepts and
+    # StopExecution does not (StopExecution API reference: not supported by EXPRESS state machines).
+    executions = [
+        a.execution_arn(p.state_machine_name, ":*"),
+        a.execution_arn(p.state_machine_name, f"/{p.label}:*"),
+    ]
+    express_children = a.arn("states", f"express:{p.state_machine_name}/{p.label}:*")
     objects = iam.join
     # The tables a query of the definition reads: the day's UNLOAD reads raw readings; reconciliation and
     # the KPI UNLOAD read analysis records. The KPI table is only written (as UNLOAD output objects, no
@@ -86,8 +96,14 @@ def state_machine_policy(p: PolicyInputs) -> dict:
             iam.statement(
                 "ManageMapChildren",
                 ["states:DescribeExecution", "states:StopExecution"],
-                [children],
+                executions,
                 source=DIST_MAP_IAM,
+            ),
+            iam.statement(
+                "DescribeExpressMapChildren",
+                ["states:DescribeExecution"],
+                [express_children],
+                source=iam.DOCS + "service-authorization/latest/reference/list_awsstepfunctions.html",
             ),
             iam.statement(
                 "ReadMapRunCounts",
