@@ -57,8 +57,9 @@ def detector_role_policy(*, log_group_arn: iam.Arn, stream_arn: iam.Arn) -> dict
 # Lambda's application log levels (monitoring-cloudwatchlogs-log-level.html): with the JSON log format the
 # function's application log level, INFO unless set, decides what reaches CloudWatch and takes precedence
 # over POWERTOOLS_LOG_LEVEL (Lambda sets AWS_LAMBDA_LOG_LEVEL, which Powertools' Logger reads first), so
-# the stage's lambdaLogLevel must be set there. Lambda spells WARNING as WARN.
-APPLICATION_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO", "WARNING": "WARN", "ERROR": "ERROR"}
+# the stage's lambdaLogLevel must be set there. INFO at most: the filter reads a line without a "level"
+# key as INFO, and the EMF lines Powertools' Metrics prints have none (spec.settings, lambdaLogLevel).
+APPLICATION_LOG_LEVELS = {"DEBUG": "DEBUG", "INFO": "INFO"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +85,7 @@ class DetectorArgs:
     reserved_concurrency: int
     """``lambdaReservedConcurrency``."""
     log_level: str
-    """``lambdaLogLevel``: DEBUG, INFO, WARNING or ERROR."""
+    """``lambdaLogLevel``: DEBUG or INFO."""
     log_retention_days: int
     """``logRetentionDays``: the function's log group."""
     delivery_max_attempts: int

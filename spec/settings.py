@@ -113,7 +113,12 @@ SPECS: Final[tuple[Spec, ...]] = (
          "fit the 300 s an Express child may run.", minimum=3, maximum=MAX_LAMBDA_TIMEOUT_SECONDS),
     Spec("lambdaArchitecture", "string", "arm64", "Detector CPU architecture.", choices=("arm64", "x86_64")),
     Spec("lambdaRuntime", "string", "python3.12", "Detector runtime.", choices=("python3.12", "python3.13")),
-    Spec("lambdaLogLevel", "string", "INFO", "Detector log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    # Not WARNING or ERROR: Lambda's log-level filter reads a line without a "level" key as INFO
+    # (monitoring-cloudwatchlogs-log-level.html), and the metric lines Powertools prints (EMF) have none,
+    # so a WARN application level would drop every detector metric and silence the alarms built on them.
+    Spec("lambdaLogLevel", "string", "INFO",
+         "Detector log level. WARNING and ERROR are refused: Lambda's filter would also drop the "
+         "detector's metrics (EMF lines carry no level).", choices=("DEBUG", "INFO")),
     Spec("deliveryMaxAttempts", "integer", 8,
          "Firehose PutRecordBatch attempts per batch before the detector fails the batch.",
          minimum=1, maximum=20),

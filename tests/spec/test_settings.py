@@ -84,6 +84,16 @@ def test_a_bad_stack_file_reports_every_problem_by_key():
     assert "arm64, x86_64" in text
 
 
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+def test_a_log_level_that_would_drop_the_metric_lines_is_refused(level):
+    """Lambda files a log line without a "level" key as INFO (monitoring-cloudwatchlogs-log-level.html),
+    and the detector's metrics are such lines (EMF): a WARN filter would drop them all."""
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.load({"sensorflow:lambdaLogLevel": level}, stack="dev")
+    assert f"lambdaLogLevel={level!r}" in str(caught.value)
+    assert "one of DEBUG, INFO" in str(caught.value)
+
+
 def test_cross_field_rules():
     with pytest.raises(settings.SettingsError) as caught:
         settings.load(
