@@ -15,6 +15,8 @@ from spec import naming, settings
 from spec.alarms import AlarmSettings
 
 stage = settings.from_pulumi()
+for warning in settings.placeholder_subscribers(stage):
+    pulumi.log.warn(warning)  # shown by `pulumi preview` and `pulumi up`, before anything is created
 names = naming.Names(stage=stage.stage, account=naming.lookup_account())
 
 storage = Storage(

@@ -437,6 +437,44 @@ def load(config: Mapping[str, Any], *, stack: str, source: str | None = None) ->
     return Settings(**values)
 
 
+# Domains reserved for examples and tests (RFC 2606, RFC 6761): nobody receives mail or SNS confirmation
+# requests there, so the committed stack files use them for subscribers that must be replaced.
+_EXAMPLE_DOMAINS: Final = ("example.com", "example.net", "example.org")
+_EXAMPLE_TOP_LEVEL: Final = ("example", "invalid", "localhost", "test")
+
+
+def _host(address: str) -> str:
+    host = address.rpartition("@")[2] if "@" in address and "://" not in address else address
+    return host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower().rstrip(".")
+
+
+def _is_example(host: str) -> bool:
+    return host.rpartition(".")[2] in _EXAMPLE_TOP_LEVEL or any(
+        host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS
+    )
+
+
+def placeholder_subscribers(stage: Settings) -> list[str]:
+    """One warning per alarm subscriber at a domain reserved for examples. Such an email address never
+    confirms its subscription, so it receives no alarm; such an HTTPS endpoint never confirms either,
+    and ``pulumi up`` fails once the subscription's confirmation timeout has passed."""
+    found = [
+        f"alarmEmails: {email!r} is a placeholder (a domain reserved for examples): it will never "
+        "confirm its subscription and will receive no alarm; put the stage's real address in "
+        f"Pulumi.{stage.stage}.yaml"
+        for email in stage.alarm_emails
+        if _is_example(_host(email))
+    ]
+    found += [
+        f"alarmHttpsEndpoints: {url!r} is a placeholder (a domain reserved for examples): SNS cannot "
+        "confirm it, so `pulumi up` will fail when its subscription's confirmation times out; put the "
+        f"stage's real paging or chat integration URL in Pulumi.{stage.stage}.yaml"
+        for url in stage.alarm_https_endpoints
+        if _is_example(_host(url))
+    ]
+    return found
+
+
 def from_pulumi() -> Settings:
     """Read the running stack's settings from the Pulumi configuration (the one place that does).
 

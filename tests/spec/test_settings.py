@@ -94,6 +94,38 @@ def test_a_log_level_that_would_drop_the_metric_lines_is_refused(level):
     assert "one of DEBUG, INFO" in str(caught.value)
 
 
+def test_placeholder_subscribers_are_named_and_real_ones_are_not():
+    committed = settings.load(
+        yaml.safe_load((harness.ROOT / "Pulumi.prod.yaml").read_text())["config"], stack="prod"
+    )
+    warnings = settings.placeholder_subscribers(committed)
+    assert len(warnings) == len(committed.alarm_emails) + len(committed.alarm_https_endpoints) == 2
+    assert warnings[0].startswith("alarmEmails: 'iot-platform-oncall@example.com' is a placeholder")
+    assert warnings[1].startswith("alarmHttpsEndpoints: 'https://events.pagerduty.example.com/")
+    real = settings.load(
+        {
+            "sensorflow:alarmEmails": ["oncall@sensors.example-corp.io", "ops@mail.test.io"],
+            "sensorflow:alarmHttpsEndpoints": ["https://events.pagerduty.com/integration/abc/enqueue"],
+        },
+        stack="prod",
+    )
+    assert settings.placeholder_subscribers(real) == []
+    fake = settings.load(
+        {
+            "sensorflow:alarmEmails": ["a@team.invalid"],
+            "sensorflow:alarmHttpsEndpoints": ["https://hook.test:8443/x"],
+        },
+        stack="dev",
+    )
+    assert len(settings.placeholder_subscribers(fake)) == 2
+
+
+def test_the_program_warns_of_placeholder_subscribers_before_creating_anything(caplog):
+    with caplog.at_level("WARNING"):
+        harness.run(stack="prod")
+    assert sum("is a placeholder" in r.getMessage() for r in caplog.records) == 2
+
+
 def test_cross_field_rules():
     with pytest.raises(settings.SettingsError) as caught:
         settings.load(
