@@ -52,7 +52,9 @@ def kms_key_policy(account: Account) -> dict[str, Any]:
                 "Principal": {"Service": CLOUDWATCH_PRINCIPAL},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
                 "Resource": "*",
-                # Confused-deputy guard: only CloudWatch acting for this account.
+                # Confused-deputy guard: only CloudWatch acting for this account. CloudWatch's calls to KMS
+                # for an alarm carry aws:SourceAccount (AWS's MDAA, grantCloudWatchAlarmsTopicAccess:
+                # "conditions here are both supported and correct", unlike EventBridge's delivery).
                 "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
             },
         ],
