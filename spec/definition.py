@@ -355,6 +355,9 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "Prefix": expr(f"'{KPI_PREFIX}dt=' & $runDate & '/'"),
             },
             "Assign": {"oldKpis": expr("[$states.result.Contents.{'Key': Key}]")},
+            # A transient S3 error this late must not end a finished run: the catcher's Fail state is
+            # where a redrive would start again (RedriveExecution: "from the unsuccessful step").
+            "Retry": s3_retry,
             "Catch": fail_on_error("KpisFailed"),
             "Next": "HasOldKpis",
         },
@@ -370,6 +373,7 @@ def build_definition(p: DefinitionParams) -> dict[str, Any]:
                 "Bucket": p.analytics_bucket,
                 "Delete": {"Objects": expr("$oldKpis"), "Quiet": True},
             },
+            "Retry": s3_retry,
             "Catch": fail_on_error("KpisFailed"),
             "Next": "WriteKpis",
         },

@@ -11,8 +11,11 @@ from functions.detector import schema
 
 DELIVERY_ERROR: Final = schema.DELIVERY_ERROR  # raised by the detector when Firehose keeps refusing records
 
-# Transient Lambda service errors worth retrying (aws-facts: "Lambda task errors worth Retry").
+# Transient Lambda service errors worth retrying (aws-facts: "Lambda task errors worth Retry"), and the
+# 500 ClientExecutionTimeoutException the Step Functions guide lists first among them
+# (step-functions/latest/dg/bp-lambda-serviceexception.html).
 LAMBDA_TRANSIENT_ERRORS: Final = (
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",

@@ -325,6 +325,25 @@ def test_map_writes_results_compactly_and_fails_in_place_for_redrive():
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_task_retries_its_transient_errors(stage):
+    """A task that fails on a transient error ends in its catcher's Fail state, where a redrive starts
+    again (RedriveExecution: "from the unsuccessful step"), so every task retries before it gives up."""
+    tasks = [
+        (name, state) for name, state in aslcheck.states(stage_definition(stage)) if state["Type"] == "Task"
+    ]
+    assert len(tasks) >= 9
+    assert [name for name, state in tasks if not state.get("Retry")] == []
+    [(_, detect)] = [(n, s) for n, s in tasks if s["Resource"].endswith(":lambda:invoke")]
+    # The Step Functions guide's Lambda service errors (bp-lambda-serviceexception.html), all of them.
+    assert {
+        "Lambda.ClientExecutionTimeoutException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+    } <= set(detect["Retry"][0]["ErrorEquals"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_states_all_stands_alone_and_last_everywhere(stage):
     found = 0
     for name, state in aslcheck.states(stage_definition(stage)):
