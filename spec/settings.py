@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Self
+from urllib.parse import urlsplit
 
 from spec import detect_retry, map_items
 from spec.naming import PROJECT
@@ -443,12 +444,8 @@ _EXAMPLE_DOMAINS: Final = ("example.com", "example.net", "example.org")
 _EXAMPLE_TOP_LEVEL: Final = ("example", "invalid", "localhost", "test")
 
 
-def _host(address: str) -> str:
-    host = address.rpartition("@")[2] if "@" in address and "://" not in address else address
-    return host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].lower().rstrip(".")
-
-
-def _is_example(host: str) -> bool:
+def _is_example(host: str | None) -> bool:
+    host = (host or "").lower().rstrip(".")
     return host.rpartition(".")[2] in _EXAMPLE_TOP_LEVEL or any(
         host == domain or host.endswith("." + domain) for domain in _EXAMPLE_DOMAINS
     )
@@ -463,14 +460,14 @@ def placeholder_subscribers(stage: Settings) -> list[str]:
         "confirm its subscription and will receive no alarm; put the stage's real address in "
         f"Pulumi.{stage.stage}.yaml"
         for email in stage.alarm_emails
-        if _is_example(_host(email))
+        if _is_example(email.rpartition("@")[2])
     ]
     found += [
         f"alarmHttpsEndpoints: {url!r} is a placeholder (a domain reserved for examples): SNS cannot "
         "confirm it, so `pulumi up` will fail when its subscription's confirmation times out; put the "
         f"stage's real paging or chat integration URL in Pulumi.{stage.stage}.yaml"
         for url in stage.alarm_https_endpoints
-        if _is_example(_host(url))
+        if _is_example(urlsplit(url).hostname)
     ]
     return found
 
