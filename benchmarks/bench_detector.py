@@ -341,8 +341,8 @@ def prod_batch_size() -> int:
 
 
 def run(rows: int = 200_000, batch_size: int | None = None, repeat: int = 5) -> dict[str, Any]:
-    batch_size = batch_size or prod_batch_size()
     """Measure everything; return the report (also what ``main`` writes as JSON)."""
+    batch_size = batch_size or prod_batch_size()
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, Python {platform.python_version()}",

@@ -64,6 +64,7 @@ from .values import (
     parse_timestamp,
     record_id,
     run_name,
+    unpack_values,
     unusable_timestamp_part,
     unusual_deviceid,
     unusual_numbers,
@@ -106,7 +107,6 @@ _ROW_LENGTH: Final = len(_FIELDS)
 # (37.0 arrives as 37), and such an integer is that double (``pack_values`` converts it as ``float()``
 # does). A bool is not a number.
 _NUMBER_TYPES: Final = frozenset({float, int})
-_unpack_values = struct.Struct("<5d").unpack
 
 
 class Analyzer:
@@ -254,7 +254,7 @@ class Analyzer:
                     except struct.error:  # an integer beyond any double: unusual_numbers names it
                         pass
                     else:
-                        t, h, b, la, lo = _unpack_values(values_part)
+                        t, h, b, la, lo = unpack_values(values_part)
                         if (
                             t_low <= t <= t_high and h_low <= h <= h_high and b_low <= b <= 100.0
                             and abs(la) <= 90.0 and abs(lo) <= 180.0

@@ -59,7 +59,10 @@ _sha256 = hashlib.sha256
 # base64.urlsafe_b64encode is b2a_base64 and this translation (Lib/base64.py); called directly, per row.
 _b2a_base64 = binascii.b2a_base64
 _URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
-pack_values = struct.Struct("<5d").pack
+# The five values as the id's bytes (IEEE 754 doubles), and those bytes read back as floats.
+_VALUES_STRUCT: Final = struct.Struct("<5d")
+pack_values = _VALUES_STRUCT.pack
+unpack_values = _VALUES_STRUCT.unpack
 _PREFIX: Final = CANONICAL_PREFIX + _SEP
 # Before a usable timestamp's ISO text in the id (unusable ones start "\x1f!" or are "\x1f\x1f").
 INSTANT_TAG: Final = _SEP + "T"
