@@ -7,7 +7,7 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from functions.detector import schema
@@ -79,19 +79,21 @@ _VALUES = st.tuples(_around(-280, 60), _around(0, 100), _around(0, 100), _around
 _THRESHOLD = st.one_of(
     st.floats(min_value=-300, max_value=300), st.sampled_from([-10.0, 5.0, 20.0, 35.0, 95.0])
 )
+# (high, low) of one field, never crossed (the configuration refuses that), ordered by construction: an
+# assume() on two independent draws threw away three inputs in four, and failed Hypothesis's health check.
+_HIGH_LOW = st.tuples(_THRESHOLD, _THRESHOLD).filter(lambda p: p[0] != p[1]).map(lambda p: (max(p), min(p)))
 
 
 @settings(max_examples=400, deadline=None)
 @given(
     values=_VALUES,
-    limits=st.tuples(_THRESHOLD, _THRESHOLD, _THRESHOLD, _THRESHOLD, _THRESHOLD),
+    limits=st.tuples(_HIGH_LOW, _HIGH_LOW, _THRESHOLD).map(lambda p: (*p[0], *p[1], p[2])),
 )
 def test_verdicts_follow_the_rules_and_ranges_for_any_thresholds(values, limits) -> None:
     """The usual reading is checked at once against the band where it is possible and breaks no rule;
     for any thresholds (inside the physical ranges or not) and any finite values, the record says what
     the strict rules and the physical ranges say, one by one."""
     t_high, t_low, h_high, h_low, b_low = limits
-    assume(t_low < t_high and h_low < h_high)  # the configuration refuses crossed thresholds
     thresholds = Thresholds(
         temperature_high=t_high,
         temperature_low=t_low,
