@@ -47,7 +47,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 # The Lambda packages: the detector package (handler `detector.handler.lambda_handler`) plus its vendored
 # dependencies, one per (lambdaRuntime, lambdaArchitecture) the stacks deploy, under
-# build/lambda/<runtime>-<architecture> (tools/package.py: orjson is compiled, so pip fetches the wheel for
+# build/lambda/<runtime>-<architecture> (tools/package.py: orjson and xxhash are compiled, so pip fetches the wheels for
 # the target). The Pulumi component zips the one for its stage.
 $(PACKAGE_STAMP): $(VENV_STAMP) $(DETECTOR_SOURCES) functions/detector/requirements.txt constraints.txt tools/package.py $(addprefix Pulumi.,$(addsuffix .yaml,$(STACKS)))
 	rm -rf build/lambda

@@ -2,16 +2,16 @@
 
 Each package is ``build/lambda/<runtime>-<architecture>/``: the ``functions/detector`` sources as the
 ``detector`` package (handler ``detector.handler.lambda_handler``) beside its dependencies from
-``functions/detector/requirements.txt``, pinned by ``constraints.txt``. ``orjson`` is compiled, so pip is
-told the target instead of the machine it runs on: ``--platform`` (manylinux for the stage's
-``lambdaArchitecture``), ``--python-version`` and ``--implementation cp`` (the stage's ``lambdaRuntime``),
+``functions/detector/requirements.txt``, pinned by ``constraints.txt``. ``orjson`` and ``xxhash`` are
+compiled, so pip is told the target instead of the machine it runs on: ``--platform`` (manylinux for the
+stage's ``lambdaArchitecture``), ``--python-version`` and ``--implementation cp`` (the stage's ``lambdaRuntime``),
 ``--only-binary=:all:`` (a wheel, never a local build for this machine's CPU) and ``--target``.
 Docs: repost.aws/knowledge-center/lambda-python-package-compatible ("pip install --platform
 manylinux2014_x86_64 --target ... --implementation cp --python-version ... --only-binary=:all:"); the
 Lambda Python runtimes run on Amazon Linux 2023 (glibc 2.34), which manylinux2014 wheels support.
 
 Run: ``python -m tools.package [--stack dev --stack prod] [--out build/lambda]``. The Pulumi component
-zips ``package_dir(runtime, architecture)``; a test checks that the arm64 package holds an aarch64 orjson binary.
+zips ``package_dir(runtime, architecture)``; a test checks that the arm64 package holds aarch64 binaries.
 """
 
 from __future__ import annotations

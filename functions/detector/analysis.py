@@ -25,14 +25,17 @@ Decisions (documented in docs/detector.md):
   from is found by its device and the run's day (the ``raw-files-of-a-device`` named query).
 * A record too large for one Firehose record (``row:too_large``) keeps its anomalies: only long text
   fields are cut, and three anomaly entries always fit.
-* ``recordid`` is 96 bits of the sha256 of the reading's canonical content (a versioned prefix, the
-  device id, the instant as fixed-width UTC text, the five values after parsing as IEEE 754 bytes), in
-  URL-safe base64 (16 characters). A Parquet 21.5 and a CSV "21.5" give the same id, in every run.
+* ``recordid`` is 96 bits of the XXH3-128 (xxHash) of the reading's canonical content (a versioned
+  prefix, the device id, the instant as fixed-width UTC text, the five values after parsing as IEEE 754
+  bytes), in URL-safe base64 (16 characters). A Parquet 21.5 and a CSV "21.5" give the same id, in every run.
   Unusable values enter tagged with ``!`` and their JSON text, so distinct bad readings keep distinct
   ids. The item index is not part of it: the same reading is the same record.
   Collision safety: de-duplication compares ids within what one query selects (a run, or a day of
   records). For n ids the chance that any two collide is at most n²/2^97: for 10^8 readings a day (the
-  planner's largest volume) about 6·10^-14 per day, below 3·10^-10 over ten years of days.
+  planner's largest volume) about 6·10^-14 per day, below 3·10^-10 over ten years of days, as for any
+  hash whose collisions come at an ideal hash's rate, which XXH3-128's do on ordinary inputs. It is a
+  de-duplication key, not a seal: XXH3 is not cryptographic, so whoever can write raw readings could
+  craft two with one id, but such a writer can as well write a duplicate or a wrong value outright.
 * Reasons are stable codes ``<field>:<problem>`` (``humidity:out_of_range``) that group well in Athena.
 """
 

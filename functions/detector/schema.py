@@ -69,7 +69,7 @@ ANALYSIS_COLUMNS: Final = (
     (
         "recordid",
         "string",
-        "96 bits of the sha256 of the reading's content, base64url: the de-duplication key",
+        "96 bits of the XXH3-128 of the reading's content, base64url: the de-duplication key",
     ),
     ("deviceid", "string", "device that sent the reading"),
     (

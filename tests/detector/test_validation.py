@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
+import struct
 from datetime import UTC, datetime
 
 import pytest
+import xxhash
 
 from functions.detector import schema
 from functions.detector.analysis import Analyzer, batch_context
@@ -295,6 +298,17 @@ def test_record_ids_are_deterministic_and_content_based() -> None:
     assert records([item(row(timestamp="2024-06-01 13:00:01"))])[0]["recordid"] != a
     bad_ids = {one(row(temperature=v))["recordid"] for v in ("x", "y", None, True)}
     assert len(bad_ids) == 4  # distinct bad readings keep distinct ids
+
+
+def test_a_record_id_is_the_documented_hash_of_the_reading() -> None:
+    # docs/detector.md: prefix, device id, the instant's fixed-width UTC text, the five doubles; the first
+    # 96 bits of XXH3-128 (canonical, big-endian bytes) in URL-safe base64. Built here from the
+    # definition, not from the detector's helpers, and pinned as text: a change of any part changes it.
+    content = "\x1f".join(
+        ("sensorflow.reading.v3", "sensor-0001", "T2024-06-01T13:00:00.000000Z")
+    ).encode() + struct.pack("<5d", 21.5, 45.0, 87.0, 47.3769, 8.5417)
+    expected = base64.urlsafe_b64encode(xxhash.xxh3_128_digest(content)[:12]).decode()
+    assert one(row())["recordid"] == expected == "ln0iq9bMk9AhiDT1"
 
 
 def test_every_record_keeps_its_item_index_and_no_file() -> None:

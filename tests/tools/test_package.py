@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Final
 
 import orjson
 import pytest
@@ -38,25 +39,32 @@ def test_the_elf_check_can_fail() -> None:
     assert package.elf_machine(Path(__file__)) is None
 
 
+# The detector's compiled dependencies (functions/detector/requirements.txt): each package must hold a
+# binary of each, built for the stage's architecture and runtime.
+COMPILED: Final = ("orjson", "xxhash")
+
+
 @pytest.mark.parametrize("stage", stackfile.stacks())
-def test_each_stage_package_holds_an_orjson_binary_for_its_architecture(stage: str) -> None:
+def test_each_stage_package_holds_binaries_for_its_architecture(stage: str) -> None:
     settings = stackfile.load(stage).settings
     folder = package_dir(settings.lambda_runtime, settings.lambda_architecture)
     assert (folder / package.STAMP).is_file(), f"{folder} is not built: run `make package`"
     assert (folder / "detector" / "handler.py").is_file()
-    binaries = sorted((folder / "orjson").glob("orjson*.so"))
-    assert binaries, f"no orjson binary in {folder}"
+    for name in COMPILED:
+        assert sorted((folder / name).glob("*.so")), f"no {name} binary in {folder}"
+    binaries = sorted(folder.rglob("*.so"))
     for binary in binaries:
         assert package.elf_machine(binary) == package.ELF_MACHINES[settings.lambda_architecture], binary
         assert f"cpython-{settings.lambda_runtime.removeprefix('python').replace('.', '')}" in binary.name
 
 
-def test_the_arm64_package_holds_an_aarch64_orjson_binary() -> None:
+def test_the_arm64_package_holds_aarch64_binaries() -> None:
     arm = [s for s in stackfile.stacks() if stackfile.load(s).settings.lambda_architecture == "arm64"]
     assert arm, "no stage deploys on arm64"
     settings = stackfile.load(arm[0]).settings
     folder = package_dir(settings.lambda_runtime, settings.lambda_architecture)
-    binaries = sorted((folder / "orjson").glob("orjson*.so"))
-    assert binaries
-    assert all(package.elf_machine(b) == 0xB7 for b in binaries)  # EM_AARCH64
-    assert all("aarch64" in b.name for b in binaries)
+    for name in COMPILED:
+        binaries = sorted((folder / name).glob("*.so"))
+        assert binaries, name
+        assert all(package.elf_machine(b) == 0xB7 for b in binaries)  # EM_AARCH64
+        assert all("aarch64" in b.name for b in binaries)
