@@ -27,9 +27,9 @@ Decisions (documented in docs/detector.md):
   fields are cut, and three anomaly entries always fit.
 * ``recordid`` is 96 bits of the XXH3-128 (xxHash) of the reading's canonical content (a versioned
   prefix, the device id, the instant as fixed-width UTC text, the five values after parsing as IEEE 754
-  bytes), in URL-safe base64 (16 characters). A Parquet 21.5 and a CSV "21.5" give the same id, in every run.
-  Unusable values enter tagged with ``!`` and their JSON text, so distinct bad readings keep distinct
-  ids. The item index is not part of it: the same reading is the same record.
+  bytes), in URL-safe base64 (16 characters). A Parquet 21.5 and a CSV "21.5" give the same id, in
+  every run. Unusable values enter tagged with ``!`` and their JSON text, so distinct bad readings keep
+  distinct ids. The item index is not part of it: the same reading is the same record.
   Collision safety: de-duplication compares ids within what one query selects (a run, or a day of
   records). For n ids the chance that any two collide is at most n²/2^97: for 10^8 readings a day (the
   planner's largest volume) about 6·10^-14 per day, below 3·10^-10 over ten years of days, as for any

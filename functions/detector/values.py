@@ -57,10 +57,11 @@ _SEP: Final = "\x1f"  # ASCII unit separator: cannot be confused with the separa
 CSV_NULL: Final = "\\N"
 
 # XXH3-128 (the xxHash library's 128-bit hash), one call per reading. Not cryptographic: it has the
-# collision rate of an ideal hash of its width on ordinary inputs (it passes SMHasher; xxHash wiki,
-# "Collision ratio comparison", counts XXH128's collisions at the expected rate), and it gives the same
-# bytes on every platform, so an x86_64 run and an arm64 Lambda agree (xxHash README). It replaced
-# sha256, whose per-call setup cost four times as much (docs/detector.md, "Speed").
+# collision rate of an ideal hash of its width on ordinary inputs (it passes SMHasher, and
+# github.com/Cyan4973/xxHash/wiki/Collision-ratio-comparison counts XXH128's collisions at the expected
+# rate), and it gives the same bytes on every platform (the xxHash README), so an x86_64 run and an
+# arm64 Lambda agree. It replaced hashlib's sha256, whose call cost four times as much here
+# (docs/detector.md, "Speed").
 _xxh3_128 = xxhash.xxh3_128_digest
 # base64.urlsafe_b64encode is b2a_base64 and this translation (Lib/base64.py); called directly, per row.
 _b2a_base64 = binascii.b2a_base64
