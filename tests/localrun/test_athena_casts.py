@@ -28,6 +28,7 @@ from tools.localrun.athena.serde import (
     DUCKDB_MAX_LINE_BYTES,
     java_double,
     java_double_sql,
+    needs_text_reader,
 )
 from tools.localrun.run import LocalPipeline
 from tools.localrun.store import ObjectStore
@@ -176,6 +177,25 @@ def test_blank_lines_are_rows_of_nulls(athena: AthenaStandIn) -> None:
         ("d1", "t1", 21.5, 40.0),
         ("d2", "t2", 1.0, 1.0),
     ]
+
+
+def test_the_text_reader_check_is_its_plain_definition() -> None:
+    """Every byte string of up to 5 bytes over LF, CR, a letter, a UTF-8 pair and a lone continuation
+    byte: the fast check (ASCII first, CR searched once) says what decoding and the four searches say."""
+
+    def plain(data: bytes) -> bool:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+        return any(blank in data for blank in (b"\n\n", b"\r\r", b"\r\n\r\n", b"\n\r\n"))
+
+    alphabet = [b"\n", b"\r", b"a", "é".encode(), b"\x80"]
+    texts = [b"".join(p) for n in range(6) for p in itertools.product(alphabet, repeat=n)]
+    assert len(texts) == 3906
+    differ = [t for t in texts if needs_text_reader(t) != plain(t)]
+    assert not differ, differ[:5]
+    assert sum(map(plain, texts)) > 1000  # both outcomes are exercised
 
 
 def test_a_line_over_duckdb_limit_is_read_whole(athena: AthenaStandIn) -> None:
