@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +16,13 @@ from spec import queries
 from tools.localrun import stack
 from tools.localrun.athena import AthenaError, AthenaStandIn
 from tools.localrun.athena.dialect import hive_to_duckdb
-from tools.localrun.firehose import FirehoseDelivery, FirehoseError, FirehoseStandIn, expand_prefix
+from tools.localrun.firehose import (
+    FirehoseDelivery,
+    FirehoseError,
+    FirehoseStandIn,
+    StoredGzip,
+    expand_prefix,
+)
 from tools.localrun.store import ObjectStore
 
 RAW = "deviceid,timestamp,temperature,humidity,batterylevel,latitude,longitude\n"
@@ -122,6 +131,32 @@ def test_prefix_expansion() -> None:
     assert expand_prefix("", when) == "2025/06/02/02/"
     with pytest.raises(FirehoseError, match="partitionKeyFromQuery"):
         expand_prefix("!{partitionKeyFromQuery:x}/", when)
+
+
+def _stored_gzip(chunks: list[bytes]) -> bytes:
+    out = io.BytesIO()
+    member = StoredGzip(out)
+    for chunk in chunks:
+        member.write(chunk)
+    member.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [1], [65_535], [65_536], [65_534, 3], [200_000, 1, 131_070]])
+def test_stored_gzip_is_a_gzip_member_every_reader_reads(sizes: list[int]) -> None:
+    chunks = [os.urandom(n) for n in sizes]
+    data = _stored_gzip(chunks)
+    assert gzip.decompress(data) == b"".join(chunks)
+    assert zlib.decompress(data, 31) == b"".join(chunks)  # zlib checks the CRC and the size too
+
+
+def test_duckdb_reads_a_stored_gzip_object(tmp_path: Path) -> None:
+    path = tmp_path / "x.gz"  # the analysis table reads gzip by the extension, as Athena does
+    path.write_bytes(_stored_gzip([b"".join(b"%d\n" % n for n in range(100_000))]))
+    rows = duckdb.sql(
+        f"SELECT count(*), sum(n) FROM read_csv('{path}', columns={{'n': 'BIGINT'}}, header=false, compression='auto')"
+    ).fetchall()
+    assert rows == [(100_000, sum(range(100_000)))]
 
 
 def test_firehose_buffers_then_delivers_and_can_lose(tmp_path: Path) -> None:
