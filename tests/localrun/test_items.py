@@ -61,6 +61,17 @@ def test_escapes_and_unicode_are_counted_exactly() -> None:
     assert items.row_sizes(table).tolist() == [json_size({"s": v}) for v in values]
 
 
+def test_a_slice_and_an_all_null_column_are_counted_exactly() -> None:
+    # A slice shares its parent's data buffer: an escape outside the slice may send it the slow way,
+    # which must give the same sizes; one inside must be counted.
+    table = pa.table(
+        {"s": pa.array(["plain", 'quo"te', "tab\there", None]), "n": pa.array([None] * 4, pa.float64())}
+    )
+    for start, length in [(0, 1), (1, 1), (0, 2), (2, 2), (3, 1)]:
+        part = table.slice(start, length)
+        assert items.row_sizes(part).tolist() == [json_size(row) for row in part.to_pylist()]
+
+
 def test_index_digits() -> None:
     got = items.index_digits(8, 4).tolist()
     assert got == [len(str(i)) for i in range(8, 12)]

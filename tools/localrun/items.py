@@ -186,13 +186,16 @@ def value_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     n = len(array)
     valid = np.asarray(array.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     kind = array.type
-    if pa.types.is_null(kind):
+    if pa.types.is_null(kind) or array.null_count == n:
         return np.full(n, 4, dtype=np.int64)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         sizes = pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) + 2
-        escape = pc.match_substring_regex(array, NEEDS_ESCAPE).fill_null(False).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(escape):
-            sizes[i] = _json_len(array[int(i)].as_py())
+        if _may_need_escapes(array):
+            escape = (
+                pc.match_substring_regex(array, NEEDS_ESCAPE).fill_null(False).to_numpy(zero_copy_only=False)
+            )
+            for i in np.flatnonzero(escape):
+                sizes[i] = _json_len(array[int(i)].as_py())
     elif pa.types.is_floating(kind) or pa.types.is_integer(kind):
         numbers = array.fill_null(0).to_numpy(zero_copy_only=False)
         if pa.types.is_floating(kind):
@@ -204,6 +207,17 @@ def value_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     else:
         raise ItemReaderError(f"no JSON size rule for Arrow type {kind}")
     return np.where(valid, sizes, 4)
+
+
+def _may_need_escapes(array: pa.Array) -> bool:
+    """Whether any byte of a string array's data is one JSON escapes (``NEEDS_ESCAPE``): one pass over
+    the data buffer, where the regex goes value by value. The buffer may hold bytes no value uses (a
+    slice's neighbours): then the answer is only "maybe", and the regex decides."""
+    data = array.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(((raw < 0x20) | (raw == 0x22) | (raw == 0x5C)).any())
 
 
 def row_sizes(table: Any) -> np.ndarray:
