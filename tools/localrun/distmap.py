@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tools.localrun import items as item_io
 from tools.localrun import worker
 from tools.localrun.asl import Counters, StatesError
@@ -236,10 +238,11 @@ class MapRunner:
     ) -> tuple[list[int], list[int]]:
         """Item sizes (in parallel, per file), then batches: (rows per file, items per batch)."""
         counts, sizes = self._sizes(pool, config)
-        # A generator: the batcher walks the first files' sizes while workers still measure the rest.
-        flat: Iterator[int] = (s for file_sizes in sizes for s in _sizes_result(file_sizes).tolist())
+        flat = np.concatenate(
+            [np.asarray(_sizes_result(s), dtype=np.int64) for s in sizes] or [np.zeros(0, np.int64)]
+        )
         if not spec.batched:
-            every = list(flat)
+            every = flat.tolist()
             too_big = next((i for i, s in enumerate(every) if s > MAX_ITEM_BYTES), None)
             if too_big is not None:
                 raise StatesError(

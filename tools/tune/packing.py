@@ -45,7 +45,7 @@ class BatchingError(ValueError):
 
 
 def batch_sizes(
-    item_bytes: Iterable[int], *, max_items: int, max_bytes: int, batch_input_bytes: int = 0
+    item_bytes: Iterable[int] | np.ndarray, *, max_items: int, max_bytes: int, batch_input_bytes: int = 0
 ) -> list[int]:
     """Rows per batch, in order, as the ItemBatcher fills them.
 
@@ -56,7 +56,11 @@ def batch_sizes(
     if max_items < 1 or max_bytes < 1:
         raise BatchingError(f"max_items={max_items}, max_bytes={max_bytes}: both must be at least 1")
     envelope = batch_envelope_bytes(batch_input_bytes)
-    items = np.fromiter(item_bytes, dtype=np.int64)
+    items = (
+        item_bytes.astype(np.int64, copy=False)
+        if isinstance(item_bytes, np.ndarray)
+        else np.fromiter(item_bytes, dtype=np.int64)
+    )
     too_big = np.flatnonzero(envelope + items > max_bytes)
     if too_big.size:
         index = int(too_big[0])
