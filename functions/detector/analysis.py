@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -79,6 +79,7 @@ from .values import (
 MAX_LINE_BYTES: Final = 1_024_000 - 1
 TRUNCATED_TEXT_CHARS: Final = 256
 
+_NO_ANOMALIES: Final[tuple[()]] = ()  # a usual reading's anomalies: shared, so never a list to mutate
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
@@ -208,7 +209,8 @@ class Analyzer:
                     unusable_timestamp_part(""),
                     ("!" + as_text(values)).encode("utf-8", "surrogatepass"),
                 )
-                deviceid = stamp = parsed = None
+                deviceid = stamp = instant = None
+                day = fallback_date
                 t = h = b = la = lo = None
             else:
                 deviceid, stamp, t, h, b, la, lo, cut = values
@@ -227,8 +229,10 @@ class Analyzer:
                 # --- timestamp
                 parsed = parse_timestamp(stamp) if type(stamp) is str else None
                 if parsed is not None:
-                    timestamp_part = INSTANT_TAG + parsed[1]
+                    day, instant = parsed
+                    timestamp_part = INSTANT_TAG + instant
                 else:
+                    day, instant = fallback_date, None
                     stamp, timestamp_part = unusual_timestamp(stamp, reasons)
                 if "timestamp" in cut_fields:
                     reasons.append("timestamp:" + TRUNCATED)
@@ -272,7 +276,7 @@ class Analyzer:
                     (t, h, b, la, lo), values_part = unusual_numbers([t, h, b, la, lo], csv, reasons)
                 rid = record_id(deviceid_text, timestamp_part, values_part)
 
-            anomalies: list[dict[str, Any]] = [] if usual else self.anomalies(t, h, b)
+            anomalies: Sequence[dict[str, Any]] = _NO_ANOMALIES if usual else self.anomalies(t, h, b)
             if anomalies:
                 # Independent counts: a reading can be invalid (data quality) and anomalous (a rule) at once.
                 self.anomalous_rows += 1
@@ -287,8 +291,8 @@ class Analyzer:
             record = {
                 "recordid": rid,
                 "deviceid": deviceid,
-                "analysisdate": parsed[0] if parsed is not None else fallback_date,
-                "readingtime": parsed[1] if parsed is not None else None,
+                "analysisdate": day,
+                "readingtime": instant,
                 "metrics": {
                     "temperature": t,
                     "humidity": h,
@@ -303,7 +307,7 @@ class Analyzer:
                 "runid": runid,
                 "processedatms": processedat,
             }
-            if parsed is None and stamp is not None:
+            if instant is None and stamp is not None:
                 record = _with_raw_timestamp(record, stamp)
             try:
                 text = dumps(record)

@@ -275,7 +275,7 @@ def record_id(deviceid_text: str, timestamp_part: str, values_part: bytes) -> st
     ``unusable_timestamp_part``. The values part of a reading whose five values are finite floats is
     their IEEE 754 bytes (``struct`` ``<5d``): exactly "the values after parsing", whatever text they
     arrived as. ``surrogatepass`` keeps every JSON string (even a lone surrogate) hashable."""
-    content = (_PREFIX + deviceid_text + timestamp_part).encode("utf-8", "surrogatepass") + values_part
+    content = f"{_PREFIX}{deviceid_text}{timestamp_part}".encode("utf-8", "surrogatepass") + values_part
     digest = _xxh3_128(content)[:RECORD_ID_BYTES]
     return _b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
 
