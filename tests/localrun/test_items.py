@@ -72,6 +72,13 @@ def test_a_slice_and_an_all_null_column_are_counted_exactly() -> None:
         assert items.row_sizes(part).tolist() == [json_size(row) for row in part.to_pylist()]
 
 
+def test_numbers_that_compare_equal_keep_their_own_text() -> None:
+    # 0.0 == -0.0, but JSON writes "0.0" and "-0.0": distinct values are found by bit pattern.
+    values = [0.0, -0.0, 1.0, 1.5, -0.0, float("inf"), float("nan"), 1e16, 123456.789]
+    table = pa.table({"x": pa.array(values, pa.float64()), "n": pa.array([0, -1, 2**62, 7, 0, 1, 1, 2, 3])})
+    assert items.row_sizes(table).tolist() == [json_size(row) for row in table.to_pylist()]
+
+
 def test_index_digits() -> None:
     got = items.index_digits(8, 4).tolist()
     assert got == [len(str(i)) for i in range(8, 12)]

@@ -165,9 +165,12 @@ def _lengths_by_repr(values: np.ndarray) -> np.ndarray:
     """len(repr(v)) for each value, computing repr once per distinct value."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
-    # Floats by bit pattern: -0.0 equals 0.0 but is written "-0.0".
+    # Floats by bit pattern: -0.0 equals 0.0 but is written "-0.0". Arrow's dictionary encoding finds
+    # the distinct values by hashing, several times faster than np.unique's sort.
     keys = values.view(np.int64) if values.dtype == np.float64 else values
-    uniques, inverse = np.unique(keys, return_inverse=True)
+    encoded = pc.dictionary_encode(pa.array(keys))
+    uniques = encoded.dictionary.to_numpy(zero_copy_only=False)
+    inverse = encoded.indices.to_numpy(zero_copy_only=False)
     if values.dtype == np.float64:
         uniques = uniques.view(np.float64)
     # A finite number's JSON text is its repr (json.dumps uses float.__repr__ and int.__repr__), at a
@@ -177,7 +180,7 @@ def _lengths_by_repr(values: np.ndarray) -> np.ndarray:
     if values.dtype == np.float64:
         for i in np.flatnonzero(~np.isfinite(uniques)):
             lengths[i] = _json_len(python[i])
-    return lengths[inverse.reshape(-1)]
+    return lengths[inverse]
 
 
 def value_sizes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
