@@ -142,7 +142,7 @@ def positional_values(table: pa.Table, names: list[str]) -> list[list[Any]]:
         return [[row.get(name) for name in names] for row in table.to_pylist()]
     n = table.num_rows
     columns = [table.column(name).to_pylist() if name in present else [None] * n for name in names]
-    return [list(values) for values in zip(*columns, strict=True)]
+    return list(map(list, zip(*columns, strict=True)))
 
 
 def positional_ok(row: Any) -> bool:
