@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,6 +71,14 @@ def test_a_slice_and_an_all_null_column_are_counted_exactly() -> None:
     for start, length in [(0, 1), (1, 1), (0, 2), (2, 2), (3, 1)]:
         part = table.slice(start, length)
         assert items.row_sizes(part).tolist() == [json_size(row) for row in part.to_pylist()]
+
+
+def test_the_buffer_check_flags_exactly_the_bytes_the_escape_regex_matches() -> None:
+    # _may_need_escapes restates NEEDS_ESCAPE as byte tests: they must not drift apart.
+    flagged = [b for b in range(256) if items._may_need_escapes(pa.array([bytes([b]).decode("latin-1")]))]
+    matched = [b for b in range(128) if re.search(items.NEEDS_ESCAPE, chr(b))]
+    assert matched == flagged
+    assert len(flagged) == 34  # the 32 control characters, the quote and the backslash
 
 
 def test_numbers_that_compare_equal_keep_their_own_text() -> None:
